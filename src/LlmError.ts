@@ -1,0 +1,287 @@
+/**
+ * The failure taxonomy. Three classes, each one `Schema.TaggedError` with a `reason` that discriminates inside it:
+ *
+ * - {@link HardFailure}: the provider did not answer usefully (429, 5xx, 529, timeouts, 4xx, content filter).
+ * - {@link SoftFailure}: it answered, but the answer is wrong (format, schema, quality).
+ * - {@link DegradedResponse}: it answered usably but badly (truncated, repetitive, slow); the result is carried.
+ *
+ * No field or message ever holds an API key or prompt text.
+ *
+ * @since 0.1.0
+ */
+import * as Duration from "effect/Duration"
+import * as Schema from "effect/Schema"
+import { CompletionResult } from "./Llm.js"
+
+/**
+ * @since 0.1.0
+ * @category Schemas
+ */
+export const HardReason = Schema.Literal(
+  "RateLimited",
+  "QuotaExhausted",
+  "ServerError",
+  "Overloaded",
+  "Timeout",
+  "Connection",
+  "BadRequest",
+  "ContextLengthExceeded",
+  "Unauthorized",
+  "Forbidden",
+  "NotFound",
+  "ContentFiltered",
+  "Unknown"
+)
+
+/**
+ * @since 0.1.0
+ * @category Models
+ */
+export type HardReason = typeof HardReason.Type
+
+/**
+ * @since 0.1.0
+ * @category Schemas
+ */
+export const SoftReason = Schema.Literal("FormatViolation", "SchemaMismatch", "QualityBelowThreshold")
+
+/**
+ * @since 0.1.0
+ * @category Models
+ */
+export type SoftReason = typeof SoftReason.Type
+
+/**
+ * @since 0.1.0
+ * @category Schemas
+ */
+export const DegradedReason = Schema.Literal("Truncated", "Repetitive", "Slow")
+
+/**
+ * @since 0.1.0
+ * @category Models
+ */
+export type DegradedReason = typeof DegradedReason.Type
+
+const retryableHardReasons: ReadonlySet<HardReason> = new Set<HardReason>([
+  "RateLimited",
+  "ServerError",
+  "Overloaded",
+  "Timeout",
+  "Connection"
+])
+
+/**
+ * Whether a hard failure of this reason is worth trying again on the same provider: transient capacity and
+ * transport problems are; caller faults, auth, quota and policy refusals are not.
+ *
+ * @since 0.1.0
+ * @category Predicates
+ */
+export const isRetryableReason = (reason: HardReason): boolean => retryableHardReasons.has(reason)
+
+const describe = (
+  self: {
+    readonly provider: string
+    readonly model: string
+    readonly reason: string
+    readonly status?: number | undefined
+    readonly requestId?: string | undefined
+  },
+  extra: ReadonlyArray<string>
+): string => {
+  const details = [
+    self.status !== undefined ? `HTTP ${self.status}` : undefined,
+    self.requestId !== undefined ? `request ${self.requestId}` : undefined,
+    ...extra
+  ].filter((part): part is string => part !== undefined)
+  return `${self.reason} from ${self.provider}/${self.model}${details.length > 0 ? ` (${details.join(", ")})` : ""}`
+}
+
+const Common = {
+  provider: Schema.String,
+  model: Schema.String,
+  status: Schema.optional(Schema.Number),
+  requestId: Schema.optional(Schema.String),
+  retryable: Schema.Boolean
+}
+
+/**
+ * The provider failed to answer usefully. `retryAfter` is the provider's own hint (`retry-after-ms`,
+ * `retry-after`); `providerCode` is its machine-readable error code or type (`insufficient_quota`,
+ * `overloaded_error`); `partialContent` is the text a stream had delivered before it failed.
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class HardFailure extends Schema.TaggedError<HardFailure>("effect-llm-resilience/HardFailure")("HardFailure", {
+  ...Common,
+  reason: HardReason,
+  retryAfter: Schema.optional(Schema.DurationFromSelf),
+  providerCode: Schema.optional(Schema.String),
+  partialContent: Schema.optional(Schema.String),
+  cause: Schema.optional(Schema.Defect)
+}) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return describe(
+      this,
+      [
+        this.providerCode !== undefined ? `code ${this.providerCode}` : undefined,
+        this.retryAfter !== undefined ? `retry after ${Duration.format(this.retryAfter)}` : undefined
+      ].filter((part): part is string => part !== undefined)
+    )
+  }
+}
+
+/**
+ * The answer arrived but is wrong: it does not parse, does not match the schema, or scores under the threshold.
+ * `detail` says what failed without quoting the content; `result` is the rejected answer.
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class SoftFailure extends Schema.TaggedError<SoftFailure>("effect-llm-resilience/SoftFailure")("SoftFailure", {
+  ...Common,
+  reason: SoftReason,
+  detail: Schema.optional(Schema.String),
+  score: Schema.optional(Schema.Number),
+  cause: Schema.optional(Schema.Defect)
+}) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return describe(
+      this,
+      [
+        this.detail,
+        this.score !== undefined ? `score ${this.score}` : undefined
+      ].filter((part): part is string => part !== undefined)
+    )
+  }
+}
+
+/**
+ * The answer is usable but degraded. It is carried in `result` so a caller may accept it.
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class DegradedResponse extends Schema.TaggedError<DegradedResponse>("effect-llm-resilience/DegradedResponse")(
+  "DegradedResponse",
+  {
+    ...Common,
+    reason: DegradedReason,
+    detail: Schema.optional(Schema.String),
+    result: CompletionResult
+  }
+) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return describe(this, this.detail !== undefined ? [this.detail] : [])
+  }
+}
+
+/**
+ * One problem with a request: the field path (`messages[1].content`) and what is wrong with it.
+ *
+ * @since 0.1.0
+ * @category Schemas
+ */
+export const RequestIssue = Schema.Struct({ field: Schema.String, message: Schema.String })
+
+/**
+ * The request was rejected before any network call. `field` is the first offending field; `issues` lists all.
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class InvalidRequest extends Schema.TaggedError<InvalidRequest>("effect-llm-resilience/InvalidRequest")(
+  "InvalidRequest",
+  {
+    field: Schema.String,
+    issues: Schema.Array(RequestIssue)
+  }
+) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `Invalid request: ${this.issues.map((issue) => `${issue.field} ${issue.message}`).join("; ")}`
+  }
+}
+
+/**
+ * Any failure of an LLM call.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type LlmError = HardFailure | SoftFailure | DegradedResponse
+
+/**
+ * @since 0.1.0
+ * @category Models
+ */
+export type FailureClass = "hard" | "soft" | "degraded"
+
+/**
+ * @since 0.1.0
+ * @category Utils
+ */
+export const failureClass = (error: LlmError): FailureClass =>
+  error._tag === "HardFailure" ? "hard" : error._tag === "SoftFailure" ? "soft" : "degraded"
+
+/**
+ * Builds a {@link HardFailure}, deriving `retryable` from the reason unless given.
+ *
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const hardFailure = (
+  props: Omit<ConstructorParameters<typeof HardFailure>[0], "retryable"> & { readonly retryable?: boolean }
+): HardFailure => new HardFailure({ ...props, retryable: props.retryable ?? isRetryableReason(props.reason) })
+
+/**
+ * @since 0.1.0
+ * @category Guards
+ */
+export const isHardFailure: (u: unknown) => u is HardFailure = Schema.is(HardFailure)
+
+/**
+ * @since 0.1.0
+ * @category Guards
+ */
+export const isSoftFailure: (u: unknown) => u is SoftFailure = Schema.is(SoftFailure)
+
+/**
+ * @since 0.1.0
+ * @category Guards
+ */
+export const isDegradedResponse: (u: unknown) => u is DegradedResponse = Schema.is(DegradedResponse)
+
+/**
+ * A constructor was given options it cannot work with. `field` names the option.
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class InvalidOptions extends Schema.TaggedError<InvalidOptions>("effect-llm-resilience/InvalidOptions")(
+  "InvalidOptions",
+  {
+    field: Schema.String,
+    reason: Schema.String
+  }
+) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `Invalid options: ${this.field} ${this.reason}`
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * The provider interface every policy is written against, and its `Context` tag.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
+import type * as Stream from "effect/Stream"
+import * as internalRequest from "./internal/request.js"
+import type { ChatMessage, CompletionRequest, CompletionRequestInput, CompletionResult, StreamChunk } from "./Llm.js"
+import type { HardFailure, InvalidRequest } from "./LlmError.js"
+
+/**
+ * One model at one provider. `complete` and `stream` validate the request before any network call; interrupting
+ * either aborts the HTTP request.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Service {
+  /** The provider's name, e.g. `openai`, `anthropic`, `ollama`. */
+  readonly name: string
+  /** The default model; a request's `model` overrides it for that call. */
+  readonly model: string
+  /** `name:model`, the key breakers and limiters are kept under. */
+  readonly key: string
+  readonly complete: (request: CompletionRequestInput) => Effect.Effect<CompletionResult, HardFailure | InvalidRequest>
+  /**
+   * Zero or more `ContentDelta` chunks, then exactly one `StreamEnd`. A stream cut off before its end fails with a
+   * `HardFailure` carrying the text received so far in `partialContent`.
+   */
+  readonly stream: (request: CompletionRequestInput) => Stream.Stream<StreamChunk, HardFailure | InvalidRequest>
+  /** Prompt tokens for these messages, including per-message overhead. */
+  readonly countTokens: (messages: ReadonlyArray<ChatMessage>) => Effect.Effect<number>
+}
+
+/**
+ * @since 0.1.0
+ * @category Tags
+ */
+export class LlmProvider extends Context.Tag("effect-llm-resilience/LlmProvider")<LlmProvider, Service>() {}
+
+/**
+ * Validates a request, failing with `InvalidRequest` naming every offending field. Values are never copied into
+ * the error: they may be prompt text.
+ *
+ * @since 0.1.0
+ * @category Validation
+ */
+export const validateRequest: (input: unknown) => Effect.Effect<CompletionRequest, InvalidRequest> =
+  internalRequest.validateRequest

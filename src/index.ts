@@ -1,0 +1,39 @@
+/**
+ * @since 0.1.0
+ */
+
+/**
+ * The provider-neutral domain model.
+ *
+ * @since 0.1.0
+ */
+export * as Llm from "./Llm.js"
+
+/**
+ * The failure taxonomy: hard, soft and degraded.
+ *
+ * @since 0.1.0
+ */
+export * as LlmError from "./LlmError.js"
+
+/**
+ * The provider service interface and its tag.
+ *
+ * @since 0.1.0
+ */
+export * as LlmProvider from "./LlmProvider.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as OpenAi from "./providers/OpenAi.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Anthropic from "./providers/Anthropic.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as OpenAiCompatible from "./providers/OpenAiCompatible.js"

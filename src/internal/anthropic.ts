@@ -1,0 +1,258 @@
+import AnthropicClient from "@anthropic-ai/sdk"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
+import type { CompletionRequest, FinishReason } from "../Llm.js"
+import { makeUsage } from "../Llm.js"
+import { type HardFailure, hardFailure } from "../LlmError.js"
+import type { Service } from "../LlmProvider.js"
+import { fromApiError } from "./classify.js"
+import { anthropicRateLimit } from "./headers.js"
+import { validateRequest } from "./request.js"
+import { assemble } from "./streaming.js"
+import { countTokens } from "./tokens.js"
+
+/** @internal */
+export interface AnthropicOptions {
+  readonly name: string
+  readonly model: string
+  readonly client: AnthropicClient
+  readonly timeout: Duration.Duration | undefined
+  readonly defaultMaxTokens: number
+}
+
+const UsageBody = Schema.Struct({
+  input_tokens: Schema.optional(Schema.NullOr(Schema.Number)),
+  output_tokens: Schema.optional(Schema.NullOr(Schema.Number))
+})
+
+const MessageBody = Schema.Struct({
+  model: Schema.optional(Schema.String),
+  content: Schema.Array(Schema.Struct({ type: Schema.String, text: Schema.optional(Schema.String) })),
+  stop_reason: Schema.optional(Schema.NullOr(Schema.String)),
+  usage: UsageBody
+})
+
+const EventBody = Schema.Struct({
+  type: Schema.String,
+  message: Schema.optional(Schema.Struct({ model: Schema.optional(Schema.String), usage: Schema.optional(UsageBody) })),
+  delta: Schema.optional(Schema.Struct({
+    type: Schema.optional(Schema.String),
+    text: Schema.optional(Schema.String),
+    stop_reason: Schema.optional(Schema.NullOr(Schema.String))
+  })),
+  usage: Schema.optional(UsageBody)
+})
+
+const decodeMessage = Schema.decodeUnknownOption(MessageBody)
+const decodeEvent = Schema.decodeUnknownOption(EventBody)
+
+const finishReason = (raw: string | null | undefined): FinishReason | "content_filter" => {
+  switch (raw) {
+    case "max_tokens":
+    case "model_context_window_exceeded":
+      return "length"
+    case "tool_use":
+      return "tool_calls"
+    case "refusal":
+      return "content_filter"
+    default:
+      return "stop"
+  }
+}
+
+// The Messages API has no JSON mode: the instruction goes into the system prompt.
+const JSON_INSTRUCTION = "Respond with a single valid JSON value and nothing else."
+
+const body = (request: CompletionRequest, model: string, defaultMaxTokens: number) => {
+  const system = request.messages.filter((message) => message.role === "system").map((message) => message.content)
+  if (request.responseFormat === "json") system.push(JSON_INSTRUCTION)
+  return {
+    model,
+    max_tokens: request.maxTokens ?? defaultMaxTokens,
+    messages: request.messages.flatMap((message) =>
+      message.role === "system" ? [] : [{ role: message.role, content: message.content }]
+    ),
+    ...(system.length > 0 ? { system: system.join("\n\n") } : {}),
+    // Anthropic's temperature range is 0..1; the domain model allows OpenAI's 0..2.
+    ...(request.temperature !== undefined ? { temperature: Math.min(request.temperature, 1) } : {}),
+    ...(request.stopSequences !== undefined ? { stop_sequences: [...request.stopSequences] } : {})
+  }
+}
+
+/** @internal */
+export const make = (options: AnthropicOptions): Service => {
+  const { client, name } = options
+  const tokens = countTokens("anthropic", options.model)
+
+  const requestOptions = (request: CompletionRequest, signal: AbortSignal) => {
+    const timeout = request.timeout ?? options.timeout
+    return { signal, maxRetries: 0, ...(timeout !== undefined ? { timeout: Duration.toMillis(timeout) } : {}) }
+  }
+
+  const toHardFailure =
+    (model: string, partialContent?: string) => (error: unknown): Effect.Effect<never, HardFailure> =>
+      Effect.flatMap(
+        Clock.currentTimeMillis,
+        (nowMillis) => Effect.fail(mapError(error, name, model, nowMillis, partialContent))
+      )
+
+  const malformed = (model: string, requestId: string | undefined) =>
+    hardFailure({ reason: "ServerError", provider: name, model, requestId, providerCode: "malformed_response" })
+
+  const complete: Service["complete"] = (input) =>
+    Effect.gen(function*() {
+      const request = yield* validateRequest(input)
+      const model = request.model ?? options.model
+      const started = yield* Clock.currentTimeMillis
+      const { data, request_id, response } = yield* Effect.tryPromise({
+        try: (signal) =>
+          client.messages.create(
+            { ...body(request, model, options.defaultMaxTokens), stream: false },
+            requestOptions(request, signal)
+          ).withResponse(),
+        catch: (error) => error
+      }).pipe(Effect.catchAll(toHardFailure(model)))
+      const finished = yield* Clock.currentTimeMillis
+      const requestId = request_id ?? undefined
+      const parsed = decodeMessage(data)
+      if (Option.isNone(parsed)) return yield* Effect.fail(malformed(model, requestId))
+      const content = parsed.value.content.map((block) => block.type === "text" ? block.text ?? "" : "").join("")
+      const reason = finishReason(parsed.value.stop_reason)
+      if (reason === "content_filter") {
+        return yield* Effect.fail(hardFailure({
+          reason: "ContentFiltered",
+          provider: name,
+          model,
+          status: response.status,
+          requestId,
+          providerCode: "refusal",
+          partialContent: content
+        }))
+      }
+      const rateLimit = anthropicRateLimit(response.headers, finished)
+      return {
+        content,
+        usage: makeUsage(parsed.value.usage.input_tokens ?? 0, parsed.value.usage.output_tokens ?? 0),
+        model: parsed.value.model ?? model,
+        provider: name,
+        finishReason: reason,
+        latencyMs: finished - started,
+        ...(requestId !== undefined ? { requestId } : {}),
+        ...(rateLimit !== undefined ? { rateLimit } : {})
+      }
+    })
+
+  const stream: Service["stream"] = (input) =>
+    Stream.unwrapScoped(Effect.gen(function*() {
+      const request = yield* validateRequest(input)
+      const model = request.model ?? options.model
+      const controller = new AbortController()
+      yield* Effect.addFinalizer(() => Effect.sync(() => controller.abort()))
+      const started = yield* Clock.currentTimeMillis
+      const { data, request_id, response } = yield* Effect.tryPromise({
+        try: () =>
+          client.messages.create(
+            { ...body(request, model, options.defaultMaxTokens), stream: true },
+            requestOptions(request, controller.signal)
+          ).withResponse(),
+        catch: (error) => error
+      }).pipe(Effect.catchAll(toHardFailure(model)))
+      const requestId = request_id ?? undefined
+      return assemble({
+        provider: name,
+        model,
+        requestId,
+        rateLimit: anthropicRateLimit(response.headers, yield* Clock.currentTimeMillis),
+        started,
+        events: data,
+        mapError: (error, state) => toHardFailure(state.model, state.text)(error),
+        step: (raw, state) => {
+          const event = decodeEvent(raw)
+          if (Option.isNone(event)) return malformed(state.model, requestId)
+          const { delta, message, type, usage } = event.value
+          switch (type) {
+            case "message_start": {
+              if (message?.model !== undefined) state.model = message.model
+              state.inputTokens = message?.usage?.input_tokens ?? state.inputTokens
+              return ""
+            }
+            case "content_block_delta":
+              return delta?.type === "text_delta" ? delta.text ?? "" : ""
+            case "message_delta": {
+              if (delta?.stop_reason != null) state.finish = finishReason(delta.stop_reason)
+              state.outputTokens = usage?.output_tokens ?? state.outputTokens
+              state.inputTokens = usage?.input_tokens ?? state.inputTokens
+              return ""
+            }
+            case "message_stop": {
+              state.ended = true
+              state.finish ??= "stop"
+              return ""
+            }
+            default:
+              return ""
+          }
+        },
+        isComplete: (state) => state.ended,
+        usage: (state) =>
+          state.inputTokens !== undefined && state.outputTokens !== undefined
+            ? Effect.succeed(makeUsage(state.inputTokens, state.outputTokens))
+            : Effect.zipWith(
+              tokens(request.messages),
+              tokens([{ role: "assistant", content: state.text.length > 0 ? state.text : " " }]),
+              (input, output) => makeUsage(state.inputTokens ?? input, state.outputTokens ?? output)
+            )
+      })
+    }))
+
+  return { name, model: options.model, key: `${name}:${options.model}`, complete, stream, countTokens: tokens }
+}
+
+/**
+ * Maps anything the Anthropic SDK throws to a HardFailure. A mid-stream `error` event arrives as an `APIError`
+ * without a status; its `type` (`overloaded_error`, `rate_limit_error`, `api_error`) decides.
+ * @internal
+ */
+export const mapError = (
+  error: unknown,
+  provider: string,
+  model: string,
+  nowMillis: number,
+  partialContent?: string
+): HardFailure => {
+  const partial = partialContent !== undefined && partialContent !== "" ? { partialContent } : {}
+  if (error instanceof AnthropicClient.APIConnectionTimeoutError) {
+    return hardFailure({ reason: "Timeout", provider, model, cause: error, ...partial })
+  }
+  if (error instanceof AnthropicClient.APIUserAbortError || error instanceof AnthropicClient.APIConnectionError) {
+    return hardFailure({ reason: "Connection", provider, model, cause: error, ...partial })
+  }
+  if (error instanceof AnthropicClient.APIError) {
+    return fromApiError({
+      status: error.status,
+      headers: error.headers,
+      requestId: error.requestID ?? undefined,
+      type: error.type ?? undefined,
+      code: error.errorCode ?? undefined,
+      message: error.message
+    }, { provider, model, nowMillis, cause: error, partialContent })
+  }
+  if (error instanceof SyntaxError) {
+    return hardFailure({
+      reason: "ServerError",
+      provider,
+      model,
+      providerCode: "malformed_response",
+      cause: error,
+      ...partial
+    })
+  }
+  if (error instanceof TypeError) {
+    return hardFailure({ reason: "Connection", provider, model, cause: error, ...partial })
+  }
+  return hardFailure({ reason: "Unknown", provider, model, cause: error, ...partial })
+}

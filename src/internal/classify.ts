@@ -1,0 +1,120 @@
+import type * as Duration from "effect/Duration"
+import { type HardFailure, hardFailure, type HardReason } from "../LlmError.js"
+import { type HeaderReader, retryAfter } from "./headers.js"
+
+/**
+ * What both Stainless-generated SDKs (openai, @anthropic-ai/sdk) tell about an API error, normalised.
+ * `message` is read for classification only and never stored: providers may quote input in it.
+ * @internal
+ */
+export interface ApiErrorFacts {
+  readonly status: number | undefined
+  readonly headers: HeaderReader | undefined
+  readonly requestId: string | undefined
+  readonly type: string | undefined
+  readonly code: string | undefined
+  readonly message: string
+}
+
+const quotaCodes = new Set(["insufficient_quota", "billing_error", "billing_hard_limit_reached", "quota_exceeded"])
+const contentFilterCodes = new Set(["content_filter", "content_policy_violation", "invalid_prompt"])
+const contextLengthCodes = new Set(["context_length_exceeded", "string_above_max_length", "request_too_large"])
+const contextLengthText = /context.length|context.window|maximum context|too many tokens|prompt is too long/i
+
+const byStatus = (status: number | undefined): HardReason => {
+  if (status === undefined) return "ServerError"
+  switch (status) {
+    case 400:
+    case 422:
+      return "BadRequest"
+    case 401:
+      return "Unauthorized"
+    case 402:
+      return "QuotaExhausted"
+    case 403:
+      return "Forbidden"
+    case 404:
+      return "NotFound"
+    case 408:
+      return "Timeout"
+    case 409:
+      return "ServerError"
+    case 413:
+      return "ContextLengthExceeded"
+    case 429:
+      return "RateLimited"
+    case 503:
+    case 529:
+      return "Overloaded"
+  }
+  return status >= 500 ? "ServerError" : "BadRequest"
+}
+
+/**
+ * The taxonomy's reason for an API error. The provider's code and type decide before the status: a 429 can be a
+ * rate limit or an exhausted quota, a 400 can be a context overflow or a content-policy refusal, and an error event
+ * inside a 200 stream has no status at all.
+ * @internal
+ */
+export const reasonOf = (facts: ApiErrorFacts): HardReason => {
+  const code = facts.code?.toLowerCase()
+  const type = facts.type?.toLowerCase()
+  const has = (set: ReadonlySet<string>) =>
+    (code !== undefined && set.has(code)) || (type !== undefined && set.has(type))
+  if (has(quotaCodes)) return "QuotaExhausted"
+  if (type === "overloaded_error") return "Overloaded"
+  if (has(contentFilterCodes)) return "ContentFiltered"
+  const clientSide = facts.status === undefined || facts.status === 400 || facts.status === 413
+  if (clientSide && (has(contextLengthCodes) || contextLengthText.test(facts.message))) {
+    return "ContextLengthExceeded"
+  }
+  switch (type) {
+    case "rate_limit_error":
+      return "RateLimited"
+    case "timeout_error":
+      return "Timeout"
+    case "api_error":
+    case "server_error":
+      return "ServerError"
+    case "authentication_error":
+      return "Unauthorized"
+    case "permission_error":
+      return "Forbidden"
+    case "not_found_error":
+      return "NotFound"
+  }
+  return byStatus(facts.status)
+}
+
+/** @internal */
+export const fromApiError = (
+  facts: ApiErrorFacts,
+  context: {
+    readonly provider: string
+    readonly model: string
+    readonly nowMillis: number
+    readonly cause: unknown
+    readonly partialContent?: string | undefined
+  }
+): HardFailure => {
+  const reason = reasonOf(facts)
+  const shouldRetry = facts.headers?.get("x-should-retry")
+  const hint: Duration.Duration | undefined = facts.headers === undefined
+    ? undefined
+    : retryAfter(facts.headers, context.nowMillis)
+  return hardFailure({
+    reason,
+    provider: context.provider,
+    model: context.model,
+    status: facts.status,
+    requestId: facts.requestId,
+    retryAfter: hint,
+    providerCode: facts.code ?? facts.type,
+    ...(shouldRetry === "true" ? { retryable: reason !== "QuotaExhausted" } : {}),
+    ...(shouldRetry === "false" ? { retryable: false } : {}),
+    ...(context.partialContent !== undefined && context.partialContent !== ""
+      ? { partialContent: context.partialContent }
+      : {}),
+    cause: context.cause
+  })
+}

@@ -1,0 +1,266 @@
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
+import OpenAI from "openai"
+import type { ChatMessage, CompletionRequest, FinishReason, Usage } from "../Llm.js"
+import { makeUsage } from "../Llm.js"
+import { type HardFailure, hardFailure } from "../LlmError.js"
+import type { Service } from "../LlmProvider.js"
+import { fromApiError } from "./classify.js"
+import { openAiRateLimit } from "./headers.js"
+import { validateRequest } from "./request.js"
+import { assemble } from "./streaming.js"
+import { countTokens, type TokenizerFamily } from "./tokens.js"
+
+/** @internal */
+export interface OpenAiChatOptions {
+  readonly name: string
+  readonly model: string
+  readonly client: OpenAI
+  readonly timeout: Duration.Duration | undefined
+  readonly tokenizer: TokenizerFamily
+}
+
+const UsageBody = Schema.Struct({
+  prompt_tokens: Schema.Number,
+  completion_tokens: Schema.Number
+})
+
+const CompletionBody = Schema.Struct({
+  model: Schema.optional(Schema.String),
+  choices: Schema.NonEmptyArray(Schema.Struct({
+    message: Schema.Struct({
+      content: Schema.optional(Schema.NullOr(Schema.String)),
+      refusal: Schema.optional(Schema.NullOr(Schema.String))
+    }),
+    finish_reason: Schema.optional(Schema.NullOr(Schema.String))
+  })),
+  usage: Schema.optional(Schema.NullOr(UsageBody))
+})
+
+const ChunkBody = Schema.Struct({
+  model: Schema.optional(Schema.String),
+  choices: Schema.optional(Schema.Array(Schema.Struct({
+    delta: Schema.optional(Schema.NullOr(Schema.Struct({
+      content: Schema.optional(Schema.NullOr(Schema.String))
+    }))),
+    finish_reason: Schema.optional(Schema.NullOr(Schema.String))
+  }))),
+  usage: Schema.optional(Schema.NullOr(UsageBody))
+})
+
+const decodeCompletion = Schema.decodeUnknownOption(CompletionBody)
+const decodeChunk = Schema.decodeUnknownOption(ChunkBody)
+
+const finishReason = (raw: string | null | undefined): FinishReason | "content_filter" =>
+  raw === "length"
+    ? "length"
+    : raw === "content_filter"
+    ? "content_filter"
+    : raw === "tool_calls" || raw === "function_call"
+    ? "tool_calls"
+    : "stop"
+
+const body = (request: CompletionRequest, model: string) => ({
+  model,
+  messages: request.messages.map((message) => ({ role: message.role, content: message.content })),
+  ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
+  ...(request.maxTokens !== undefined ? { max_tokens: request.maxTokens } : {}),
+  ...(request.stopSequences !== undefined ? { stop: [...request.stopSequences] } : {}),
+  ...(request.responseFormat === "json" ? { response_format: { type: "json_object" as const } } : {})
+})
+
+/**
+ * Builds the provider service over an OpenAI client. Shared by `OpenAi` and `OpenAiCompatible`.
+ * @internal
+ */
+export const make = (options: OpenAiChatOptions): Service => {
+  const { client, name } = options
+  const tokens = countTokens(options.tokenizer, options.model)
+
+  const requestOptions = (request: CompletionRequest, signal: AbortSignal) => {
+    const timeout = request.timeout ?? options.timeout
+    return { signal, maxRetries: 0, ...(timeout !== undefined ? { timeout: Duration.toMillis(timeout) } : {}) }
+  }
+
+  const toHardFailure =
+    (model: string, partialContent?: string) => (error: unknown): Effect.Effect<never, HardFailure> =>
+      Effect.flatMap(
+        Clock.currentTimeMillis,
+        (nowMillis) => Effect.fail(mapError(error, name, model, nowMillis, partialContent))
+      )
+
+  const malformed = (model: string, requestId: string | undefined, cause: unknown) =>
+    hardFailure({
+      reason: "ServerError",
+      provider: name,
+      model,
+      requestId,
+      providerCode: "malformed_response",
+      cause
+    })
+
+  const usageOf = (
+    raw: typeof UsageBody.Type | null | undefined,
+    messages: ReadonlyArray<ChatMessage>,
+    content: string
+  ): Effect.Effect<Usage> =>
+    raw != null
+      ? Effect.succeed(makeUsage(raw.prompt_tokens, raw.completion_tokens))
+      // Some OpenAI-compatible servers send no usage: estimate both sides with the tokenizer.
+      : Effect.zipWith(
+        tokens(messages),
+        tokens([{ role: "assistant", content: content.length > 0 ? content : " " }]),
+        (input, output) => makeUsage(input, output)
+      )
+
+  const complete: Service["complete"] = (input) =>
+    Effect.gen(function*() {
+      const request = yield* validateRequest(input)
+      const model = request.model ?? options.model
+      const started = yield* Clock.currentTimeMillis
+      const { data, request_id, response } = yield* Effect.tryPromise({
+        try: (signal) =>
+          client.chat.completions.create({ ...body(request, model), stream: false }, requestOptions(request, signal))
+            .withResponse(),
+        catch: (error) => error
+      }).pipe(Effect.catchAll(toHardFailure(model)))
+      const finished = yield* Clock.currentTimeMillis
+      const requestId = request_id ?? undefined
+      const parsed = decodeCompletion(data)
+      if (Option.isNone(parsed)) return yield* Effect.fail(malformed(model, requestId, undefined))
+      const choice = parsed.value.choices[0]
+      const content = choice.message.content ?? ""
+      const reason = finishReason(choice.finish_reason)
+      if (reason === "content_filter" || (choice.message.refusal != null && content === "")) {
+        return yield* Effect.fail(hardFailure({
+          reason: "ContentFiltered",
+          provider: name,
+          model,
+          status: response.status,
+          requestId,
+          providerCode: reason === "content_filter" ? "content_filter" : "refusal",
+          partialContent: content
+        }))
+      }
+      const usage = yield* usageOf(parsed.value.usage, request.messages, content)
+      const rateLimit = openAiRateLimit(response.headers)
+      return {
+        content,
+        usage,
+        model: parsed.value.model ?? model,
+        provider: name,
+        finishReason: reason,
+        latencyMs: finished - started,
+        ...(requestId !== undefined ? { requestId } : {}),
+        ...(rateLimit !== undefined ? { rateLimit } : {})
+      }
+    })
+
+  const stream: Service["stream"] = (input) =>
+    Stream.unwrapScoped(Effect.gen(function*() {
+      const request = yield* validateRequest(input)
+      const model = request.model ?? options.model
+      const controller = new AbortController()
+      yield* Effect.addFinalizer(() => Effect.sync(() => controller.abort()))
+      const started = yield* Clock.currentTimeMillis
+      const { data, request_id, response } = yield* Effect.tryPromise({
+        try: () =>
+          client.chat.completions.create(
+            { ...body(request, model), stream: true, stream_options: { include_usage: true } },
+            requestOptions(request, controller.signal)
+          ).withResponse(),
+        catch: (error) => error
+      }).pipe(Effect.catchAll(toHardFailure(model)))
+      return assemble({
+        provider: name,
+        model,
+        requestId: request_id ?? undefined,
+        rateLimit: openAiRateLimit(response.headers),
+        started,
+        events: data,
+        mapError: (error, state) => toHardFailure(state.model, state.text)(error),
+        step: (raw, state) => {
+          const chunk = decodeChunk(raw)
+          if (Option.isNone(chunk)) return malformed(state.model, request_id ?? undefined, undefined)
+          if (chunk.value.model !== undefined) state.model = chunk.value.model
+          if (chunk.value.usage != null) {
+            state.inputTokens = chunk.value.usage.prompt_tokens
+            state.outputTokens = chunk.value.usage.completion_tokens
+          }
+          let text = ""
+          for (const choice of chunk.value.choices ?? []) {
+            text += choice.delta?.content ?? ""
+            if (choice.finish_reason != null) state.finish = finishReason(choice.finish_reason)
+          }
+          return text
+        },
+        isComplete: (state) => state.finish !== undefined,
+        usage: (state) =>
+          usageOf(
+            state.inputTokens !== undefined && state.outputTokens !== undefined
+              ? { prompt_tokens: state.inputTokens, completion_tokens: state.outputTokens }
+              : undefined,
+            request.messages,
+            state.text
+          )
+      })
+    }))
+
+  return {
+    name,
+    model: options.model,
+    key: `${name}:${options.model}`,
+    complete,
+    stream,
+    countTokens: tokens
+  }
+}
+
+/**
+ * Maps anything the openai SDK throws to a HardFailure. Unknown errors keep their cause and never become defects.
+ * @internal
+ */
+export const mapError = (
+  error: unknown,
+  provider: string,
+  model: string,
+  nowMillis: number,
+  partialContent?: string
+): HardFailure => {
+  const partial = partialContent !== undefined && partialContent !== "" ? { partialContent } : {}
+  if (error instanceof OpenAI.APIConnectionTimeoutError) {
+    return hardFailure({ reason: "Timeout", provider, model, cause: error, ...partial })
+  }
+  if (error instanceof OpenAI.APIUserAbortError || error instanceof OpenAI.APIConnectionError) {
+    return hardFailure({ reason: "Connection", provider, model, cause: error, ...partial })
+  }
+  if (error instanceof OpenAI.APIError) {
+    return fromApiError({
+      status: error.status,
+      headers: error.headers,
+      requestId: error.requestID ?? undefined,
+      type: error.type ?? undefined,
+      code: error.code ?? undefined,
+      message: error.message
+    }, { provider, model, nowMillis, cause: error, partialContent })
+  }
+  // A body that is not JSON, or a socket reset while reading it.
+  if (error instanceof SyntaxError) {
+    return hardFailure({
+      reason: "ServerError",
+      provider,
+      model,
+      providerCode: "malformed_response",
+      cause: error,
+      ...partial
+    })
+  }
+  if (error instanceof TypeError) {
+    return hardFailure({ reason: "Connection", provider, model, cause: error, ...partial })
+  }
+  return hardFailure({ reason: "Unknown", provider, model, cause: error, ...partial })
+}

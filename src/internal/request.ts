@@ -1,0 +1,30 @@
+import * as Effect from "effect/Effect"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+import { CompletionRequest } from "../Llm.js"
+import { InvalidRequest } from "../LlmError.js"
+
+const decode = Schema.decodeUnknownEither(CompletionRequest, { errors: "all", onExcessProperty: "error" })
+
+// ParseResult's own messages end in ", actual <value>": the value may be prompt text, so it is cut off.
+const withoutActualValue = (message: string): string => message.replace(/,\s*actual\s[\s\S]*$/, "")
+
+const fieldPath = (path: ReadonlyArray<PropertyKey>): string =>
+  path.reduce<string>(
+    (acc, key) => typeof key === "number" ? `${acc}[${key}]` : acc === "" ? String(key) : `${acc}.${String(key)}`,
+    ""
+  ) || "request"
+
+/** @internal */
+export const validateRequest = (input: unknown): Effect.Effect<CompletionRequest, InvalidRequest> => {
+  const decoded = decode(input)
+  if (decoded._tag === "Right") return Effect.succeed(decoded.right)
+  // A union reports one issue per member (an optional field adds "Expected undefined"): keep the first per field.
+  const byField = new Map<string, string>()
+  for (const issue of ParseResult.ArrayFormatter.formatErrorSync(decoded.left)) {
+    const field = fieldPath(issue.path)
+    if (!byField.has(field)) byField.set(field, withoutActualValue(issue.message))
+  }
+  const issues = Array.from(byField, ([field, message]) => ({ field, message }))
+  return Effect.fail(new InvalidRequest({ field: issues[0]?.field ?? "request", issues }))
+}

@@ -1,0 +1,62 @@
+/**
+ * Any OpenAI-compatible chat endpoint — vLLM, Ollama, llama.cpp, LM Studio, a gateway — over the `openai` SDK.
+ *
+ * @since 0.1.0
+ */
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import OpenAI from "openai"
+import * as openAiChat from "../internal/openAiChat.js"
+import * as validate from "../internal/options.js"
+import { InvalidOptions } from "../LlmError.js"
+import { LlmProvider, type Service } from "../LlmProvider.js"
+
+/**
+ * `name` and `baseURL` are required; the API key is optional because local servers rarely check one.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Options {
+  readonly name: string
+  readonly model: string
+  readonly baseURL: string
+  readonly apiKey?: Redacted.Redacted<string> | undefined
+  /** Per-attempt HTTP timeout; local models often need a longer one. Defaults to the SDK's (10 minutes). */
+  readonly timeout?: Duration.DurationInput | undefined
+  readonly defaultHeaders?: Record<string, string> | undefined
+}
+
+// The SDK refuses to start without some key; local servers ignore the Authorization header.
+const NO_KEY = "no-key"
+
+/**
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const make = (options: Options): Effect.Effect<Service, InvalidOptions> =>
+  Effect.gen(function*() {
+    if (options.name === undefined) return yield* new InvalidOptions({ field: "name", reason: "is required" })
+    yield* validate.nonBlank("name", options.name)
+    yield* validate.nonBlank("model", options.model)
+    if (options.baseURL === undefined) return yield* new InvalidOptions({ field: "baseURL", reason: "is required" })
+    yield* validate.url("baseURL", options.baseURL)
+    const timeout = yield* validate.positiveDuration("timeout", options.timeout)
+    const client = new OpenAI({
+      apiKey: options.apiKey !== undefined ? Redacted.value(options.apiKey) : NO_KEY,
+      baseURL: options.baseURL,
+      maxRetries: 0,
+      ...(options.defaultHeaders !== undefined ? { defaultHeaders: options.defaultHeaders } : {})
+    })
+    // Unknown model families are counted with cl100k, documented as an estimate.
+    return openAiChat.make({ name: options.name, model: options.model, client, timeout, tokenizer: "generic" })
+  })
+
+/**
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layer = (options: Options): Layer.Layer<LlmProvider, InvalidOptions> =>
+  Layer.effect(LlmProvider, make(options))
