@@ -78,7 +78,7 @@ export const layer = (options: Options): Layer.Layer<LlmProvider, InvalidOptions
   Layer.effect(LlmProvider, make(options))
 
 /**
- * Reads `ANTHROPIC_API_KEY` (redacted), `ANTHROPIC_MODEL` (default `claude-sonnet-4-5`) and the optional
+ * Reads `ANTHROPIC_API_KEY` (redacted), `ANTHROPIC_MODEL` (default `claude-sonnet-4-6`) and the optional
  * `ANTHROPIC_BASE_URL`.
  *
  * @since 0.1.0
@@ -89,7 +89,7 @@ export const layerConfig: Layer.Layer<LlmProvider, InvalidOptions | ConfigError.
   Effect.flatMap(
     Config.all({
       apiKey: Config.redacted("ANTHROPIC_API_KEY"),
-      model: Config.withDefault(Config.string("ANTHROPIC_MODEL"), "claude-sonnet-4-5"),
+      model: Config.withDefault(Config.string("ANTHROPIC_MODEL"), "claude-sonnet-4-6"),
       baseURL: Config.option(Config.string("ANTHROPIC_BASE_URL"))
     }),
     ({ apiKey, baseURL, model }) =>
