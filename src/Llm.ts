@@ -102,7 +102,10 @@ export const CompletionRequest = Schema.Struct({
       Schema.filter((n) => Number.isSafeInteger(n) && n > 0, { message: () => "must be a positive integer" })
     )
   ),
-  stopSequences: Schema.optional(Schema.Array(NonBlank)),
+  // "\n" is a common stop sequence: only the empty string is refused.
+  stopSequences: Schema.optional(
+    Schema.Array(Schema.String.pipe(Schema.filter((s) => s.length > 0, { message: () => "must not be empty" })))
+  ),
   responseFormat: Schema.optional(ResponseFormat),
   timeout: Schema.optional(PositiveDuration),
   metadata: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.String }))

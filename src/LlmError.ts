@@ -138,7 +138,7 @@ export class HardFailure extends Schema.TaggedError<HardFailure>("effect-llm-res
 
 /**
  * The answer arrived but is wrong: it does not parse, does not match the schema, or scores under the threshold.
- * `detail` says what failed without quoting the content; `result` is the rejected answer.
+ * `detail` says what failed without quoting the content; `score` is the quality score when one was computed.
  *
  * @since 0.1.0
  * @category Errors
@@ -283,5 +283,45 @@ export class InvalidOptions extends Schema.TaggedError<InvalidOptions>("effect-l
    */
   override get message(): string {
     return `Invalid options: ${this.field} ${this.reason}`
+  }
+}
+
+/**
+ * The circuit breaker for `key` is open (or has no half-open probe permit free): the call was not made.
+ * `remaining` is the time until the breaker admits a probe again.
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class CircuitOpen extends Schema.TaggedError<CircuitOpen>("effect-llm-resilience/CircuitOpen")("CircuitOpen", {
+  key: Schema.String,
+  remaining: Schema.DurationFromSelf
+}) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `Circuit open for ${this.key} (retry in ${Duration.format(this.remaining)})`
+  }
+}
+
+/**
+ * A retryable failure was not retried because the retry budget for `key` is spent: retries may only add a bounded
+ * share of the request volume. `failure` is the failure that would have been retried.
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class RetryBudgetExhausted extends Schema.TaggedError<RetryBudgetExhausted>(
+  "effect-llm-resilience/RetryBudgetExhausted"
+)("RetryBudgetExhausted", {
+  key: Schema.String,
+  failure: HardFailure
+}) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `Retry budget exhausted for ${this.key}; not retrying ${this.failure.message}`
   }
 }

@@ -37,3 +37,10 @@ export * as Anthropic from "./providers/Anthropic.js"
  * @since 0.1.0
  */
 export * as OpenAiCompatible from "./providers/OpenAiCompatible.js"
+
+/**
+ * Retry policies per failure reason, Retry-After, timeouts, deadline and retry budget.
+ *
+ * @since 0.1.0
+ */
+export * as Retry from "./Retry.js"

@@ -30,23 +30,24 @@ const showProvider = (provider: Service) =>
     })
     yield* Console.log(`complete  ${JSON.stringify(result.content)}`)
     yield* Console.log(
-      `          ${formatUsage(result.usage)}, finish ${result.finishReason}, ${result.latencyMs} ms` +
-        (result.requestId !== undefined ? `, request ${result.requestId}` : "")
+      `          ${formatUsage(result.usage)}, finish ${result.finishReason}, ${result.latencyMs} ms`
+        + (result.requestId !== undefined ? `, request ${result.requestId}` : "")
     )
     let chunks = 0
     const end = yield* provider.stream({ messages: [{ role: "user", content: "Stream me a short greeting." }] }).pipe(
-      Stream.tap((chunk) =>
-        chunk._tag === "ContentDelta" ? Effect.sync(() => chunks++) : Effect.void
-      ),
-      Stream.runFold({ text: "", usage: undefined as Usage | undefined, ttft: undefined as number | undefined }, (acc, chunk) =>
-        chunk._tag === "ContentDelta"
-          ? { ...acc, text: acc.text + chunk.text }
-          : { ...acc, usage: chunk.usage, ttft: chunk.ttftMs })
+      Stream.tap((chunk) => chunk._tag === "ContentDelta" ? Effect.sync(() => chunks++) : Effect.void),
+      Stream.runFold(
+        { text: "", usage: undefined as Usage | undefined, ttft: undefined as number | undefined },
+        (acc, chunk) =>
+          chunk._tag === "ContentDelta"
+            ? { ...acc, text: acc.text + chunk.text }
+            : { ...acc, usage: chunk.usage, ttft: chunk.ttftMs }
+      )
     )
     yield* Console.log(`stream    ${JSON.stringify(end.text)}`)
     yield* Console.log(
-      `          ${chunks} chunks` + (end.usage !== undefined ? `, ${formatUsage(end.usage)}` : "") +
-        (end.ttft !== undefined ? `, first token after ${end.ttft} ms` : "")
+      `          ${chunks} chunks` + (end.usage !== undefined ? `, ${formatUsage(end.usage)}` : "")
+        + (end.ttft !== undefined ? `, first token after ${end.ttft} ms` : "")
     )
   })
 

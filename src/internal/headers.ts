@@ -48,9 +48,14 @@ export const parseGoDuration = (raw: string | null): Duration.Duration | undefin
   return Number.isFinite(millis) ? Duration.millis(millis) : undefined
 }
 
-const untilTimestamp = (raw: string | null, nowMillis: number): Duration.Duration | undefined => {
-  if (raw === null || raw.trim() === "") return undefined
-  const at = Date.parse(raw.trim())
+// Date.parse accepts nearly anything ("soon 5" is May 2001, "60" is 1960): check the format first.
+const HTTP_DATE = /^[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/
+const RFC_3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/
+
+const untilTimestamp = (raw: string | null, format: RegExp, nowMillis: number): Duration.Duration | undefined => {
+  const text = raw?.trim()
+  if (text === undefined || !format.test(text)) return undefined
+  const at = Date.parse(text)
   return Number.isFinite(at) ? Duration.millis(Math.max(0, at - nowMillis)) : undefined
 }
 
@@ -65,7 +70,7 @@ export const retryAfter = (headers: HeaderReader, nowMillis: number): Duration.D
   const raw = headers.get("retry-after")
   const seconds = nonNegativeNumber(raw)
   if (seconds !== undefined) return Duration.seconds(seconds)
-  return raw !== null && /[a-z]/i.test(raw) ? untilTimestamp(raw, nowMillis) : undefined
+  return untilTimestamp(raw, HTTP_DATE, nowMillis)
 }
 
 const compact = (
@@ -100,9 +105,9 @@ export const anthropicRateLimit = (headers: HeaderReader, nowMillis: number): Ra
   return compact({
     limitRequests: count(headers.get("anthropic-ratelimit-requests-limit")),
     remainingRequests: count(headers.get("anthropic-ratelimit-requests-remaining")),
-    resetRequests: untilTimestamp(headers.get("anthropic-ratelimit-requests-reset"), nowMillis),
+    resetRequests: untilTimestamp(headers.get("anthropic-ratelimit-requests-reset"), RFC_3339, nowMillis),
     limitTokens: count(tokens("limit")),
     remainingTokens: count(tokens("remaining")),
-    resetTokens: untilTimestamp(tokens("reset"), nowMillis)
+    resetTokens: untilTimestamp(tokens("reset"), RFC_3339, nowMillis)
   })
 }

@@ -25,6 +25,11 @@ export const validateRequest = (input: unknown): Effect.Effect<CompletionRequest
     const field = fieldPath(issue.path)
     if (!byField.has(field)) byField.set(field, withoutActualValue(issue.message))
   }
-  const issues = Array.from(byField, ([field, message]) => ({ field, message }))
+  // An invalid element of an optional array or record also fails the field's `undefined` branch: drop that echo.
+  const fields = Array.from(byField.keys())
+  const issues = Array.from(byField, ([field, message]) => ({ field, message })).filter(({ field, message }) =>
+    message !== "Expected undefined" ||
+    !fields.some((other) => other.startsWith(`${field}[`) || other.startsWith(`${field}.`))
+  )
   return Effect.fail(new InvalidRequest({ field: issues[0]?.field ?? "request", issues }))
 }

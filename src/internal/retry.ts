@@ -1,0 +1,328 @@
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
+import * as MetricLabel from "effect/MetricLabel"
+import * as Schedule from "effect/Schedule"
+import * as ScheduleDecision from "effect/ScheduleDecision"
+import * as Intervals from "effect/ScheduleIntervals"
+import {
+  type HardFailure,
+  hardFailure,
+  InvalidOptions,
+  isHardFailure,
+  isSoftFailure,
+  RetryBudgetExhausted
+} from "../LlmError.js"
+import type { Options, Policy, Retrier, RetryReason, Settings, Target } from "../Retry.js"
+import { RetryBudget } from "./retryBudget.js"
+
+type RetryInput = { readonly retryAfter?: Duration.Duration | undefined }
+
+/** @internal */
+export const policySchedule = <In extends RetryInput>(
+  policy: Policy,
+  ceiling: Duration.Duration
+): Schedule.Schedule<Duration.Duration, In> => {
+  const base = Duration.decode(policy.baseDelay)
+  const maxDelay = Duration.decode(policy.maxDelay)
+  const backoff: Schedule.Schedule<unknown> = policy.backoff === "exponential"
+    ? Schedule.exponential(base, 2)
+    : policy.backoff === "linear"
+    ? Schedule.linear(base)
+    : Schedule.spaced(base)
+  const jittered = policy.jitter > 0
+    ? Schedule.jitteredWith(backoff, { min: 1 - policy.jitter, max: 1 + policy.jitter })
+    : backoff
+  const capped = Schedule.modifyDelay(jittered, (_, delay) => Duration.min(delay, maxDelay))
+  return Schedule.intersect(capped, Schedule.identity<In>()).pipe(
+    Schedule.whileInput((input: In) =>
+      !policy.honorRetryAfter || input.retryAfter === undefined || Duration.lessThanOrEqualTo(input.retryAfter, ceiling)
+    ),
+    Schedule.modifyDelay(([, input], delay) =>
+      policy.honorRetryAfter && input.retryAfter !== undefined ? Duration.max(delay, input.retryAfter) : delay
+    ),
+    Schedule.intersect(Schedule.recurs(policy.maxAttempts - 1)),
+    Schedule.delays
+  )
+}
+
+const noRetry: Policy = {
+  maxAttempts: 1,
+  backoff: "constant",
+  baseDelay: 0,
+  maxDelay: 0,
+  jitter: 0,
+  honorRetryAfter: false
+}
+
+const serverError: Policy = {
+  maxAttempts: 3,
+  backoff: "exponential",
+  baseDelay: "1 second",
+  maxDelay: "30 seconds",
+  jitter: 0.2,
+  honorRetryAfter: true
+}
+
+const transport: Policy = {
+  maxAttempts: 2,
+  backoff: "linear",
+  baseDelay: "2 seconds",
+  maxDelay: "30 seconds",
+  jitter: 0.2,
+  honorRetryAfter: false
+}
+
+/** @internal */
+export const defaultPolicies: { readonly [R in RetryReason]: Policy } = {
+  RateLimited: { ...serverError, maxAttempts: 5, maxDelay: "30 seconds" },
+  ServerError: serverError,
+  Overloaded: serverError,
+  Timeout: transport,
+  Connection: transport,
+  QuotaExhausted: noRetry,
+  BadRequest: noRetry,
+  ContextLengthExceeded: noRetry,
+  Unauthorized: noRetry,
+  Forbidden: noRetry,
+  NotFound: noRetry,
+  ContentFiltered: noRetry,
+  Unknown: noRetry,
+  Soft: noRetry
+}
+
+interface Resolved {
+  readonly schedules: { readonly [R in RetryReason]: Schedule.Schedule<Duration.Duration, RetryInput> }
+  readonly maxAttempts: number
+  readonly attemptTimeout: Duration.Duration | undefined
+  readonly deadline: Duration.Duration | undefined
+}
+
+const reasons = Object.keys(defaultPolicies) as ReadonlyArray<RetryReason>
+
+const invalid = (field: string, reason: string) => new InvalidOptions({ field, reason })
+
+const checkDuration = (field: string, value: Duration.DurationInput | undefined, positive: boolean) => {
+  if (value === undefined) return undefined
+  // Duration clamps negative numbers to zero; a negative input is a mistake worth naming.
+  if (typeof value === "number" && value < 0) return invalid(field, "must not be negative")
+  const decoded = Duration.decodeUnknown(value)
+  if (decoded._tag === "None" || !Duration.isFinite(decoded.value)) return invalid(field, "must be a finite duration")
+  if (positive && Duration.lessThanOrEqualTo(decoded.value, Duration.zero)) return invalid(field, "must be positive")
+  return undefined
+}
+
+const checkAttempts = (field: string, value: number | undefined) =>
+  value === undefined || (Number.isSafeInteger(value) && value >= 1)
+    ? undefined
+    : invalid(field, "must be an integer >= 1 (it counts calls, the first included)")
+
+const checkSettings = (prefix: string, settings: Settings): InvalidOptions | undefined => {
+  const problems = [
+    checkAttempts(`${prefix}maxAttempts`, settings.maxAttempts),
+    checkDuration(`${prefix}retryAfterCeiling`, settings.retryAfterCeiling, false),
+    checkDuration(`${prefix}attemptTimeout`, settings.attemptTimeout, true),
+    checkDuration(`${prefix}deadline`, settings.deadline, true)
+  ]
+  for (const [reason, policy] of Object.entries(settings.policies ?? {})) {
+    const field = `${prefix}policies.${reason}`
+    if (!reasons.includes(reason as RetryReason)) problems.push(invalid(field, "is not a known failure reason"))
+    if (policy === undefined) continue
+    problems.push(
+      checkAttempts(`${field}.maxAttempts`, policy.maxAttempts),
+      checkDuration(`${field}.baseDelay`, policy.baseDelay, false),
+      checkDuration(`${field}.maxDelay`, policy.maxDelay, false),
+      policy.jitter === undefined || (policy.jitter >= 0 && policy.jitter < 1)
+        ? undefined
+        : invalid(`${field}.jitter`, "must be in [0, 1)")
+    )
+  }
+  return problems.find((problem) => problem !== undefined)
+}
+
+const merge = (base: Settings, over: Settings | undefined): Settings => {
+  if (over === undefined) return base
+  const policies: Record<string, Partial<Policy>> = { ...base.policies }
+  for (const [reason, policy] of Object.entries(over.policies ?? {})) {
+    policies[reason] = { ...policies[reason], ...policy }
+  }
+  return { ...base, ...over, policies }
+}
+
+const resolve = (settings: Settings): Resolved => {
+  const ceiling = Duration.decode(settings.retryAfterCeiling ?? "60 seconds")
+  const schedules = Object.fromEntries(
+    reasons.map((reason) => [
+      reason,
+      policySchedule<RetryInput>({ ...defaultPolicies[reason], ...settings.policies?.[reason] }, ceiling)
+    ])
+  ) as Resolved["schedules"]
+  return {
+    schedules,
+    maxAttempts: settings.maxAttempts ?? 6,
+    attemptTimeout: settings.attemptTimeout === undefined ? undefined : Duration.decode(settings.attemptTimeout),
+    deadline: settings.deadline === undefined ? undefined : Duration.decode(settings.deadline)
+  }
+}
+
+/** @internal */
+export const retriesTotal = Metric.counter("llm.retries", {
+  description: "Retries of LLM calls, by provider, model and failure reason",
+  incremental: true
+})
+
+const reasonOf = (
+  error: unknown
+): { readonly reason: RetryReason; readonly failure: HardFailure | undefined } | undefined => {
+  if (isHardFailure(error)) return error.retryable ? { reason: error.reason, failure: error } : undefined
+  if (isSoftFailure(error)) return error.retryable ? { reason: "Soft", failure: undefined } : undefined
+  return undefined
+}
+
+/** @internal */
+export const make = (options: Options = {}): Effect.Effect<Retrier, InvalidOptions> =>
+  Effect.suspend(() => {
+    const problem = checkSettings("", options)
+      ?? Object.entries(options.overrides ?? {}).map(([key, settings]) => checkSettings(`overrides.${key}.`, settings))
+        .find((p) => p !== undefined)
+    if (problem !== undefined) return Effect.fail(problem)
+    const budgetOptions = options.budget === false ? undefined : options.budget ?? {}
+    if (budgetOptions !== undefined) {
+      if (budgetOptions.ratio !== undefined && !(budgetOptions.ratio >= 0)) {
+        return Effect.fail(invalid("budget.ratio", "must be >= 0"))
+      }
+      if (budgetOptions.minPerSecond !== undefined && !(budgetOptions.minPerSecond >= 0)) {
+        return Effect.fail(invalid("budget.minPerSecond", "must be >= 0"))
+      }
+      const windowProblem = checkDuration("budget.window", budgetOptions.window, true)
+      if (windowProblem !== undefined) return Effect.fail(windowProblem)
+    }
+    return Effect.succeed(makeRetrier(options, budgetOptions))
+  })
+
+const makeRetrier = (options: Options, budgetOptions: Exclude<Options["budget"], false>): Retrier => {
+  const global: Settings = { ...options, policies: options.policies ?? {} }
+  const resolvedByKey = new Map<string, Resolved>()
+  const budgets = new Map<string, RetryBudget>()
+
+  const resolved = (target: Target): Resolved => {
+    const key = `${target.name}:${target.model}`
+    let found = resolvedByKey.get(key)
+    if (found === undefined) {
+      found = resolve(merge(merge(global, options.overrides?.[target.name]), options.overrides?.[key]))
+      resolvedByKey.set(key, found)
+    }
+    return found
+  }
+
+  const budgetOf = (key: string): RetryBudget | undefined => {
+    if (budgetOptions === undefined) return undefined
+    let budget = budgets.get(key)
+    if (budget === undefined) {
+      budget = new RetryBudget({
+        ratio: budgetOptions.ratio ?? 0.2,
+        minPerSecond: budgetOptions.minPerSecond ?? 1,
+        windowMillis: Duration.toMillis(budgetOptions.window ?? "10 seconds")
+      })
+      budgets.set(key, budget)
+    }
+    return budget
+  }
+
+  const retry = <A, E, R>(
+    effect: Effect.Effect<A, E, R>,
+    target: Target
+  ): Effect.Effect<A, E | HardFailure | RetryBudgetExhausted, R> =>
+    Effect.flatMap(Clock.currentTimeMillis, (started) => {
+      const key = `${target.name}:${target.model}`
+      const settings = resolved(target)
+      const budget = budgetOf(key)
+      budget?.deposit(started)
+      const deadlineAt = settings.deadline === undefined ? undefined : started + Duration.toMillis(settings.deadline)
+
+      // One timer per attempt, and only when a timeout or deadline is configured: the attempt gets whichever of the
+      // two ends first. Timing out interrupts it, which aborts its HTTP request.
+      const attempt = (now: number): Effect.Effect<A, E | HardFailure, R> => {
+        const untilDeadline = deadlineAt === undefined ? undefined : deadlineAt - now
+        const attemptMillis = settings.attemptTimeout === undefined
+          ? undefined
+          : Duration.toMillis(settings.attemptTimeout)
+        if (untilDeadline === undefined && attemptMillis === undefined) return effect
+        const deadlineFirst = attemptMillis === undefined
+          || (untilDeadline !== undefined && untilDeadline < attemptMillis)
+        const millis = Math.max(0, deadlineFirst ? untilDeadline ?? 0 : attemptMillis)
+        return Effect.timeoutFail(effect, {
+          duration: Duration.millis(millis),
+          onTimeout: () =>
+            hardFailure({
+              reason: "Timeout",
+              provider: target.name,
+              model: target.model,
+              providerCode: deadlineFirst ? "deadline_exceeded" : "attempt_timeout"
+            })
+        })
+      }
+
+      const retryLoop = (first: E | HardFailure) =>
+        Effect.gen(function*() {
+          const states = new Map<RetryReason, unknown>()
+          let error = first
+          for (let calls = 1;; calls++) {
+            const classified = reasonOf(error)
+            if (classified === undefined || calls >= settings.maxAttempts) return yield* Effect.fail(error)
+            const schedule = settings.schedules[classified.reason]
+            const now = yield* Clock.currentTimeMillis
+            const [state, , decision] = yield* schedule.step(
+              now,
+              { retryAfter: classified.failure?.retryAfter },
+              states.has(classified.reason) ? states.get(classified.reason) : schedule.initial
+            )
+            if (ScheduleDecision.isDone(decision)) return yield* Effect.fail(error)
+            states.set(classified.reason, state)
+            const delay = Math.max(0, Intervals.start(decision.intervals) - now)
+            if (deadlineAt !== undefined && now + delay >= deadlineAt) return yield* Effect.fail(error)
+            if (budget !== undefined && !budget.tryWithdraw(now)) {
+              return yield* Effect.fail(
+                new RetryBudgetExhausted({
+                  key,
+                  failure: classified.failure ?? hardFailure({
+                    reason: "Unknown",
+                    provider: target.name,
+                    model: target.model,
+                    providerCode: "soft_failure"
+                  })
+                })
+              )
+            }
+            yield* Effect.logInfo("retrying LLM call").pipe(
+              Effect.annotateLogs({
+                provider: target.name,
+                model: target.model,
+                attempt: calls + 1,
+                delay_ms: delay,
+                reason: classified.reason
+              })
+            )
+            yield* Metric.increment(
+              Metric.taggedWithLabels(retriesTotal, [
+                MetricLabel.make("provider", target.name),
+                MetricLabel.make("model", target.model),
+                MetricLabel.make("reason", classified.reason)
+              ])
+            )
+            if (delay > 0) yield* Effect.sleep(Duration.millis(delay))
+            const result = yield* Effect.either(attempt(now + delay))
+            if (result._tag === "Right") return result.right
+            error = result.left
+          }
+        })
+
+      return Effect.catchAll(attempt(started), retryLoop)
+    })
+
+  const remainingBudget = (target: Target) =>
+    Effect.map(Clock.currentTimeMillis, (now) => budgetOf(`${target.name}:${target.model}`)?.remaining(now) ?? Infinity)
+
+  return { retry, remainingBudget }
+}
