@@ -79,7 +79,7 @@ export const PositiveDuration = Schema.transformOrFail(
     },
     encode: ParseResult.succeed
   }
-) as unknown as Schema.Schema<Duration.Duration, Duration.DurationInput>
+)
 
 /**
  * What a caller asks for. `model` overrides the provider's default model for this call.

@@ -74,8 +74,11 @@ export const reasonOf = (facts: ApiErrorFacts): HardReason => {
     case "timeout_error":
       return "Timeout"
     case "api_error":
-    case "server_error":
-      return "ServerError"
+    case "server_error": {
+      // A generic server-side type: a specific status (408, 429, 503, 529) says more.
+      const byCode = byStatus(facts.status)
+      return byCode === "BadRequest" ? "ServerError" : byCode
+    }
     case "authentication_error":
       return "Unauthorized"
     case "permission_error":
@@ -115,6 +118,13 @@ export const fromApiError = (
     ...(context.partialContent !== undefined && context.partialContent !== ""
       ? { partialContent: context.partialContent }
       : {}),
-    cause: context.cause
+    // The SDK error holds the provider's message, which may quote the request: keep only what classifies it.
+    cause: {
+      name: context.cause instanceof Error ? context.cause.name : "APIError",
+      status: facts.status,
+      type: facts.type,
+      code: facts.code,
+      requestId: facts.requestId
+    }
   })
 }

@@ -28,8 +28,8 @@ export const validateRequest = (input: unknown): Effect.Effect<CompletionRequest
   // An invalid element of an optional array or record also fails the field's `undefined` branch: drop that echo.
   const fields = Array.from(byField.keys())
   const issues = Array.from(byField, ([field, message]) => ({ field, message })).filter(({ field, message }) =>
-    message !== "Expected undefined" ||
-    !fields.some((other) => other.startsWith(`${field}[`) || other.startsWith(`${field}.`))
+    message !== "Expected undefined"
+    || !fields.some((other) => other.startsWith(`${field}[`) || other.startsWith(`${field}.`))
   )
   return Effect.fail(new InvalidRequest({ field: issues[0]?.field ?? "request", issues }))
 }

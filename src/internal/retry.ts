@@ -99,7 +99,24 @@ interface Resolved {
   readonly deadline: Duration.Duration | undefined
 }
 
-const reasons = Object.keys(defaultPolicies) as ReadonlyArray<RetryReason>
+const reasons: ReadonlyArray<RetryReason> = [
+  "RateLimited",
+  "QuotaExhausted",
+  "ServerError",
+  "Overloaded",
+  "Timeout",
+  "Connection",
+  "BadRequest",
+  "ContextLengthExceeded",
+  "Unauthorized",
+  "Forbidden",
+  "NotFound",
+  "ContentFiltered",
+  "Unknown",
+  "Soft"
+]
+
+const isRetryReason = (reason: string): reason is RetryReason => reasons.some((known) => known === reason)
 
 const invalid = (field: string, reason: string) => new InvalidOptions({ field, reason })
 
@@ -127,7 +144,7 @@ const checkSettings = (prefix: string, settings: Settings): InvalidOptions | und
   ]
   for (const [reason, policy] of Object.entries(settings.policies ?? {})) {
     const field = `${prefix}policies.${reason}`
-    if (!reasons.includes(reason as RetryReason)) problems.push(invalid(field, "is not a known failure reason"))
+    if (!isRetryReason(reason)) problems.push(invalid(field, "is not a known failure reason"))
     if (policy === undefined) continue
     problems.push(
       checkAttempts(`${field}.maxAttempts`, policy.maxAttempts),
@@ -152,12 +169,24 @@ const merge = (base: Settings, over: Settings | undefined): Settings => {
 
 const resolve = (settings: Settings): Resolved => {
   const ceiling = Duration.decode(settings.retryAfterCeiling ?? "60 seconds")
-  const schedules = Object.fromEntries(
-    reasons.map((reason) => [
-      reason,
-      policySchedule<RetryInput>({ ...defaultPolicies[reason], ...settings.policies?.[reason] }, ceiling)
-    ])
-  ) as Resolved["schedules"]
+  const schedule = (reason: RetryReason) =>
+    policySchedule<RetryInput>({ ...defaultPolicies[reason], ...settings.policies?.[reason] }, ceiling)
+  const schedules: Resolved["schedules"] = {
+    RateLimited: schedule("RateLimited"),
+    QuotaExhausted: schedule("QuotaExhausted"),
+    ServerError: schedule("ServerError"),
+    Overloaded: schedule("Overloaded"),
+    Timeout: schedule("Timeout"),
+    Connection: schedule("Connection"),
+    BadRequest: schedule("BadRequest"),
+    ContextLengthExceeded: schedule("ContextLengthExceeded"),
+    Unauthorized: schedule("Unauthorized"),
+    Forbidden: schedule("Forbidden"),
+    NotFound: schedule("NotFound"),
+    ContentFiltered: schedule("ContentFiltered"),
+    Unknown: schedule("Unknown"),
+    Soft: schedule("Soft")
+  }
   return {
     schedules,
     maxAttempts: settings.maxAttempts ?? 6,

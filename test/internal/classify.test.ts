@@ -174,8 +174,13 @@ describe("fromApiError", () => {
     expect(empty.partialContent).toBeUndefined()
   })
 
-  it("keeps the cause", () => {
-    const cause = new Error("boom")
-    expect(fromApiError(facts({ status: 500 }), { ...context, cause }).cause).toBe(cause)
+  it("keeps a cause that classifies the error without the provider's message", () => {
+    const cause = new Error("your prompt 'TOP-SECRET' was rejected")
+    const failure = fromApiError(facts({ status: 500, type: "api_error", code: "x1", requestId: "req_9" }), {
+      ...context,
+      cause
+    })
+    expect(failure.cause).toEqual({ name: "Error", status: 500, type: "api_error", code: "x1", requestId: "req_9" })
+    expect(JSON.stringify(failure)).not.toContain("TOP-SECRET")
   })
 })
