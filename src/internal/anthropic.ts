@@ -169,6 +169,7 @@ export const make = (options: AnthropicOptions): Service => {
         rateLimit: anthropicRateLimit(response.headers, yield* Clock.currentTimeMillis),
         started,
         events: data,
+        abort: () => controller.abort(),
         mapError: (error, state) => toHardFailure(state.model, state.text)(error),
         step: (raw, state) => {
           const event = decodeEvent(raw)

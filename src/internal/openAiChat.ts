@@ -182,6 +182,7 @@ export const make = (options: OpenAiChatOptions): Service => {
         rateLimit: openAiRateLimit(response.headers),
         started,
         events: data,
+        abort: () => controller.abort(),
         mapError: (error, state) => toHardFailure(state.model, state.text)(error),
         step: (raw, state) => {
           const chunk = decodeChunk(raw)

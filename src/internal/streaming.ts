@@ -25,6 +25,8 @@ export interface AssembleOptions {
   readonly rateLimit: RateLimitInfo | undefined
   readonly started: number
   readonly events: AsyncIterable<unknown>
+  /** Aborts the HTTP request behind `events`. */
+  readonly abort: () => void
   /** Maps whatever the SDK iterator throws, with the text received so far. */
   readonly mapError: (error: unknown, state: StreamState) => Effect.Effect<never, HardFailure>
   /** Folds one event into the state; returns the text it carried, or a failure for a malformed event. */
@@ -33,6 +35,22 @@ export interface AssembleOptions {
   readonly isComplete: (state: StreamState) => boolean
   readonly usage: (state: StreamState) => Effect.Effect<Usage>
 }
+
+// Stream.fromAsyncIterable ends an interrupted stream by awaiting the iterator's `return()`, and the SDK's generator
+// settles `return()` only after its pending `next()` — which waits for body bytes that may never come. Aborting the
+// request first makes `next()` settle, so interruption is prompt and the connection is closed.
+const abortOnReturn = (events: AsyncIterable<unknown>, abort: () => void): AsyncIterable<unknown> => ({
+  [Symbol.asyncIterator]: () => {
+    const iterator = events[Symbol.asyncIterator]()
+    return {
+      next: () => iterator.next(),
+      return: (value?: unknown): Promise<IteratorResult<unknown>> => {
+        abort()
+        return iterator.return?.(value) ?? Promise.resolve({ done: true, value: undefined })
+      }
+    }
+  }
+})
 
 /**
  * Turns an SDK event iterator into `ContentDelta`s and one final `StreamEnd`. A stream that stops before the
@@ -59,7 +77,7 @@ export const assemble = (options: AssembleOptions): Stream.Stream<StreamChunk, H
       partialContent: state.text
     })
 
-  const deltas = Stream.fromAsyncIterable(options.events, (error) => error).pipe(
+  const deltas = Stream.fromAsyncIterable(abortOnReturn(options.events, options.abort), (error) => error).pipe(
     Stream.catchAll((error) => Stream.fromEffect(options.mapError(error, state))),
     Stream.mapEffect((event) => {
       const text = options.step(event, state)
