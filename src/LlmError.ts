@@ -325,3 +325,27 @@ export class RetryBudgetExhausted extends Schema.TaggedError<RetryBudgetExhauste
     return `Retry budget exhausted for ${this.key}; not retrying ${this.failure.message}`
   }
 }
+
+/**
+ * The local rate limiter for `key` refused the call (fail-fast mode, or the wait would exceed the maximum).
+ * `retryAfter` is when capacity is expected back. Breakers ignore it: it is a local decision, not a provider fault.
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class RateLimitExceeded extends Schema.TaggedError<RateLimitExceeded>(
+  "effect-llm-resilience/RateLimitExceeded"
+)("RateLimitExceeded", {
+  key: Schema.String,
+  retryAfter: Schema.DurationFromSelf,
+  limit: Schema.optional(Schema.Literal("concurrency", "requests", "tokens", "paused"))
+}) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `Rate limit exceeded for ${this.key}${this.limit !== undefined ? ` (${this.limit})` : ""}; capacity in ${
+      Duration.format(this.retryAfter)
+    }`
+  }
+}
