@@ -44,3 +44,17 @@ export * as OpenAiCompatible from "./providers/OpenAiCompatible.js"
  * @since 0.1.0
  */
 export * as Retry from "./Retry.js"
+
+/**
+ * Soft and degraded failure detection: format, schema, quality score, truncation, repetition, latency.
+ *
+ * @since 0.1.0
+ */
+export * as Quality from "./Quality.js"
+
+/**
+ * Resilient streaming: first-chunk and stall timeouts, the commit point, failover and continuation.
+ *
+ * @since 0.1.0
+ */
+export * as Streaming from "./Streaming.js"

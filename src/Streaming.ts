@@ -1,0 +1,278 @@
+/**
+ * Resilient streaming: time-to-first-token and stall timeouts, a repeated-chunk detector, and failover that respects
+ * the commit point — a stream may move to another provider only before its first chunk reached the caller, unless
+ * continuation is switched on, in which case the next provider continues the text without repeating it.
+ *
+ * @since 0.1.0
+ */
+import type * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import { dual } from "effect/Function"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+import type { ChatMessage, CompletionRequestInput, StreamChunk } from "./Llm.js"
+import { DegradedResponse, type HardFailure, hardFailure, type InvalidRequest } from "./LlmError.js"
+import type { Service } from "./LlmProvider.js"
+
+/**
+ * @since 0.1.0
+ * @category Models
+ */
+export interface GuardOptions {
+  /** Names the provider in the failures the guard raises. */
+  readonly provider: string
+  readonly model: string
+  /** Time allowed until the first content chunk. */
+  readonly firstChunkTimeout?: Duration.DurationInput | undefined
+  /** Time allowed between two chunks once content flows. */
+  readonly stallTimeout?: Duration.DurationInput | undefined
+  /** Identical consecutive content chunks tolerated before the stream is declared repetitive. */
+  readonly maxRepeatedChunks?: number | undefined
+}
+
+const decodeOptional = (input: Duration.DurationInput | undefined) =>
+  input === undefined ? undefined : Duration.decode(input)
+
+/**
+ * Guards a stream of chunks. A missing first chunk fails with `HardFailure` `Timeout` (`providerCode:
+ * "first_chunk_timeout"`), a stall with `"stream_stall"`, both carrying the text received so far; more than
+ * `maxRepeatedChunks` identical chunks in a row fails with `DegradedResponse` `Repetitive` carrying what arrived.
+ * Timeouts interrupt the source stream, which aborts its HTTP request.
+ *
+ * @since 0.1.0
+ * @category Combinators
+ */
+export const guard: {
+  (options: GuardOptions): <E, R>(
+    self: Stream.Stream<StreamChunk, E, R>
+  ) => Stream.Stream<StreamChunk, E | HardFailure | DegradedResponse, R>
+  <E, R>(
+    self: Stream.Stream<StreamChunk, E, R>,
+    options: GuardOptions
+  ): Stream.Stream<StreamChunk, E | HardFailure | DegradedResponse, R>
+} = dual(2, <E, R>(
+  self: Stream.Stream<StreamChunk, E, R>,
+  options: GuardOptions
+): Stream.Stream<StreamChunk, E | HardFailure | DegradedResponse, R> => {
+  const firstChunk = decodeOptional(options.firstChunkTimeout)
+  const stall = decodeOptional(options.stallTimeout)
+  const maxRepeats = options.maxRepeatedChunks
+  return Stream.unwrapScoped(Effect.gen(function*() {
+    const pull = yield* Stream.toPull(self)
+    const started = yield* Clock.currentTimeMillis
+    let text = ""
+    let flowing = false
+    let previous: string | undefined
+    let repeats = 0
+
+    const timedOut = (providerCode: string) =>
+      Option.some(hardFailure({
+        reason: "Timeout",
+        provider: options.provider,
+        model: options.model,
+        providerCode,
+        ...(text !== "" ? { partialContent: text } : {})
+      }))
+
+    const repetitive = (now: number) =>
+      Option.some(
+        new DegradedResponse({
+          reason: "Repetitive",
+          provider: options.provider,
+          model: options.model,
+          retryable: false,
+          detail: `${repeats} identical chunks in a row`,
+          result: {
+            content: text,
+            usage: { inputTokens: 0, outputTokens: 0, totalTokens: 0 },
+            model: options.model,
+            provider: options.provider,
+            finishReason: "stop",
+            latencyMs: now - started
+          }
+        })
+      )
+
+    const next = Effect.suspend(() => {
+      const limit = flowing ? stall : firstChunk
+      const pulled: Effect.Effect<Chunk.Chunk<StreamChunk>, Option.Option<E | HardFailure>, R> = limit === undefined
+        ? pull
+        : Effect.timeoutFail(pull, {
+          duration: limit,
+          onTimeout: () => timedOut(flowing ? "stream_stall" : "first_chunk_timeout")
+        })
+      return Effect.flatMap(
+        pulled,
+        (chunk): Effect.Effect<Chunk.Chunk<StreamChunk>, Option.Option<E | HardFailure | DegradedResponse>> => {
+          for (const element of chunk) {
+            if (element._tag !== "ContentDelta") continue
+            flowing = true
+            text += element.text
+            repeats = element.text === previous ? repeats + 1 : 1
+            previous = element.text
+            if (maxRepeats !== undefined && repeats > maxRepeats) {
+              return Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.fail(repetitive(now)))
+            }
+          }
+          return Effect.succeed(chunk)
+        }
+      )
+    })
+    return Stream.repeatEffectChunkOption(next)
+  }))
+})
+
+// Below this many characters an overlap may be coincidence (a space, a word): it is kept.
+const MIN_OVERLAP = 8
+// How much of a continuation is buffered to decide whether it repeats text the caller already has.
+const DECISION_WINDOW = 64
+
+/**
+ * Drops the part of a continuation that repeats `delivered`: a model asked to continue sometimes starts over, or
+ * re-emits the last words. The first characters are buffered (up to 64) to decide.
+ *
+ * @since 0.1.0
+ * @category Combinators
+ */
+export const dropRepeatedPrefix =
+  (delivered: string) => <E, R>(self: Stream.Stream<StreamChunk, E, R>): Stream.Stream<StreamChunk, E, R> =>
+    Stream.suspend(() => {
+      const window = Math.min(delivered.length, DECISION_WINDOW)
+      let buffer = ""
+      // "deciding" → "restart" (skipping a repeat of `delivered` from its start) or "pass"
+      let mode: "deciding" | "restart" | "pass" = window < MIN_OVERLAP ? "pass" : "deciding"
+      let skipped = 0
+
+      const delta = (text: string): Array<StreamChunk> => text === "" ? [] : [{ _tag: "ContentDelta", text }]
+
+      const skipRestart = (text: string): string => {
+        let i = 0
+        while (i < text.length && skipped < delivered.length && text[i] === delivered[skipped]) {
+          i++
+          skipped++
+        }
+        if (skipped >= delivered.length || i < text.length) mode = "pass"
+        return text.slice(i)
+      }
+
+      const decide = (): string => {
+        const text = buffer
+        buffer = ""
+        if (text.length >= MIN_OVERLAP && delivered.startsWith(text.slice(0, Math.min(text.length, window)))) {
+          mode = "restart"
+          return skipRestart(text)
+        }
+        mode = "pass"
+        for (let k = Math.min(delivered.length, text.length); k >= MIN_OVERLAP; k--) {
+          if (delivered.endsWith(text.slice(0, k))) return text.slice(k)
+        }
+        return text
+      }
+
+      return Stream.mapConcat(self, (chunk): Array<StreamChunk> => {
+        if (chunk._tag !== "ContentDelta") return mode === "deciding" ? [...delta(decide()), chunk] : [chunk]
+        if (mode === "pass") return [chunk]
+        if (mode === "restart") return delta(skipRestart(chunk.text))
+        buffer += chunk.text
+        return buffer.length < window ? [] : delta(decide())
+      })
+    })
+
+/**
+ * @since 0.1.0
+ * @category Models
+ */
+export interface FailoverOptions {
+  readonly firstChunkTimeout?: Duration.DurationInput | undefined
+  readonly stallTimeout?: Duration.DurationInput | undefined
+  readonly maxRepeatedChunks?: number | undefined
+  /**
+   * After the commit point, continue on the next provider with the text so far as an assistant message, instead of
+   * failing. Off by default: the caller then owns the failure (it has `partialContent`).
+   */
+  readonly continuation?: boolean | undefined
+  /** Which failures move to the next provider. Default: every hard failure but `BadRequest`, and degraded streams. */
+  readonly shouldFailover?: ((error: HardFailure | DegradedResponse) => boolean) | undefined
+}
+
+/** The instruction sent with a continuation. */
+const CONTINUE = "Continue exactly where your previous message stopped. Do not repeat any of it."
+
+const continuationRequest = (request: CompletionRequestInput, delivered: string): CompletionRequestInput => ({
+  ...request,
+  messages: [
+    ...request.messages,
+    { role: "assistant", content: delivered } satisfies ChatMessage,
+    { role: "user", content: CONTINUE } satisfies ChatMessage
+  ]
+})
+
+const defaultShouldFailover = (error: HardFailure | DegradedResponse) =>
+  error._tag === "DegradedResponse" || error.reason !== "BadRequest"
+
+/**
+ * Streams `request` from the first provider, moving to the next on a failure **before the first content chunk
+ * reached the caller** (the commit point). After it, the stream fails with the failure (carrying
+ * `partialContent`) — or, with `continuation`, the next provider continues the text: it gets the text so far as an
+ * assistant message and an instruction to continue, and any repeat of delivered text is dropped.
+ *
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const failover = (
+  providers: readonly [Service, ...Array<Service>],
+  request: CompletionRequestInput,
+  options: FailoverOptions = {}
+): Stream.Stream<StreamChunk, HardFailure | DegradedResponse | InvalidRequest> => {
+  const shouldFailover = options.shouldFailover ?? defaultShouldFailover
+  const from = (
+    index: number,
+    attempt: CompletionRequestInput,
+    delivered: string
+  ): Stream.Stream<StreamChunk, HardFailure | DegradedResponse | InvalidRequest> =>
+    Stream.suspend(() => {
+      const provider = providers[index] ?? providers[0]
+      let received = ""
+      const guarded = guard(provider.stream(attempt), {
+        provider: provider.name,
+        model: attempt.model ?? provider.model,
+        firstChunkTimeout: options.firstChunkTimeout,
+        stallTimeout: options.stallTimeout,
+        maxRepeatedChunks: options.maxRepeatedChunks
+      })
+      const source = delivered === "" ? guarded : dropRepeatedPrefix(delivered)(guarded)
+      return source.pipe(
+        Stream.tap((chunk) =>
+          chunk._tag === "ContentDelta" ? Effect.sync(() => (received += chunk.text)) : Effect.void
+        ),
+        Stream.catchAll((error) => {
+          const soFar = delivered + received
+          const canMove = index + 1 < providers.length && error._tag !== "InvalidRequest" && shouldFailover(error)
+          if (!canMove) return Stream.fail(error)
+          if (soFar === "") return from(index + 1, attempt, "")
+          return options.continuation === true
+            ? from(index + 1, continuationRequest(request, soFar), soFar)
+            : Stream.fail(error)
+        })
+      )
+    })
+  return from(0, request, "")
+}
+
+/**
+ * Collects a stream into its text and final `StreamEnd`.
+ *
+ * @since 0.1.0
+ * @category Destructors
+ */
+export const collect = <E, R>(
+  self: Stream.Stream<StreamChunk, E, R>
+): Effect.Effect<{ readonly text: string; readonly end: Option.Option<StreamChunk & { _tag: "StreamEnd" }> }, E, R> =>
+  Stream.runFold(
+    self,
+    { text: "", end: Option.none<StreamChunk & { _tag: "StreamEnd" }>() },
+    (acc, chunk) =>
+      chunk._tag === "ContentDelta" ? { ...acc, text: acc.text + chunk.text } : { ...acc, end: Option.some(chunk) }
+  )
