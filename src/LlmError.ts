@@ -349,3 +349,51 @@ export class RateLimitExceeded extends Schema.TaggedError<RateLimitExceeded>(
     }`
   }
 }
+
+/**
+ * One step of a fallback chain as it is reported: which tier, what it was, how it ended. `error` is the failure's
+ * tag, `reason` its reason when it has one; `message` comes from the taxonomy's own messages only (never prompt
+ * text). `skipped` marks a tier refused without a call (an open breaker, a full rate limiter).
+ *
+ * @since 0.1.0
+ * @category Schemas
+ */
+export const FallbackAttempt = Schema.Struct({
+  tier: Schema.Number,
+  label: Schema.String,
+  error: Schema.String,
+  reason: Schema.optional(Schema.String),
+  message: Schema.String,
+  skipped: Schema.Boolean,
+  latencyMs: Schema.Number
+})
+
+/**
+ * @since 0.1.0
+ * @category Models
+ */
+export type FallbackAttempt = typeof FallbackAttempt.Type
+
+/**
+ * Every tier of a fallback chain failed or was skipped. `attempts` lists them in order.
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class FallbackExhausted extends Schema.TaggedError<FallbackExhausted>(
+  "effect-llm-resilience/FallbackExhausted"
+)("FallbackExhausted", {
+  attempts: Schema.Array(FallbackAttempt)
+}) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    const steps = this.attempts.map((attempt) =>
+      `${attempt.tier}. ${attempt.label}: ${attempt.skipped ? "skipped, " : ""}${attempt.error}${
+        attempt.reason !== undefined ? ` ${attempt.reason}` : ""
+      }`
+    )
+    return `All ${this.attempts.length} fallback tiers failed (${steps.join("; ")})`
+  }
+}
