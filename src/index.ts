@@ -39,6 +39,13 @@ export * as Anthropic from "./providers/Anthropic.js"
 export * as OpenAiCompatible from "./providers/OpenAiCompatible.js"
 
 /**
+ * Circuit breakers: one per provider:model, with a keyed registry Layer.
+ *
+ * @since 0.1.0
+ */
+export * as CircuitBreaker from "./CircuitBreaker.js"
+
+/**
  * Retry policies per failure reason, Retry-After, timeouts, deadline and retry budget.
  *
  * @since 0.1.0

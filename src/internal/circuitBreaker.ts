@@ -1,0 +1,506 @@
+import * as Cause from "effect/Cause"
+import type * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import type * as Exit from "effect/Exit"
+import { dual } from "effect/Function"
+import * as Option from "effect/Option"
+import { pipeArguments } from "effect/Pipeable"
+import * as PubSub from "effect/PubSub"
+import type * as Queue from "effect/Queue"
+import * as Ref from "effect/Ref"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import type * as Api from "../CircuitBreaker.js"
+import { CircuitOpen, type InvalidOptions } from "../LlmError.js"
+import * as machine from "./circuitBreakerMachine.js"
+import * as options from "./circuitBreakerOptions.js"
+
+/** @internal */
+export const TypeId: Api.TypeId = "~effect-llm-resilience/CircuitBreaker"
+
+// Transition events are rare; a sliding hub never blocks the publisher (it publishes from a finalizer) and drops the
+// oldest events for a subscriber that has fallen this far behind. A registry's hub serves every key; a lone breaker
+// needs less, and the hub's buffer is allocated up front.
+const REGISTRY_EVENT_CAPACITY = 1024
+const BREAKER_EVENT_CAPACITY = 16
+
+/** What every breaker of one registry shares, so a breaker itself stays three fields. */
+interface Shared extends options.Settings {
+  readonly hub: PubSub.PubSub<Api.StateChange>
+  readonly store: Api.Store | undefined
+}
+
+const logTransition = (change: Api.StateChange): Effect.Effect<void> => {
+  const log = change.to === "Open" || change.to === "ForcedOpen"
+    ? Effect.logWarning(`Circuit breaker ${change.key} opened`)
+    : Effect.logInfo(
+      change.to === "HalfOpen"
+        ? `Circuit breaker ${change.key} half-open`
+        : change.to === "Closed"
+        ? `Circuit breaker ${change.key} closed`
+        : `Circuit breaker ${change.key} ${change.to}`
+    )
+  return Effect.annotateLogs(log, { key: change.key, from: change.from, to: change.to, reason: change.reason })
+}
+
+const toSnapshot = (key: string, m: machine.Machine, now: number): Api.Snapshot => {
+  const calls = m.count
+  const remaining = machine.remaining(m, now)
+  return {
+    key,
+    state: m.state,
+    since: m.lastChangeAt,
+    at: now,
+    generation: m.generation,
+    calls,
+    failureRate: calls === 0 ? 0 : m.weightSum / calls / 10,
+    slowCallRate: calls === 0 ? 0 : (m.slowFixed * 100) / calls,
+    consecutiveFailures: m.streak / 1000,
+    remainingMs: remaining === Infinity ? null : remaining,
+    openedAt: m.openedAt,
+    openUntil: m.openUntil,
+    reopens: m.reopens,
+    probesInFlight: m.inFlight,
+    probeSuccesses: m.successes,
+    baselineMs: m.baselineMs,
+    baselineSamples: m.baselineSamples
+  }
+}
+
+const fromSnapshot = (snapshot: Api.Snapshot): machine.Machine => {
+  const m = new machine.Machine()
+  // Permits and window contents belong to the process that saved them; a restored HalfOpen starts with every
+  // permit free, so the next call probes at once.
+  m.state = snapshot.state
+  m.openedAt = snapshot.openedAt
+  m.openUntil = snapshot.openUntil
+  m.reopens = snapshot.reopens
+  m.baselineMs = snapshot.baselineMs
+  m.baselineSamples = snapshot.baselineSamples
+  m.lastChangeAt = snapshot.since
+  return m
+}
+
+// Machine steps report transitions into one shared array. A step runs synchronously inside `Ref.modify`, so no other
+// fiber can interleave between `begin` and `settled`, and the common step (no transition) allocates nothing.
+const scratch: Array<machine.Change> = []
+
+const begin = (): Array<machine.Change> => {
+  scratch.length = 0
+  return scratch
+}
+
+/** The effects of a step's transitions that cannot run inside `Ref.modify`: logs, the store, a full hub. */
+interface Announcement {
+  readonly events: ReadonlyArray<Api.StateChange>
+  readonly overflow: ReadonlyArray<Api.StateChange>
+  readonly snapshot: Api.Snapshot | undefined
+}
+
+/**
+ * Publishes the step's transitions while still inside `Ref.modify`, so subscribers see each breaker's transitions in
+ * the order they happened even when fibers race. What must wait (logs, the store, an event the full hub refused and
+ * that `PubSub.publish` will slide in) is returned.
+ */
+const settled = (self: BreakerImpl, m: machine.Machine, now: number): Announcement | undefined => {
+  if (scratch.length === 0) return undefined
+  const { hub, store } = self.shared
+  const events = scratch.map((change): Api.StateChange => ({ key: self.key, ...change }))
+  scratch.length = 0
+  return {
+    events,
+    overflow: events.filter((event) => !hub.unsafeOffer(event)),
+    // Taken now: a snapshot taken later could already belong to a newer transition.
+    snapshot: store === undefined ? undefined : toSnapshot(self.key, m, now)
+  }
+}
+
+class BreakerImpl implements Api.CircuitBreaker {
+  constructor(
+    readonly key: string,
+    readonly shared: Shared,
+    readonly ref: Ref.Ref<machine.Machine>
+  ) {}
+
+  get [TypeId](): Api.TypeId {
+    return TypeId
+  }
+
+  pipe() {
+    // eslint-disable-next-line prefer-rest-params -- pipeArguments is written against `arguments`, as in Effect itself
+    return pipeArguments(this, arguments)
+  }
+
+  toJSON() {
+    return { _id: "CircuitBreaker", key: this.key }
+  }
+
+  // A getter, not a field: a bound closure per breaker would cost memory on every idle breaker of a large registry.
+  get execute(): <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | CircuitOpen, R> {
+    return (effect) => execute(this, effect)
+  }
+
+  get executeStream(): <A, E, R>(stream: Stream.Stream<A, E, R>) => Stream.Stream<A, E | CircuitOpen, R> {
+    return (stream) => executeStream(this, stream)
+  }
+
+  /** Runs `f` on the machine and announces whatever transitions it made. */
+  step<B>(f: (m: machine.Machine, now: number, changes: Array<machine.Change>) => B): Effect.Effect<B> {
+    return Effect.clockWith((clock) => {
+      const now = clock.unsafeCurrentTimeMillis()
+      let announcement: Announcement | undefined
+      return Effect.flatMap(
+        Ref.modify(this.ref, (m): [B, machine.Machine] => {
+          const result = f(m, now, begin())
+          announcement = settled(this, m, now)
+          return [result, m]
+        }),
+        (result) => announcement === undefined ? Effect.succeed(result) : Effect.as(this.announce(announcement), result)
+      )
+    })
+  }
+
+  announce(announcement: Announcement): Effect.Effect<void> {
+    const { hub, store } = this.shared
+    const { events, overflow, snapshot } = announcement
+    return Effect.zipRight(
+      Effect.forEach(events, logTransition, { discard: true }),
+      Effect.zipRight(
+        overflow.length === 0 ? Effect.void : PubSub.publishAll(hub, overflow),
+        store === undefined || snapshot === undefined ? Effect.void : store.save(snapshot)
+      )
+    )
+  }
+
+  get state(): Effect.Effect<Api.State> {
+    return this.step((m, now, changes) => {
+      machine.poll(m, this.shared.config, now, changes)
+      return m.state
+    })
+  }
+
+  get snapshot(): Effect.Effect<Api.Snapshot> {
+    return this.step((m, now, changes) => {
+      machine.poll(m, this.shared.config, now, changes)
+      return toSnapshot(this.key, m, now)
+    })
+  }
+
+  force(to: "Closed" | "ForcedOpen" | "Disabled" | "MetricsOnly", forget: boolean): Effect.Effect<void> {
+    return this.step((m, now, changes) => machine.force(m, to, now, changes, forget))
+  }
+
+  get forceOpen(): Effect.Effect<void> {
+    return this.force("ForcedOpen", false)
+  }
+
+  get forceClose(): Effect.Effect<void> {
+    return this.force("Closed", false)
+  }
+
+  get reset(): Effect.Effect<void> {
+    return this.force("Closed", true)
+  }
+
+  get disable(): Effect.Effect<void> {
+    return this.force("Disabled", false)
+  }
+
+  get metricsOnly(): Effect.Effect<void> {
+    return this.force("MetricsOnly", false)
+  }
+
+  get events(): Stream.Stream<Api.StateChange> {
+    return Stream.filter(Stream.fromPubSub(this.shared.hub), (change) => change.key === this.key)
+  }
+}
+
+interface Outcome {
+  readonly verdict: machine.Verdict
+  readonly milli: number
+  readonly retryAfterMs: number | undefined
+}
+
+// Shared records for the outcomes that carry no data: the success path allocates nothing for its verdict.
+const succeeded: Outcome = { verdict: machine.SUCCESS, milli: 0, retryAfterMs: undefined }
+const ignored: Outcome = { verdict: machine.IGNORED, milli: 0, retryAfterMs: undefined }
+
+const failed = (
+  verdict: machine.Verdict,
+  milli: number,
+  retryAfter: Duration.Duration | undefined
+): Outcome => ({
+  verdict,
+  milli,
+  retryAfterMs: retryAfter === undefined ? undefined : Duration.toMillis(retryAfter)
+})
+
+/** Classifies an exit. User code (ignore, classify) runs inside a finalizer, so a throw there must not escape. */
+const classifyExit = (shared: Shared, exit: Exit.Exit<unknown, unknown>): Outcome => {
+  if (exit._tag === "Success") return succeeded
+  const { classify, config, ignore } = shared
+  const failure = Cause.failureOption(exit.cause)
+  if (Option.isNone(failure)) {
+    // Interruption is the caller's doing; a defect says as much about the dependency as a hard failure does.
+    return Cause.isInterruptedOnly(exit.cause) ? ignored : failed(machine.FAILURE, config.hardMilli, undefined)
+  }
+  try {
+    if (ignore(failure.value)) return ignored
+    const classification = classify(failure.value)
+    switch (classification.kind) {
+      case "success":
+        return succeeded
+      case "ignored":
+        return ignored
+      case "fatal":
+        return failed(machine.FATAL, 0, classification.retryAfter)
+      case "hard":
+        return failed(machine.FAILURE, config.hardMilli, classification.retryAfter)
+      case "soft":
+        return failed(machine.FAILURE, config.softMilli, classification.retryAfter)
+      case "degraded":
+        return failed(machine.FAILURE, config.degradedMilli, classification.retryAfter)
+    }
+  } catch {
+    return failed(machine.FAILURE, config.hardMilli, undefined)
+  }
+}
+
+const canSetStackTraceLimit = ((): boolean => {
+  const descriptor = Object.getOwnPropertyDescriptor(Error, "stackTraceLimit")
+  return descriptor === undefined
+    ? Object.isExtensible(Error)
+    : descriptor.writable === true || descriptor.set !== undefined
+})()
+
+/**
+ * Rejection is the hot path of an outage. Its fields are valid by construction (so no schema validation), and its
+ * stack would only ever point here (so none is captured: that is most of an Error's cost).
+ */
+const rejection = (key: string, waitMs: number): CircuitOpen => {
+  const remaining = waitMs === Infinity ? Duration.infinity : Duration.millis(waitMs)
+  if (!canSetStackTraceLimit) return new CircuitOpen({ key, remaining }, { disableValidation: true })
+  const limit = Error.stackTraceLimit
+  Error.stackTraceLimit = 0
+  try {
+    return new CircuitOpen({ key, remaining }, { disableValidation: true })
+  } finally {
+    Error.stackTraceLimit = limit
+  }
+}
+
+const settle = (
+  self: BreakerImpl,
+  clock: Clock.Clock,
+  ticket: number,
+  startedAt: number,
+  exit: Exit.Exit<unknown, unknown>
+): Effect.Effect<void> => {
+  const outcome = classifyExit(self.shared, exit)
+  const now = clock.unsafeCurrentTimeMillis()
+  let announcement: Announcement | undefined
+  return Effect.flatMap(
+    Ref.modify(self.ref, (m): [void, machine.Machine] => {
+      machine.record(
+        m,
+        self.shared.config,
+        ticket,
+        outcome.verdict,
+        outcome.milli,
+        now - startedAt,
+        outcome.retryAfterMs,
+        now,
+        begin()
+      )
+      announcement = settled(self, m, now)
+      return [undefined, m]
+    }),
+    () => announcement === undefined ? Effect.void : self.announce(announcement)
+  )
+}
+
+/**
+ * Admission: asks the machine for a ticket and hands it to `use`, or fails with `CircuitOpen` without calling it.
+ * Callers run this where nothing can interrupt them, so a ticket always reaches the finalizer `use` installs.
+ */
+const admit = <A, E, R>(
+  self: BreakerImpl,
+  clock: Clock.Clock,
+  use: (ticket: number, now: number) => Effect.Effect<A, E, R>
+): Effect.Effect<A, E | CircuitOpen, R> => {
+  const now = clock.unsafeCurrentTimeMillis()
+  let wait = 0
+  let announcement: Announcement | undefined
+  return Effect.flatMap(
+    Ref.modify(self.ref, (m): [number, machine.Machine] => {
+      const ticket = machine.admit(m, self.shared.config, now, begin())
+      announcement = settled(self, m, now)
+      if (ticket === machine.REJECTED) wait = machine.remaining(m, now)
+      return [ticket, m]
+    }),
+    (ticket): Effect.Effect<A, E | CircuitOpen, R> => {
+      const run: Effect.Effect<A, E | CircuitOpen, R> = ticket === machine.REJECTED
+        ? Effect.fail(rejection(self.key, wait))
+        : use(ticket, now)
+      return announcement === undefined ? run : Effect.zipRight(self.announce(announcement), run)
+    }
+  )
+}
+
+/** @internal */
+export const execute = <A, E, R>(
+  self: BreakerImpl,
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<A, E | CircuitOpen, R> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.clockWith((clock) =>
+      admit(self, clock, (ticket, now) =>
+        ticket === machine.BYPASS
+          ? restore(effect)
+          // Interrupted, failed or not, an admitted call is settled exactly once, by this one finalizer.
+          : Effect.onExit(restore(effect), (exit) => settle(self, clock, ticket, now, exit)))
+    )
+  )
+
+/** @internal */
+export const executeStream = <A, E, R>(
+  self: BreakerImpl,
+  stream: Stream.Stream<A, E, R>
+): Stream.Stream<A, E | CircuitOpen, R> =>
+  Stream.unwrapScoped(
+    Effect.uninterruptible(Effect.clockWith((clock) =>
+      admit(self, clock, (ticket, now) =>
+        ticket === machine.BYPASS
+          ? Effect.succeed(stream)
+          // The stream's scope closes with the stream's own exit: completed, failed, or interrupted by its consumer.
+          : Effect.as(Effect.addFinalizer((exit) => settle(self, clock, ticket, now, exit)), stream))
+    ))
+  )
+
+const makeBreaker = (key: string, shared: Shared, initial: Option.Option<Api.Snapshot>): BreakerImpl =>
+  new BreakerImpl(
+    key,
+    shared,
+    Ref.unsafeMake(Option.isSome(initial) ? fromSnapshot(initial.value) : new machine.Machine())
+  )
+
+const makeShared = (
+  settings: options.Settings,
+  store: Api.Store | undefined,
+  capacity: number
+): Effect.Effect<Shared> =>
+  Effect.map(PubSub.sliding<Api.StateChange>(capacity), (hub) => ({ ...settings, hub, store }))
+
+/** @internal */
+export const make = (opts: Api.Options & Api.make.Options = {}): Effect.Effect<Api.CircuitBreaker, InvalidOptions> =>
+  Effect.gen(function*() {
+    const settings = yield* options.resolve(opts)
+    const shared = yield* makeShared(settings, opts.store, BREAKER_EVENT_CAPACITY)
+    const key = opts.key ?? "default"
+    const stored = opts.store === undefined ? Option.none() : yield* opts.store.load(key)
+    const initial = Option.isSome(stored)
+      ? stored
+      : opts.initialState === undefined
+      ? Option.none()
+      : Option.some(opts.initialState)
+    return makeBreaker(key, shared, initial)
+  })
+
+/** @internal */
+export const isCircuitBreaker = (u: unknown): u is Api.CircuitBreaker => u instanceof BreakerImpl
+
+/** @internal */
+export const executeDual: {
+  (breaker: Api.CircuitBreaker): <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | CircuitOpen, R>
+  <A, E, R>(effect: Effect.Effect<A, E, R>, breaker: Api.CircuitBreaker): Effect.Effect<A, E | CircuitOpen, R>
+} = dual(
+  2,
+  <A, E, R>(effect: Effect.Effect<A, E, R>, breaker: Api.CircuitBreaker): Effect.Effect<A, E | CircuitOpen, R> =>
+    breaker.execute(effect)
+)
+
+/** @internal */
+export const executeStreamDual: {
+  (breaker: Api.CircuitBreaker): <A, E, R>(stream: Stream.Stream<A, E, R>) => Stream.Stream<A, E | CircuitOpen, R>
+  <A, E, R>(stream: Stream.Stream<A, E, R>, breaker: Api.CircuitBreaker): Stream.Stream<A, E | CircuitOpen, R>
+} = dual(
+  2,
+  <A, E, R>(stream: Stream.Stream<A, E, R>, breaker: Api.CircuitBreaker): Stream.Stream<A, E | CircuitOpen, R> =>
+    breaker.executeStream(stream)
+)
+
+class RegistryImpl implements Api.Registry {
+  readonly breakers = new Map<string, BreakerImpl>()
+  constructor(readonly shared: Shared) {}
+
+  get(key: string): Effect.Effect<Api.CircuitBreaker> {
+    return this.lookup(key)
+  }
+
+  lookup(key: string): Effect.Effect<BreakerImpl> {
+    return Effect.suspend(() => {
+      const existing = this.breakers.get(key)
+      if (existing !== undefined) return Effect.succeed(existing)
+      const { store } = this.shared
+      if (store === undefined) return Effect.sync(() => this.insert(key, Option.none()))
+      // Another fiber may have created the breaker while the store answered: the first one in wins.
+      return Effect.map(store.load(key), (initial) => this.breakers.get(key) ?? this.insert(key, initial))
+    })
+  }
+
+  insert(key: string, initial: Option.Option<Api.Snapshot>): BreakerImpl {
+    const breaker = makeBreaker(key, this.shared, initial)
+    this.breakers.set(key, breaker)
+    return breaker
+  }
+
+  execute<A, E, R>(key: string, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | CircuitOpen, R> {
+    return Effect.flatMap(this.lookup(key), (breaker) => execute(breaker, effect))
+  }
+
+  executeStream<A, E, R>(key: string, stream: Stream.Stream<A, E, R>): Stream.Stream<A, E | CircuitOpen, R> {
+    return Stream.unwrap(Effect.map(this.lookup(key), (breaker) => executeStream(breaker, stream)))
+  }
+
+  get events(): Stream.Stream<Api.StateChange> {
+    return Stream.fromPubSub(this.shared.hub)
+  }
+
+  get subscribe(): Effect.Effect<Queue.Dequeue<Api.StateChange>, never, Scope.Scope> {
+    return PubSub.subscribe(this.shared.hub)
+  }
+
+  get snapshot(): Effect.Effect<ReadonlyArray<Api.Snapshot>> {
+    return Effect.suspend(() => Effect.forEach(this.breakers.values(), (breaker) => breaker.snapshot))
+  }
+
+  get keys(): Effect.Effect<ReadonlyArray<string>> {
+    return Effect.sync(() => Array.from(this.breakers.keys()))
+  }
+}
+
+/** @internal */
+export const makeRegistry = (opts: Api.Options & Api.makeRegistry.Options = {}): Effect.Effect<
+  Api.Registry,
+  InvalidOptions
+> =>
+  Effect.gen(function*() {
+    const settings = yield* options.resolve(opts)
+    const shared = yield* makeShared(settings, opts.store, REGISTRY_EVENT_CAPACITY)
+    return new RegistryImpl(shared)
+  })
+
+/** @internal */
+export const makeMemoryStore: Effect.Effect<Api.Store> = Effect.sync(() => {
+  const snapshots = new Map<string, Api.Snapshot>()
+  return {
+    load: (key) => Effect.sync(() => Option.fromNullable(snapshots.get(key))),
+    save: (snapshot) =>
+      Effect.sync(() => {
+        // Saves can arrive out of order when fibers race; a transition never yields to an older one.
+        const current = snapshots.get(snapshot.key)
+        if (current === undefined || current.generation <= snapshot.generation) snapshots.set(snapshot.key, snapshot)
+      })
+  }
+})
