@@ -12,9 +12,9 @@ import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
+import { shouldFallBack } from "./Fallback.js"
 import type { ChatMessage, CompletionRequestInput, StreamChunk } from "./Llm.js"
 import { DegradedResponse, type HardFailure, hardFailure, type InvalidRequest } from "./LlmError.js"
-import type { Service } from "./LlmProvider.js"
 
 /**
  * @since 0.1.0
@@ -181,10 +181,22 @@ export const dropRepeatedPrefix =
     })
 
 /**
+ * Anything that streams a request: a provider service, or one wrapped in a breaker or a rate limiter.
+ *
  * @since 0.1.0
  * @category Models
  */
-export interface FailoverOptions {
+export interface Source<E> {
+  readonly name: string
+  readonly model: string
+  readonly stream: (request: CompletionRequestInput) => Stream.Stream<StreamChunk, E>
+}
+
+/**
+ * @since 0.1.0
+ * @category Models
+ */
+export interface FailoverOptions<E = HardFailure | InvalidRequest> {
   readonly firstChunkTimeout?: Duration.DurationInput | undefined
   readonly stallTimeout?: Duration.DurationInput | undefined
   readonly maxRepeatedChunks?: number | undefined
@@ -193,8 +205,12 @@ export interface FailoverOptions {
    * failing. Off by default: the caller then owns the failure (it has `partialContent`).
    */
   readonly continuation?: boolean | undefined
-  /** Which failures move to the next provider. Default: every hard failure but `BadRequest`, and degraded streams. */
-  readonly shouldFailover?: ((error: HardFailure | DegradedResponse) => boolean) | undefined
+  /**
+   * Which failures (before the commit point) move to the next provider. Default `Fallback.shouldFallBack`: every
+   * hard failure but `BadRequest`, degraded streams, and local refusals (open breaker, rate limit); never
+   * `InvalidRequest`.
+   */
+  readonly shouldFailover?: ((error: E | HardFailure | DegradedResponse) => boolean) | undefined
 }
 
 /** The instruction sent with a continuation. */
@@ -209,9 +225,6 @@ const continuationRequest = (request: CompletionRequestInput, delivered: string)
   ]
 })
 
-const defaultShouldFailover = (error: HardFailure | DegradedResponse) =>
-  error._tag === "DegradedResponse" || error.reason !== "BadRequest"
-
 /**
  * Streams `request` from the first provider, moving to the next on a failure **before the first content chunk
  * reached the caller** (the commit point). After it, the stream fails with the failure (carrying
@@ -221,17 +234,17 @@ const defaultShouldFailover = (error: HardFailure | DegradedResponse) =>
  * @since 0.1.0
  * @category Constructors
  */
-export const failover = (
-  providers: readonly [Service, ...Array<Service>],
+export const failover = <E = HardFailure | InvalidRequest>(
+  providers: readonly [Source<E>, ...Array<Source<E>>],
   request: CompletionRequestInput,
-  options: FailoverOptions = {}
-): Stream.Stream<StreamChunk, HardFailure | DegradedResponse | InvalidRequest> => {
-  const shouldFailover = options.shouldFailover ?? defaultShouldFailover
+  options: FailoverOptions<E> = {}
+): Stream.Stream<StreamChunk, E | HardFailure | DegradedResponse> => {
+  const shouldFailover = options.shouldFailover ?? shouldFallBack
   const from = (
     index: number,
     attempt: CompletionRequestInput,
     delivered: string
-  ): Stream.Stream<StreamChunk, HardFailure | DegradedResponse | InvalidRequest> =>
+  ): Stream.Stream<StreamChunk, E | HardFailure | DegradedResponse> =>
     Stream.suspend(() => {
       const provider = providers[index] ?? providers[0]
       let received = ""
@@ -249,7 +262,7 @@ export const failover = (
         ),
         Stream.catchAll((error) => {
           const soFar = delivered + received
-          const canMove = index + 1 < providers.length && error._tag !== "InvalidRequest" && shouldFailover(error)
+          const canMove = index + 1 < providers.length && shouldFailover(error)
           if (!canMove) return Stream.fail(error)
           if (soFar === "") return from(index + 1, attempt, "")
           return options.continuation === true
