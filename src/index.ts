@@ -65,3 +65,25 @@ export * as Quality from "./Quality.js"
  * @since 0.1.0
  */
 export * as Streaming from "./Streaming.js"
+
+/**
+ * Rate limiting per provider:model: a concurrency bulkhead, RPM and TPM with reconciled token charges, and the
+ * provider's own rate-limit headers.
+ *
+ * @since 0.1.0
+ */
+export * as RateLimit from "./RateLimit.js"
+
+/**
+ * Fallback programs: typed orElse, ordered chains, relaxation, cache, static answer, hedging.
+ *
+ * @since 0.1.0
+ */
+export * as Fallback from "./Fallback.js"
+
+/**
+ * The composed resilient client.
+ *
+ * @since 0.1.0
+ */
+export * as Resilient from "./Resilient.js"

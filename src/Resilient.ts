@@ -1,0 +1,198 @@
+/**
+ * The composed client most applications provide as one Layer: a chain of providers, each wrapped — in DESIGN.md's
+ * order — in breaker admission, retry, breaker record, rate limit, timeout, the call and its quality checks; then
+ * parameter relaxation, model downgrades, provider failover, a local model, and graceful degradation (the best
+ * degraded answer, the cache, a static answer) before the typed final error.
+ *
+ * Breakers, limiters, budgets and the cache are built once per Layer and shared by every request.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Stream from "effect/Stream"
+import type * as CircuitBreaker from "./CircuitBreaker.js"
+import * as internal from "./internal/resilient.js"
+import type { CompletionRequestInput, CompletionResult, StreamChunk } from "./Llm.js"
+import type {
+  CircuitOpen,
+  DegradedReason,
+  DegradedResponse,
+  FallbackAttempt,
+  FallbackExhausted,
+  HardFailure,
+  InvalidOptions,
+  InvalidRequest,
+  RateLimitExceeded
+} from "./LlmError.js"
+import type { Service as LlmProvider } from "./LlmProvider.js"
+import type * as Quality from "./Quality.js"
+import type * as RateLimit from "./RateLimit.js"
+import type * as Retry from "./Retry.js"
+
+/**
+ * Price per 1,000 tokens, in USD.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Price {
+  readonly inputPer1k: number
+  readonly outputPer1k: number
+}
+
+/**
+ * One provider in the chain and its policies. Every policy is optional; `false` turns one off.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Tier {
+  /** A provider service, or the Effect that builds it (built once, with the Layer). */
+  readonly provider: LlmProvider | Effect.Effect<LlmProvider, InvalidOptions>
+  /** Cheaper or older models of the same provider, tried in order after the main one (model downgrade). */
+  readonly downgrades?: ReadonlyArray<string> | undefined
+  /** Default: `Retry`'s defaults. */
+  readonly retry?: Retry.Options | false | undefined
+  /** Default: `CircuitBreaker`'s defaults (the balanced preset). One breaker per `provider:model`. */
+  readonly breaker?: CircuitBreaker.Options | false | undefined
+  /** Default: none. */
+  readonly limits?: RateLimit.Limits | false | undefined
+  /** Per-attempt timeout, inside the breaker so that a timeout counts against the provider. */
+  readonly timeout?: Duration.DurationInput | undefined
+  /** Checks every answer must pass (soft and degraded failures). */
+  readonly quality?: Quality.Check | undefined
+  /** The model's context window in tokens, for trimming on `ContextLengthExceeded`. Default 128,000. */
+  readonly contextWindow?: number | undefined
+  /** Price of the main model and of each downgrade (by model name); used for cost and cost-first ordering. */
+  readonly price?: Price | Readonly<Record<string, Price>> | undefined
+  /** Rank for quality-first ordering: lower is better. Default: the position in the chain. */
+  readonly qualityRank?: number | undefined
+  /** Rewrites the messages for this provider (prompt templates). */
+  readonly adaptMessages?:
+    | ((messages: CompletionRequestInput["messages"]) => CompletionRequestInput["messages"])
+    | undefined
+}
+
+/**
+ * How the providers are ordered for a call: as configured, cheapest first, fastest observed first, or best quality
+ * rank first.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type Strategy = "ordered" | "cost-first" | "latency-first" | "quality-first"
+
+/**
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Config {
+  readonly chain: readonly [Tier, ...Array<Tier>]
+  /** Default `ordered`. */
+  readonly strategy?: Strategy | undefined
+  /** Try a relaxed request (trimmed history, fewer output tokens, lower temperature) on the same model. Default on. */
+  readonly relaxation?: boolean | undefined
+  /**
+   * `fallback` (default): a degraded answer moves to the next tier, and is served only if no tier does better.
+   * `accept`: a degraded answer (of the listed reasons, or any) is served at once, marked `degraded`.
+   */
+  readonly degraded?: "fallback" | "accept" | ReadonlyArray<DegradedReason> | undefined
+  /** The last resorts, in this order, after every provider failed. */
+  readonly degrade?: {
+    readonly cache?: { readonly ttl: Duration.DurationInput; readonly capacity: number } | undefined
+    readonly staticResponse?: string | undefined
+  } | undefined
+  /** Start the second provider if the first has not answered after `delay` (`"p95"`: its observed P95). Opt-in. */
+  readonly hedging?: {
+    readonly delay: Duration.DurationInput | "p95"
+    /** Hedges add at most this share of calls. Default 0.1. */
+    readonly maxFraction?: number | undefined
+  } | undefined
+  /** Shared by every tier: `limits` of each tier become per-key limits of this limiter. */
+  readonly rateLimit?: Omit<RateLimit.Options, "limits" | "perKey"> | undefined
+}
+
+/**
+ * A served answer and how it was obtained.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface ResilientResult extends CompletionResult {
+  /** `provider:model` that answered, or `cache` / `static`. */
+  readonly servedBy: string
+  /** 1-based step of the ladder that answered. */
+  readonly tier: number
+  /** The first step tried, when another one answered. */
+  readonly fallbackFrom?: string | undefined
+  /** The steps that failed or were skipped before. */
+  readonly attempts: ReadonlyArray<FallbackAttempt>
+  readonly costUsd: number
+  /** Set when the answer is not a fresh, good one. */
+  readonly degraded?: DegradedReason | "cache" | "static" | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category Models
+ */
+export interface CallOptions {
+  readonly strategy?: Strategy | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Service {
+  readonly complete: (
+    request: CompletionRequestInput,
+    options?: CallOptions
+  ) => Effect.Effect<ResilientResult, FallbackExhausted | HardFailure | InvalidRequest>
+  /**
+   * Streams from the providers in order, each under its breaker and rate limit, failing over before the first
+   * chunk (see `Streaming.failover`). A provider whose breaker is open is skipped without a request.
+   */
+  readonly stream: (
+    request: CompletionRequestInput,
+    options?: CallOptions
+  ) => Stream.Stream<StreamChunk, HardFailure | DegradedResponse | InvalidRequest | CircuitOpen | RateLimitExceeded>
+  /** Every breaker, keyed `provider:model`. */
+  readonly breakers: ReadonlyMap<string, CircuitBreaker.CircuitBreaker>
+  readonly limiter: RateLimit.Limiter
+  /** The providers in configured order. */
+  readonly providers: ReadonlyArray<LlmProvider>
+}
+
+/**
+ * @since 0.1.0
+ * @category Tags
+ */
+export class Resilient extends Context.Tag("effect-llm-resilience/Resilient")<Resilient, Service>() {}
+
+/**
+ * Builds the providers, breakers, limiter, retriers and cache once. Invalid options fail with `InvalidOptions`.
+ *
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const make: (config: Config) => Effect.Effect<Service, InvalidOptions> = internal.make
+
+/**
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layer = (config: Config): Layer.Layer<Resilient, InvalidOptions> => Layer.effect(Resilient, make(config))
+
+/**
+ * @since 0.1.0
+ * @category Accessors
+ */
+export const complete = (
+  request: CompletionRequestInput,
+  options?: CallOptions
+): Effect.Effect<ResilientResult, FallbackExhausted | HardFailure | InvalidRequest, Resilient> =>
+  Effect.flatMap(Resilient, (service) => service.complete(request, options))

@@ -1,0 +1,529 @@
+/**
+ * The limiter: per-key buckets (rateLimitBucket.ts), a FIFO waiter queue per key, and one timer per key.
+ *
+ * - The success path is one synchronous check-and-take inside `uninterruptibleMask` plus one `onExit` that settles
+ *   the charge: no fiber, no semaphore, no `Ref` round trip (JavaScript runs one fiber step at a time, so a
+ *   synchronous step is atomic).
+ * - Waiters park in `Effect.async`. Whatever frees capacity (a release, a refund, the timer) runs `pump`, which admits
+ *   waiters from the head while the bucket allows and resumes exactly those: a release resumes one waiter, never all
+ *   of them (the O(waiters) wake-up `Semaphore` pays, DESIGN.md §4). Strict FIFO: a newcomer never overtakes.
+ * - Only the head of a queue can be blocked by time (the window, a pause, the headers) or reach its `maxWait`
+ *   deadline first — deadlines are in queue order — so one daemon timer per key, armed for the head, is enough.
+ * - A waiter interrupted after `pump` admitted it, but before it ran, gives the admission back (`cancel`).
+ * @internal
+ */
+import * as Cause from "effect/Cause"
+import type * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Metric from "effect/Metric"
+import * as MetricLabel from "effect/MetricLabel"
+import * as Stream from "effect/Stream"
+import type { CompletionRequestInput, CompletionResult, RateLimitInfo } from "../Llm.js"
+import { type HardFailure, InvalidOptions, type InvalidRequest, RateLimitExceeded } from "../LlmError.js"
+import type { Service as LlmProviderService } from "../LlmProvider.js"
+import type { Limiter, Limits, Options, Snapshot, Target } from "../RateLimit.js"
+import {
+  type Blocked,
+  type Bucket,
+  memoryStore,
+  type ResolvedLimits,
+  type Store,
+  type Ticket
+} from "./rateLimitBucket.js"
+import { validateRequest } from "./request.js"
+
+const WINDOW_MILLIS = 60_000
+
+/** @internal */
+export const keyOf = (target: Target): string => typeof target === "string" ? target : `${target.name}:${target.model}`
+
+/** @internal */
+export const rejectionsTotal = Metric.counter("llm.rate_limit.rejections", {
+  description: "Calls refused by the local rate limiter, by key and limit",
+  incremental: true
+})
+
+// --- options -------------------------------------------------------------------------------------------------------
+
+const invalid = (field: string, reason: string) => new InvalidOptions({ field, reason })
+
+const checkLimit = (field: string, value: unknown): InvalidOptions | undefined =>
+  value === undefined || value === Infinity || (typeof value === "number" && Number.isSafeInteger(value) && value > 0)
+    ? undefined
+    : invalid(field, "must be a positive integer (or Infinity for no limit)")
+
+const checkLimits = (prefix: string, limits: Limits | undefined): InvalidOptions | undefined => {
+  if (limits === undefined) return undefined
+  if (typeof limits !== "object" || limits === null) return invalid(prefix, "must be an object")
+  return checkLimit(`${prefix}.concurrency`, limits.concurrency) ?? checkLimit(`${prefix}.rpm`, limits.rpm)
+    ?? checkLimit(`${prefix}.tpm`, limits.tpm)
+}
+
+const validate = (options: Options): InvalidOptions | { readonly maxWaitMillis: number } => {
+  const problem = checkLimits("limits", options.limits)
+    ?? Object.entries(options.perKey ?? {}).map(([key, limits]) =>
+      key.trim() === "" ? invalid("perKey", "keys must not be empty") : checkLimits(`perKey.${key}`, limits)
+    ).find((p) => p !== undefined)
+  if (problem !== undefined) return problem
+  if (options.mode !== undefined && options.mode !== "wait" && options.mode !== "fail-fast") {
+    return invalid("mode", "must be wait or fail-fast")
+  }
+  if (
+    options.outputTokenEstimate !== undefined
+    && !(Number.isSafeInteger(options.outputTokenEstimate) && options.outputTokenEstimate >= 0)
+  ) {
+    return invalid("outputTokenEstimate", "must be a non-negative integer")
+  }
+  if (options.maxWait === undefined) return { maxWaitMillis: 30_000 }
+  // Duration clamps negative numbers to zero; a negative input is a mistake worth naming.
+  if (typeof options.maxWait === "number" && !(options.maxWait >= 0)) {
+    return invalid("maxWait", "must be a non-negative duration")
+  }
+  if (typeof options.maxWait === "string" && options.maxWait.trim().toLowerCase() === "infinity") {
+    return { maxWaitMillis: Infinity }
+  }
+  const decoded = Duration.decodeUnknown(options.maxWait)
+  if (decoded._tag === "None") return invalid("maxWait", "must be a duration")
+  return { maxWaitMillis: Duration.toMillis(decoded.value) }
+}
+
+const resolveLimits = (options: Options, key: string): ResolvedLimits => {
+  const colon = key.indexOf(":")
+  const provider = colon > 0 ? options.perKey?.[key.slice(0, colon)] : undefined
+  const exact = options.perKey?.[key]
+  const pick = (field: keyof Limits) => exact?.[field] ?? provider?.[field] ?? options.limits?.[field] ?? Infinity
+  return { concurrency: pick("concurrency"), rpm: pick("rpm"), tpm: pick("tpm") }
+}
+
+// --- per-key state -------------------------------------------------------------------------------------------------
+
+type Resume = (effect: Effect.Effect<void, RateLimitExceeded>) => void
+
+class Waiter {
+  state: "queued" | "admitted" | "failed" | "abandoned" = "queued"
+  resume: Resume | undefined = undefined
+  ticket: Ticket | undefined = undefined
+  error: RateLimitExceeded | undefined = undefined
+  constructor(readonly tokens: number, readonly deadline: number) {}
+}
+
+class KeyState {
+  private queue: Array<Waiter | undefined> = []
+  private head = 0
+  waiting = 0
+  timerAt = Infinity
+  timerGeneration = 0
+  timer: Fiber.RuntimeFiber<void> | undefined = undefined
+
+  constructor(readonly key: string, readonly bucket: Bucket) {}
+
+  get queued(): boolean {
+    return this.waiting > 0
+  }
+
+  enqueue(waiter: Waiter): void {
+    this.queue.push(waiter)
+    this.waiting++
+  }
+
+  /** The first waiter still queued. */
+  peek(): Waiter | undefined {
+    while (this.head < this.queue.length) {
+      const waiter = this.queue[this.head]
+      if (waiter !== undefined && waiter.state === "queued") return waiter
+      this.dequeue()
+    }
+    return undefined
+  }
+
+  dequeue(): void {
+    this.queue[this.head] = undefined
+    this.head++
+    if (this.head === this.queue.length) {
+      this.queue = []
+      this.head = 0
+    } else if (this.head >= 1024 && this.head * 2 >= this.queue.length) {
+      this.queue = this.queue.slice(this.head)
+      this.head = 0
+    }
+  }
+
+  exceeded(blocked: Blocked, now: number): RateLimitExceeded {
+    return new RateLimitExceeded({
+      key: this.key,
+      retryAfter: blocked.readyAt === Infinity
+        ? Duration.infinity
+        : Duration.millis(Math.max(0, blocked.readyAt - now)),
+      limit: blocked.limit
+    })
+  }
+
+  /**
+   * Admits waiters from the head while the bucket allows, fails those whose deadline has come (or whose wait is
+   * known to pass it), and returns when the head needs looking at again (`Infinity`: only a release helps, or the
+   * queue is empty).
+   */
+  pump(now: number): number {
+    for (;;) {
+      const waiter = this.peek()
+      if (waiter === undefined) return Infinity
+      const blocked = this.bucket.check(waiter.tokens, now)
+      if (blocked === undefined) {
+        waiter.ticket = this.bucket.take(waiter.tokens, now)
+        waiter.state = "admitted"
+        this.waiting--
+        this.dequeue()
+        waiter.resume?.(Effect.void)
+        continue
+      }
+      if (now >= waiter.deadline || blocked.readyAt > waiter.deadline || blocked.readyAt === Infinity) {
+        waiter.error = this.exceeded(blocked, now)
+        waiter.state = "failed"
+        this.waiting--
+        this.dequeue()
+        waiter.resume?.(Effect.fail(waiter.error))
+        continue
+      }
+      return Math.min(waiter.deadline, blocked.readyAt > now ? blocked.readyAt : Infinity)
+    }
+  }
+
+  /** A queued waiter was interrupted; an admitted one that never ran gives its admission back. */
+  abandon(waiter: Waiter): boolean {
+    if (waiter.state === "queued") {
+      waiter.state = "abandoned"
+      this.waiting--
+      return true
+    }
+    if (waiter.state === "admitted" && waiter.ticket !== undefined) {
+      waiter.state = "abandoned"
+      this.bucket.cancel(waiter.ticket)
+      return true
+    }
+    return false
+  }
+}
+
+// --- what a finished call tells the limiter ------------------------------------------------------------------------
+
+interface Outcome {
+  /** Tokens the call really used; `undefined` keeps the estimate. */
+  actualTokens: number | undefined
+  rateLimit: RateLimitInfo | undefined
+  /** A 429's Retry-After, in milliseconds. */
+  retryAfterMillis: number | undefined
+}
+
+const field = (value: unknown, name: string): unknown =>
+  typeof value === "object" && value !== null && name in value ? (value as Record<string, unknown>)[name] : undefined
+
+const totalTokensOf = (value: unknown): number | undefined => {
+  const total = field(field(value, "usage"), "totalTokens")
+  return typeof total === "number" && Number.isFinite(total) && total >= 0 ? total : undefined
+}
+
+const rateLimitOf = (value: unknown): RateLimitInfo | undefined => {
+  const info = field(value, "rateLimit")
+  return typeof info === "object" && info !== null ? info as RateLimitInfo : undefined
+}
+
+// Read structurally, like the breaker's classifier: errors from a second copy of this package classify the same way.
+const outcomeOfError = (error: unknown, outcome: Outcome): void => {
+  const tag = field(error, "_tag")
+  if (tag === "HardFailure") {
+    // The provider refused or failed the call: nothing was generated.
+    outcome.actualTokens = 0
+    if (field(error, "reason") === "RateLimited") {
+      const retryAfter = field(error, "retryAfter")
+      if (Duration.isDuration(retryAfter)) {
+        const millis = Duration.toMillis(retryAfter)
+        if (Number.isFinite(millis) && millis > 0) outcome.retryAfterMillis = millis
+      }
+    }
+  } else if (tag === "DegradedResponse") {
+    const result = field(error, "result")
+    outcome.actualTokens = totalTokensOf(result)
+    outcome.rateLimit = rateLimitOf(result)
+  }
+}
+
+const outcomeOfValue = (value: unknown): Outcome => ({
+  actualTokens: totalTokensOf(value),
+  rateLimit: rateLimitOf(value),
+  retryAfterMillis: undefined
+})
+
+const outcomeOfCause = (cause: Cause.Cause<unknown>): Outcome => {
+  const outcome: Outcome = { actualTokens: 0, rateLimit: undefined, retryAfterMillis: undefined }
+  if (!Cause.isInterruptedOnly(cause)) {
+    const failure = Cause.failureOption(cause)
+    if (failure._tag === "Some") outcomeOfError(failure.value, outcome)
+  }
+  return outcome
+}
+
+// --- the limiter ---------------------------------------------------------------------------------------------------
+
+/** @internal */
+export const make = (options: Options = {}): Effect.Effect<Limiter, InvalidOptions> =>
+  Effect.suspend(() => {
+    const checked = validate(options)
+    if (checked instanceof InvalidOptions) return Effect.fail(checked)
+    return Effect.succeed(makeLimiter(options, checked.maxWaitMillis, memoryStore))
+  })
+
+const makeLimiter = (options: Options, maxWaitMillis: number, store: Store): Limiter => {
+  const failFast = options.mode === "fail-fast"
+  const adaptive = options.adaptive !== false
+  const outputTokenEstimate = options.outputTokenEstimate ?? 512
+  const states = new Map<string, KeyState>()
+
+  const stateOf = (key: string): KeyState => {
+    let state = states.get(key)
+    if (state === undefined) {
+      state = new KeyState(key, store.bucket(key, resolveLimits(options, key), WINDOW_MILLIS))
+      states.set(key, state)
+    }
+    return state
+  }
+
+  const reject = (state: KeyState, error: RateLimitExceeded): Effect.Effect<never, RateLimitExceeded> =>
+    Effect.zipRight(
+      Metric.increment(
+        Metric.taggedWithLabels(rejectionsTotal, [
+          MetricLabel.make("key", state.key),
+          MetricLabel.make("limit", error.limit ?? "unknown")
+        ])
+      ),
+      Effect.fail(error)
+    )
+
+  // Keeps one timer per key, armed for the earliest moment the head needs looking at. A timer armed earlier than
+  // needed stays (it fires, pumps, re-arms); a later one is replaced.
+  const arm = (state: KeyState, wakeAt: number, now: number): Effect.Effect<void> => {
+    if (wakeAt === Infinity) {
+      if (state.timerAt === Infinity) return Effect.void
+      state.timerAt = Infinity
+      state.timerGeneration++
+      const stale = state.timer
+      state.timer = undefined
+      return stale === undefined ? Effect.void : Fiber.interruptFork(stale)
+    }
+    if (state.timerAt <= wakeAt) return Effect.void
+    const generation = ++state.timerGeneration
+    state.timerAt = wakeAt
+    const stale = state.timer
+    state.timer = undefined
+    const fire = Effect.clockWith((clock) => {
+      if (state.timerGeneration !== generation) return Effect.void
+      state.timerAt = Infinity
+      state.timer = undefined
+      const at = clock.unsafeCurrentTimeMillis()
+      return arm(state, state.pump(at), at)
+    })
+    return Effect.forkDaemon(Effect.zipRight(Effect.sleep(Duration.millis(Math.max(0, wakeAt - now))), fire)).pipe(
+      Effect.flatMap((fiber) => {
+        if (state.timerGeneration === generation) state.timer = fiber
+        return stale === undefined ? Effect.void : Fiber.interruptFork(stale)
+      })
+    )
+  }
+
+  /** Pumps the queue and re-arms the timer when anything waits; `undefined` when there is nothing to do. */
+  const afterChange = (state: KeyState, now: number): Effect.Effect<void> | undefined =>
+    state.queued || state.timerAt !== Infinity ? arm(state, state.pump(now), now) : undefined
+
+  const settle = (state: KeyState, ticket: Ticket, outcome: Outcome, now: number): Effect.Effect<void> | undefined => {
+    state.bucket.settle(ticket, outcome.actualTokens ?? ticket.tokens, now)
+    if (adaptive) {
+      if (outcome.rateLimit !== undefined) state.bucket.observe(outcome.rateLimit, now)
+      if (outcome.retryAfterMillis !== undefined) state.bucket.pauseUntil(now + outcome.retryAfterMillis)
+    }
+    return afterChange(state, now)
+  }
+
+  const finish = (state: KeyState, ticket: Ticket, outcome: Outcome): Effect.Effect<void> =>
+    Effect.clockWith((clock) => settle(state, ticket, outcome, clock.unsafeCurrentTimeMillis()) ?? Effect.void)
+
+  const abandon = (state: KeyState, waiter: Waiter): Effect.Effect<void> =>
+    Effect.clockWith((clock) => {
+      if (!state.abandon(waiter)) return Effect.void
+      return afterChange(state, clock.unsafeCurrentTimeMillis()) ?? Effect.void
+    })
+
+  /**
+   * Acquires an admission for `tokens`, then runs `use` with its ticket; `use` must settle the ticket. Interruption
+   * while waiting leaves nothing behind.
+   */
+  const admit = <A, E, R>(
+    state: KeyState,
+    tokens: number,
+    restore: <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>,
+    use: (ticket: Ticket, clock: Clock.Clock) => Effect.Effect<A, E, R>
+  ): Effect.Effect<A, E | RateLimitExceeded, R> =>
+    Effect.clockWith((clock) => {
+      const now = clock.unsafeCurrentTimeMillis()
+      const queued = state.queued
+      const blocked = queued ? undefined : state.bucket.check(tokens, now)
+      if (!queued && blocked === undefined) return use(state.bucket.take(tokens, now), clock)
+      if (failFast) {
+        return reject(state, state.exceeded(blocked ?? state.bucket.check(tokens, now) ?? noneBlocking, now))
+      }
+      const deadline = now + maxWaitMillis
+      if (
+        blocked !== undefined && (now >= deadline || blocked.readyAt > deadline || blocked.readyAt === Infinity)
+      ) {
+        return reject(state, state.exceeded(blocked, now))
+      }
+      const waiter = new Waiter(tokens, deadline)
+      state.enqueue(waiter)
+      const park = Effect.async<void, RateLimitExceeded>((resume) => {
+        if (waiter.state === "admitted") resume(Effect.void)
+        else if (waiter.state === "failed" && waiter.error !== undefined) resume(Effect.fail(waiter.error))
+        else waiter.resume = resume
+      })
+      const wait = restore(park).pipe(Effect.onInterrupt(() => abandon(state, waiter)))
+      return Effect.zipRight(queued ? Effect.void : arm(state, state.pump(now), now), wait).pipe(
+        Effect.catchAll((error) => reject(state, error)),
+        Effect.flatMap(() => use(waiter.ticket as Ticket, clock))
+      )
+    })
+
+  const limitKey = <A, E, R>(
+    key: string,
+    tokens: number,
+    effect: Effect.Effect<A, E, R>
+  ): Effect.Effect<A, E | RateLimitExceeded, R> => {
+    const state = stateOf(key)
+    return Effect.uninterruptibleMask((restore) =>
+      admit(
+        state,
+        tokens,
+        restore,
+        // One `matchCauseEffect` inside the mask settles the call; `onExit` would add a second mask.
+        (ticket, clock) =>
+          Effect.matchCauseEffect(restore(effect), {
+            onSuccess: (value) => {
+              const after = settle(state, ticket, outcomeOfValue(value), clock.unsafeCurrentTimeMillis())
+              return after === undefined ? Effect.succeed(value) : Effect.as(after, value)
+            },
+            onFailure: (cause) => {
+              const after = settle(state, ticket, outcomeOfCause(cause), clock.unsafeCurrentTimeMillis())
+              return after === undefined ? Effect.failCause(cause) : Effect.zipRight(after, Effect.failCause(cause))
+            }
+          })
+      )
+    )
+  }
+
+  const cost = (tokens: number | undefined): number =>
+    tokens === undefined || !(tokens > 0) ? 0 : Number.isFinite(tokens) ? Math.ceil(tokens) : Infinity
+
+  const estimate = (provider: LlmProviderService, request: CompletionRequestInput): Effect.Effect<number> =>
+    Effect.map(provider.countTokens(request.messages), (prompt) => prompt + (request.maxTokens ?? outputTokenEstimate))
+
+  const keyFor = (provider: LlmProviderService, request: CompletionRequestInput) =>
+    `${provider.name}:${request.model ?? provider.model}`
+
+  const limit: Limiter["limit"] = (target, limitOptions) => (effect) =>
+    limitKey(keyOf(target), cost(limitOptions?.tokens), effect)
+
+  const call: Limiter["call"] = <E, R>(
+    provider: LlmProviderService,
+    request: CompletionRequestInput,
+    run?: (request: CompletionRequestInput) => Effect.Effect<CompletionResult, E, R>
+  ) => {
+    const attempt: Effect.Effect<CompletionResult, E | HardFailure | InvalidRequest, R> = run === undefined
+      ? provider.complete(request)
+      : run(request)
+    return Effect.flatMap(
+      validateRequest(request),
+      () =>
+        Effect.flatMap(
+          estimate(provider, request),
+          (tokens) => limitKey(keyFor(provider, request), cost(tokens), attempt)
+        )
+    )
+  }
+
+  const stream: Limiter["stream"] = (provider, request) =>
+    Stream.unwrapScoped(
+      Effect.gen(function*() {
+        yield* validateRequest(request)
+        const tokens = cost(yield* estimate(provider, request))
+        const state = stateOf(keyFor(provider, request))
+        const outcome: Outcome = { actualTokens: 0, rateLimit: undefined, retryAfterMillis: undefined }
+        yield* Effect.uninterruptibleMask((restore) =>
+          admit(
+            state,
+            tokens,
+            restore,
+            (ticket) => Effect.addFinalizer(() => finish(state, ticket, outcome))
+          )
+        )
+        return provider.stream(request).pipe(
+          Stream.tap((chunk) =>
+            Effect.sync(() => {
+              if (chunk._tag === "StreamEnd") {
+                outcome.actualTokens = chunk.usage.totalTokens
+                outcome.rateLimit = chunk.rateLimit
+              }
+            })
+          ),
+          Stream.tapError((error) =>
+            Effect.sync(() => {
+              // A stream cut off mid-way consumed tokens it will not report: keep the estimate then.
+              if (field(error, "partialContent") !== undefined) outcome.actualTokens = undefined
+              else outcomeOfError(error, outcome)
+            })
+          )
+        )
+      })
+    )
+
+  const observe: Limiter["observe"] = (target, info) =>
+    Effect.clockWith((clock) => {
+      const state = stateOf(keyOf(target))
+      const now = clock.unsafeCurrentTimeMillis()
+      state.bucket.observe(info, now)
+      return afterChange(state, now) ?? Effect.void
+    })
+
+  const pause: Limiter["pause"] = (target, duration) =>
+    Effect.clockWith((clock) => {
+      const state = stateOf(keyOf(target))
+      const now = clock.unsafeCurrentTimeMillis()
+      const millis = Duration.toMillis(duration)
+      if (Number.isFinite(millis) && millis > 0) state.bucket.pauseUntil(now + millis)
+      return afterChange(state, now) ?? Effect.void
+    })
+
+  const snapshot: Limiter["snapshot"] = (target) =>
+    Effect.clockWith((clock) => {
+      const state = stateOf(keyOf(target))
+      const now = clock.unsafeCurrentTimeMillis()
+      state.peek()
+      const bucket = state.bucket.snapshot(now)
+      return Effect.succeed<Snapshot>({
+        key: state.key,
+        limits: { ...state.bucket.limits },
+        inFlight: bucket.inFlight,
+        waiting: state.waiting,
+        requestsInWindow: bucket.requestsInWindow,
+        tokensInWindow: bucket.tokensInWindow,
+        pausedUntil: bucket.pausedUntil,
+        provider: {
+          remainingRequests: bucket.remainingRequests,
+          requestsResetAt: bucket.requestsResetAt,
+          remainingTokens: bucket.remainingTokens,
+          tokensResetAt: bucket.tokensResetAt
+        }
+      })
+    })
+
+  return { limit, call, stream, estimate, observe, pause, snapshot }
+}
+
+const noneBlocking: Blocked = { readyAt: 0, limit: "concurrency", concurrency: true }

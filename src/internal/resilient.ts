@@ -1,0 +1,338 @@
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+import * as CircuitBreaker from "../CircuitBreaker.js"
+import * as Fallback from "../Fallback.js"
+import type { CompletionRequest, CompletionRequestInput, CompletionResult } from "../Llm.js"
+import {
+  type DegradedReason,
+  DegradedResponse,
+  type FallbackExhausted,
+  type HardFailure,
+  hardFailure,
+  InvalidOptions,
+  type InvalidRequest
+} from "../LlmError.js"
+import type { Service as LlmProvider } from "../LlmProvider.js"
+import * as Quality from "../Quality.js"
+import * as RateLimit from "../RateLimit.js"
+import type { Config, Price, ResilientResult, Service, Strategy, Tier } from "../Resilient.js"
+import * as Retry from "../Retry.js"
+import * as Streaming from "../Streaming.js"
+import { positiveDuration, positiveInteger } from "./options.js"
+import { validateRequest } from "./request.js"
+
+interface BuiltTier {
+  readonly index: number
+  readonly config: Tier
+  readonly provider: LlmProvider
+  readonly models: ReadonlyArray<string>
+  readonly retrier: Retry.Retrier | undefined
+  readonly timeout: Duration.Duration | undefined
+  readonly contextWindow: number
+  readonly qualityRank: number
+}
+
+const DEFAULT_CONTEXT_WINDOW = 128_000
+const LATENCY_SAMPLES = 64
+
+// Option errors from a building block name its own field; inside a chain the tier's path comes first.
+const within = (prefix: string) => (error: InvalidOptions) =>
+  new InvalidOptions({ field: `${prefix}${error.field}`, reason: error.reason })
+
+const isPrice = (price: Tier["price"]): price is Price =>
+  price !== undefined && "inputPer1k" in price && typeof price.inputPer1k === "number"
+
+const priceOf = (tier: Tier, model: string): Price | undefined =>
+  tier.price === undefined ? undefined : isPrice(tier.price) ? tier.price : tier.price[model]
+
+const costOf = (price: Price | undefined, result: CompletionResult): number =>
+  price === undefined
+    ? 0
+    : (result.usage.inputTokens / 1000) * price.inputPer1k + (result.usage.outputTokens / 1000) * price.outputPer1k
+
+/** Observed latencies of one step, newest overwriting oldest. */
+class LatencyWindow {
+  private readonly samples = new Float64Array(LATENCY_SAMPLES)
+  private count = 0
+  record(millis: number): void {
+    this.samples[this.count % LATENCY_SAMPLES] = millis
+    this.count++
+  }
+  quantile(q: number): number | undefined {
+    const size = Math.min(this.count, LATENCY_SAMPLES)
+    if (size === 0) return undefined
+    const sorted = Array.from(this.samples.subarray(0, size)).sort((a, b) => a - b)
+    return sorted[Math.min(size - 1, Math.floor(q * size))]
+  }
+}
+
+/** @internal */
+export const make = (config: Config): Effect.Effect<Service, InvalidOptions> =>
+  Effect.gen(function*() {
+    if (config.chain.length === 0) {
+      return yield* new InvalidOptions({ field: "chain", reason: "must hold at least one tier" })
+    }
+    const tiers: Array<BuiltTier> = []
+    const breakers = new Map<string, CircuitBreaker.CircuitBreaker>()
+    const perKey: Record<string, RateLimit.Limits> = {}
+    for (const [index, tier] of config.chain.entries()) {
+      const path = `chain[${index}].`
+      const provider = Effect.isEffect(tier.provider)
+        ? yield* Effect.mapError(tier.provider, within(path))
+        : tier.provider
+      const timeout = yield* Effect.mapError(positiveDuration("timeout", tier.timeout), within(path))
+      yield* Effect.mapError(positiveInteger("contextWindow", tier.contextWindow), within(path))
+      const retrier = tier.retry === false
+        ? undefined
+        : yield* Effect.mapError(Retry.make(tier.retry ?? {}), within(`${path}retry.`))
+      const models = [provider.model, ...(tier.downgrades ?? [])]
+      for (const model of models) {
+        const key = `${provider.name}:${model}`
+        if (tier.breaker !== false && !breakers.has(key)) {
+          const breaker = yield* Effect.mapError(
+            CircuitBreaker.make({ ...tier.breaker, key }),
+            within(`${path}breaker.`)
+          )
+          breakers.set(key, breaker)
+        }
+        if (tier.limits !== undefined && tier.limits !== false) perKey[key] = tier.limits
+      }
+      tiers.push({
+        index,
+        config: tier,
+        provider,
+        models,
+        retrier,
+        timeout,
+        contextWindow: tier.contextWindow ?? DEFAULT_CONTEXT_WINDOW,
+        qualityRank: tier.qualityRank ?? index
+      })
+    }
+    const limiter = yield* Effect.mapError(RateLimit.make({ ...config.rateLimit, perKey }), within("rateLimit."))
+    const cache = config.degrade?.cache === undefined
+      ? undefined
+      : yield* Fallback.makeResponseCache(config.degrade.cache)
+    const latency = new Map<string, LatencyWindow>()
+    const latencyOf = (label: string) => {
+      let window = latency.get(label)
+      if (window === undefined) {
+        window = new LatencyWindow()
+        latency.set(label, window)
+      }
+      return window
+    }
+    const firstLabel = (tier: BuiltTier) => `${tier.provider.name}:${tier.provider.model}`
+    const hedger = config.hedging === undefined ? undefined : yield* Fallback.makeHedger({
+      maxFraction: config.hedging.maxFraction,
+      delay: config.hedging.delay === "p95"
+        ? () => Duration.millis(latencyOf(firstLabel(order("ordered")[0] ?? tiers[0]!)).quantile(0.95) ?? 2_000)
+        : config.hedging.delay
+    })
+    const acceptReasons: ReadonlyArray<DegradedReason> | undefined = config.degraded === "accept"
+      ? ["Truncated", "Repetitive", "Slow"]
+      : Array.isArray(config.degraded)
+      ? config.degraded
+      : undefined
+
+    function order(strategy: Strategy): ReadonlyArray<BuiltTier> {
+      const sorted = [...tiers]
+      const byNumber = (f: (tier: BuiltTier) => number) => sorted.sort((a, b) => f(a) - f(b) || a.index - b.index)
+      switch (strategy) {
+        case "cost-first":
+          return byNumber((tier) => {
+            const price = priceOf(tier.config, tier.provider.model)
+            return price === undefined ? Number.POSITIVE_INFINITY : price.inputPer1k + price.outputPer1k
+          })
+        case "latency-first":
+          return byNumber((tier) => latencyOf(firstLabel(tier)).quantile(0.5) ?? Number.POSITIVE_INFINITY)
+        case "quality-first":
+          return byNumber((tier) => tier.qualityRank)
+        case "ordered":
+          return sorted
+      }
+    }
+
+    interface Outcome {
+      readonly result: CompletionResult
+      readonly label: string
+      readonly tier: BuiltTier
+      readonly model: string
+      readonly degraded: DegradedReason | undefined
+    }
+
+    const attempt = (
+      tier: BuiltTier,
+      model: string,
+      request: CompletionRequest,
+      degradedSeen: { value: Outcome | undefined }
+    ) => {
+      const label = `${tier.provider.name}:${model}`
+      const breaker = breakers.get(label)
+      const check = tier.config.quality
+      const inner = (input: CompletionRequestInput) => {
+        const timed = tier.timeout === undefined ? tier.provider.complete(input) : Effect.timeoutFail(
+          tier.provider.complete(input),
+          {
+            duration: tier.timeout,
+            onTimeout: () =>
+              hardFailure({ reason: "Timeout", provider: tier.provider.name, model, providerCode: "attempt_timeout" })
+          }
+        )
+        return check === undefined ? timed : Quality.validate(timed, check)
+      }
+      // breaker admission → retry → breaker record → rate limiter → timeout → call → quality
+      const once = (input: CompletionRequest) => {
+        const limited = limiter.call(tier.provider, input, inner)
+        const recorded = breaker === undefined ? limited : breaker.execute(limited)
+        const retried = tier.retrier === undefined
+          ? recorded
+          : tier.retrier.retry(recorded, { name: tier.provider.name, model })
+        return Effect.matchEffect(retried, {
+          onSuccess: (result) => Effect.succeed<Outcome>({ result, label, tier, model, degraded: undefined }),
+          onFailure: (error) => {
+            if (error instanceof DegradedResponse) {
+              const outcome: Outcome = { result: error.result, label, tier, model, degraded: error.reason }
+              if (acceptReasons?.includes(error.reason) === true) return Effect.succeed(outcome)
+              degradedSeen.value ??= outcome
+            }
+            return Effect.fail(error)
+          }
+        })
+      }
+      const adapted: CompletionRequest = {
+        ...request,
+        model,
+        messages: tier.config.adaptMessages === undefined
+          ? request.messages
+          : tier.config.adaptMessages(request.messages)
+      }
+      if (config.relaxation === false) return once(adapted)
+      return Effect.catchAll(once(adapted), (error) =>
+        Effect.flatMap(
+          Fallback.relax(adapted, error, { contextWindow: tier.contextWindow, countTokens: tier.provider.countTokens }),
+          Option.match({ onNone: () => Effect.fail(error), onSome: once })
+        ))
+    }
+
+    type Step = Fallback.Tier<Outcome, Effect.Effect.Error<ReturnType<typeof attempt>>, never>
+
+    const served = (outcome: Outcome, step: Fallback.Served<Outcome>): ResilientResult => {
+      const first = step.attempts[0]?.label
+      return {
+        ...outcome.result,
+        servedBy: outcome.label,
+        tier: step.tier,
+        ...(first !== undefined && first !== outcome.label ? { fallbackFrom: first } : {}),
+        attempts: step.attempts,
+        costUsd: costOf(priceOf(outcome.tier.config, outcome.model), outcome.result),
+        ...(outcome.degraded !== undefined ? { degraded: outcome.degraded } : {})
+      }
+    }
+
+    const lastResorts = (
+      input: CompletionRequestInput,
+      exhausted: FallbackExhausted,
+      degradedSeen: Outcome | undefined
+    ): Effect.Effect<ResilientResult, FallbackExhausted> =>
+      Effect.gen(function*() {
+        const base = { attempts: exhausted.attempts, tier: exhausted.attempts.length + 1, costUsd: 0 }
+        if (degradedSeen !== undefined) {
+          return {
+            ...degradedSeen.result,
+            ...base,
+            servedBy: degradedSeen.label,
+            fallbackFrom: exhausted.attempts[0]?.label,
+            costUsd: costOf(priceOf(degradedSeen.tier.config, degradedSeen.model), degradedSeen.result),
+            degraded: degradedSeen.degraded
+          }
+        }
+        const hit = cache === undefined ? Option.none() : yield* cache.get(input)
+        if (Option.isSome(hit)) {
+          return {
+            ...hit.value,
+            ...base,
+            servedBy: "cache",
+            fallbackFrom: exhausted.attempts[0]?.label,
+            degraded: "cache"
+          }
+        }
+        const fixed = config.degrade?.staticResponse
+        if (fixed !== undefined) {
+          const result = yield* Fallback.staticResponse(fixed)
+          return {
+            ...result,
+            ...base,
+            servedBy: "static",
+            fallbackFrom: exhausted.attempts[0]?.label,
+            degraded: "static"
+          }
+        }
+        return yield* Effect.fail(exhausted)
+      })
+
+    const complete: Service["complete"] = (input, options) =>
+      Effect.gen(function*() {
+        const request = yield* validateRequest(input)
+        const degradedSeen: { value: Outcome | undefined } = { value: undefined }
+        const steps = order(options?.strategy ?? config.strategy ?? "ordered").flatMap((tier) =>
+          tier.models.map((model) => ({
+            label: `${tier.provider.name}:${model}`,
+            run: attempt(tier, model, request, degradedSeen)
+          }))
+        )
+        const [first, second, ...rest] = steps
+        if (first === undefined) return yield* Effect.dieMessage("a resilient chain has at least one step")
+        const ladder: readonly [Step, ...Array<Step>] = hedger !== undefined && second !== undefined
+          ? [{ label: `${first.label} | ${second.label}`, run: hedger.hedge(first.run, second.run) }, ...rest]
+          : [first, ...(second === undefined ? [] : [second]), ...rest]
+        const outcome = yield* Fallback.chain(ladder).pipe(
+          Effect.map((step) => served(step.value, step)),
+          Effect.catchAll((error): Effect.Effect<ResilientResult, FallbackExhausted | HardFailure | InvalidRequest> => {
+            switch (error._tag) {
+              case "FallbackExhausted":
+                return lastResorts(input, error, degradedSeen.value)
+              case "HardFailure":
+              case "InvalidRequest":
+                return Effect.fail(error)
+              default:
+                // Fallback.shouldFallBack moves every other failure on to the next step: none can end the chain.
+                return Effect.dieMessage(`unexpected ${error._tag} ended a fallback chain`)
+            }
+          })
+        )
+        if (outcome.degraded === undefined) {
+          latencyOf(outcome.servedBy).record(outcome.latencyMs)
+          if (cache !== undefined) yield* cache.set(input, outcome)
+        }
+        return outcome
+      })
+
+    const stream: Service["stream"] = (input, options) => {
+      const sources = order(options?.strategy ?? config.strategy ?? "ordered").map((tier) => {
+        const breaker = breakers.get(firstLabel(tier))
+        return {
+          name: tier.provider.name,
+          model: tier.provider.model,
+          // An open breaker refuses the stream before any request; the breaker records how each stream ends.
+          stream: (request: CompletionRequestInput) => {
+            const limited = limiter.stream(tier.provider, request)
+            return breaker === undefined ? limited : breaker.executeStream(limited)
+          }
+        }
+      })
+      const [head, ...tail] = sources
+      return head === undefined
+        ? Stream.dieMessage("a resilient chain has at least one provider")
+        : Streaming.failover([head, ...tail], input)
+    }
+
+    return {
+      complete,
+      stream,
+      breakers,
+      limiter,
+      providers: tiers.map((tier) => tier.provider)
+    }
+  })

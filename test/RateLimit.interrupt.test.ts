@@ -1,0 +1,139 @@
+/**
+ * Interruption anywhere — while queued, just after a release handed a permit over, while running — returns every
+ * permit and token charge.
+ */
+import { describe, it } from "@effect/vitest"
+import { assertTrue, strictEqual } from "@effect/vitest/utils"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as TestClock from "effect/TestClock"
+import type { RateLimitExceeded } from "../src/LlmError.js"
+import * as RateLimit from "../src/RateLimit.js"
+
+const KEY = "openai:gpt-4o"
+
+/** A small seeded generator (mulberry32): the same interrupts on every run. */
+const seeded = (seed: number) => () => {
+  seed = (seed + 0x6d2b79f5) | 0
+  let t = seed
+  t = Math.imul(t ^ (t >>> 15), t | 1)
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+  return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296
+}
+
+/** Every permit is back: `concurrency` calls start at once and the next one queues. */
+const assertAllPermitsBack = (limiter: RateLimit.Limiter, concurrency: number) =>
+  Effect.gen(function*() {
+    const holders: Array<Fiber.RuntimeFiber<void, RateLimitExceeded>> = []
+    for (let i = 0; i <= concurrency; i++) holders.push(yield* Effect.fork(limiter.limit(KEY)(Effect.never)))
+    yield* Effect.yieldNow()
+    const full = yield* limiter.snapshot(KEY)
+    strictEqual(full.inFlight, concurrency)
+    strictEqual(full.waiting, 1)
+    yield* Fiber.interruptAll(holders)
+    const after = yield* limiter.snapshot(KEY)
+    strictEqual(after.inFlight, 0)
+    strictEqual(after.waiting, 0)
+  })
+
+describe("RateLimit interruption", () => {
+  it.effect("10,000 random interrupts: afterwards all permits and token charges are back", () =>
+    Effect.gen(function*() {
+      const random = seeded(20261123)
+      const concurrency = 8
+      const limiter = yield* RateLimit.make({
+        limits: { concurrency, rpm: 1_000_000, tpm: 1_000_000_000 },
+        maxWait: "infinity"
+      })
+      let running = 0
+      let maxRunning = 0
+      let bodyFinishedTokens = 0
+      const calls: Array<{ fiber: Fiber.RuntimeFiber<void, RateLimitExceeded>; tokens: number }> = []
+      for (let i = 0; i < 10_000; i++) {
+        const tokens = 1 + Math.floor(random() * 3_000)
+        const steps = Math.floor(random() * 40)
+        const body = Effect.suspend(() => {
+          running++
+          maxRunning = Math.max(maxRunning, running)
+          let work: Effect.Effect<void> = Effect.void
+          for (let s = 0; s < steps; s++) work = Effect.zipRight(work, Effect.yieldNow())
+          return Effect.zipRight(work, Effect.sync(() => void (bodyFinishedTokens += tokens)))
+        }).pipe(Effect.ensuring(Effect.sync(() => running--)))
+        calls.push({ fiber: yield* Effect.fork(limiter.limit(KEY, { tokens })(body)), tokens })
+      }
+      // Interrupt every call, in random order, at random moments: queued, handed a permit but not yet resumed,
+      // running, or already done.
+      const order = calls.map((_, i) => i)
+      for (let i = order.length - 1; i > 0; i--) {
+        const j = Math.floor(random() * (i + 1))
+        ;[order[i], order[j]] = [order[j] ?? 0, order[i] ?? 0]
+      }
+      for (const index of order) {
+        if (random() < 0.2) yield* Effect.yieldNow()
+        const call = calls[index]
+        if (call !== undefined) yield* Fiber.interruptFork(call.fiber)
+      }
+      let succeeded = 0
+      let succeededTokens = 0
+      let interrupted = 0
+      for (const call of calls) {
+        const exit = yield* Fiber.await(call.fiber)
+        if (Exit.isSuccess(exit)) {
+          succeeded++
+          succeededTokens += call.tokens
+        } else if (Exit.isInterrupted(exit)) interrupted++
+      }
+      strictEqual(succeeded + interrupted, 10_000)
+      assertTrue(interrupted > 5_000, `interrupted ${interrupted}`)
+      assertTrue(succeeded > 100, `succeeded ${succeeded}`)
+      assertTrue(maxRunning <= concurrency, `ran ${maxRunning} at once`)
+      strictEqual(running, 0)
+
+      const settled = yield* limiter.snapshot(KEY)
+      strictEqual(settled.inFlight, 0)
+      strictEqual(settled.waiting, 0)
+      // Completed calls keep their charge; every interrupted one was refunded. (A call interrupted right after its
+      // last step may count either way, hence the range.)
+      assertTrue(
+        settled.tokensInWindow >= succeededTokens && settled.tokensInWindow <= bodyFinishedTokens,
+        `${succeededTokens} <= ${settled.tokensInWindow} <= ${bodyFinishedTokens}`
+      )
+      assertTrue(settled.requestsInWindow >= succeeded)
+
+      yield* TestClock.adjust("61 seconds")
+      const expired = yield* limiter.snapshot(KEY)
+      strictEqual(expired.tokensInWindow, 0)
+      strictEqual(expired.requestsInWindow, 0)
+      yield* assertAllPermitsBack(limiter, concurrency)
+    }))
+
+  it.effect("interrupts while waiting on the window, the pause and the timer leave nothing behind", () =>
+    Effect.gen(function*() {
+      const random = seeded(7)
+      const limiter = yield* RateLimit.make({
+        limits: { concurrency: 3, rpm: 20, tpm: 5_000 },
+        maxWait: "infinity"
+      })
+      const fibers: Array<Fiber.RuntimeFiber<void, RateLimitExceeded>> = []
+      for (let round = 0; round < 20; round++) {
+        for (let i = 0; i < 20; i++) {
+          const tokens = 1 + Math.floor(random() * 600)
+          const work = Effect.sleep(`${Math.floor(random() * 3_000)} millis`)
+          fibers.push(yield* Effect.fork(limiter.limit(KEY, { tokens })(work)))
+        }
+        if (round === 5) yield* limiter.pause(KEY, "20 seconds")
+        for (const fiber of fibers) if (random() < 0.15) yield* Fiber.interruptFork(fiber)
+        yield* TestClock.adjust(`${1_000 + Math.floor(random() * 9_000)} millis`)
+      }
+      yield* Fiber.interruptAll(fibers)
+      const settled = yield* limiter.snapshot(KEY)
+      strictEqual(settled.inFlight, 0)
+      strictEqual(settled.waiting, 0)
+      yield* TestClock.adjust("61 seconds")
+      const expired = yield* limiter.snapshot(KEY)
+      strictEqual(expired.tokensInWindow, 0)
+      strictEqual(expired.requestsInWindow, 0)
+      yield* assertAllPermitsBack(limiter, 3)
+    }))
+})
