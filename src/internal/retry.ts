@@ -9,6 +9,7 @@ import * as Intervals from "effect/ScheduleIntervals"
 import {
   type HardFailure,
   hardFailure,
+  HardReason,
   InvalidOptions,
   isHardFailure,
   isSoftFailure,
@@ -93,28 +94,13 @@ export const defaultPolicies: { readonly [R in RetryReason]: Policy } = {
 }
 
 interface Resolved {
-  readonly schedules: { readonly [R in RetryReason]: Schedule.Schedule<Duration.Duration, RetryInput> }
+  readonly schedules: ReadonlyMap<RetryReason, Schedule.Schedule<Duration.Duration, RetryInput>>
   readonly maxAttempts: number
   readonly attemptTimeout: Duration.Duration | undefined
   readonly deadline: Duration.Duration | undefined
 }
 
-const reasons: ReadonlyArray<RetryReason> = [
-  "RateLimited",
-  "QuotaExhausted",
-  "ServerError",
-  "Overloaded",
-  "Timeout",
-  "Connection",
-  "BadRequest",
-  "ContextLengthExceeded",
-  "Unauthorized",
-  "Forbidden",
-  "NotFound",
-  "ContentFiltered",
-  "Unknown",
-  "Soft"
-]
+const reasons: ReadonlyArray<RetryReason> = [...HardReason.literals, "Soft"]
 
 const isRetryReason = (reason: string): reason is RetryReason => reasons.some((known) => known === reason)
 
@@ -169,24 +155,10 @@ const merge = (base: Settings, over: Settings | undefined): Settings => {
 
 const resolve = (settings: Settings): Resolved => {
   const ceiling = Duration.decode(settings.retryAfterCeiling ?? "60 seconds")
-  const schedule = (reason: RetryReason) =>
+  const schedules = new Map(reasons.map((reason) => [
+    reason,
     policySchedule<RetryInput>({ ...defaultPolicies[reason], ...settings.policies?.[reason] }, ceiling)
-  const schedules: Resolved["schedules"] = {
-    RateLimited: schedule("RateLimited"),
-    QuotaExhausted: schedule("QuotaExhausted"),
-    ServerError: schedule("ServerError"),
-    Overloaded: schedule("Overloaded"),
-    Timeout: schedule("Timeout"),
-    Connection: schedule("Connection"),
-    BadRequest: schedule("BadRequest"),
-    ContextLengthExceeded: schedule("ContextLengthExceeded"),
-    Unauthorized: schedule("Unauthorized"),
-    Forbidden: schedule("Forbidden"),
-    NotFound: schedule("NotFound"),
-    ContentFiltered: schedule("ContentFiltered"),
-    Unknown: schedule("Unknown"),
-    Soft: schedule("Soft")
-  }
+  ]))
   return {
     schedules,
     maxAttempts: settings.maxAttempts ?? 6,
@@ -300,7 +272,8 @@ const makeRetrier = (options: Options, budgetOptions: Exclude<Options["budget"],
           for (let calls = 1;; calls++) {
             const classified = reasonOf(error)
             if (classified === undefined || calls >= settings.maxAttempts) return yield* Effect.fail(error)
-            const schedule = settings.schedules[classified.reason]
+            const schedule = settings.schedules.get(classified.reason)
+            if (schedule === undefined) return yield* Effect.fail(error)
             const now = yield* Clock.currentTimeMillis
             const [state, , decision] = yield* schedule.step(
               now,
