@@ -87,3 +87,10 @@ export * as Fallback from "./Fallback.js"
  * @since 0.1.0
  */
 export * as Resilient from "./Resilient.js"
+
+/**
+ * Declarative YAML/TOML configuration and LLM_* environment overrides for the Resilient client.
+ *
+ * @since 0.1.0
+ */
+export * as ResilienceConfig from "./Config.js"
