@@ -3,7 +3,8 @@ import { defineConfig } from "tsup"
 export default defineConfig({
   entry: {
     index: "src/index.ts",
-    "testing/index": "src/testing/index.ts"
+    "testing/index": "src/testing/index.ts",
+    redis: "src/Redis.ts"
   },
   format: ["esm", "cjs"],
   dts: true,
@@ -11,5 +12,5 @@ export default defineConfig({
   clean: true,
   target: "node20",
   splitting: true,
-  external: ["openai", "@anthropic-ai/sdk", "@copilotkit/aimock"]
+  external: ["openai", "@anthropic-ai/sdk", "@copilotkit/aimock", "ioredis"]
 })

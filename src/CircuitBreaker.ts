@@ -218,7 +218,52 @@ export type Snapshot = typeof Snapshot.Type
  */
 export interface Store {
   readonly load: (key: string) => Effect.Effect<Option.Option<Snapshot>>
-  readonly save: (snapshot: Snapshot) => Effect.Effect<void>
+  /** Hears a transition this process made; `reason` says why. It must not fail, and should return quickly. */
+  readonly save: (snapshot: Snapshot, reason?: Reason) => Effect.Effect<void>
+  /**
+   * Fleet-wide half-open admission, for a store shared by several processes: called when the local breaker has
+   * handed out a probe permit. See {@link ProbeAdmission}. A store without it leaves probes to each process.
+   */
+  readonly acquireProbe?: (
+    key: string,
+    now: number,
+    permits: number,
+    probeTimeoutMs: number
+  ) => Effect.Effect<ProbeAdmission>
+  /** Returns a fleet-wide probe permit when its call ends, whatever the verdict (a transition clears them all). */
+  readonly releaseProbe?: (key: string, probe: string) => Effect.Effect<void>
+  /**
+   * Called once by a registry built in a scope: the store reports transitions made elsewhere to `follower.adopt`
+   * (never this process's own), and may read `follower.local` to resynchronize after an outage.
+   */
+  readonly watch?: (follower: Follower) => Effect.Effect<void, never, Scope.Scope>
+}
+
+/**
+ * The store's answer to a probe request: `granted` (with an id to release it by), `denied` (the fleet's permits are
+ * taken), `adopt` (the shared state is not half-open: follow `remote` instead), or `local` (the store cannot say,
+ * for example while it is unreachable: the local breaker decides alone).
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type ProbeAdmission =
+  | { readonly _tag: "granted"; readonly probe: string }
+  | { readonly _tag: "denied" }
+  | { readonly _tag: "adopt"; readonly remote: Snapshot; readonly reason: Reason }
+  | { readonly _tag: "local" }
+
+/**
+ * What a registry gives a shared store to follow the fleet with.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Follower {
+  /** Moves the local breaker for `snapshot.key` (if this process has one) to the remote state. */
+  readonly adopt: (snapshot: Snapshot, reason: Reason) => Effect.Effect<void>
+  /** Every local breaker's state. */
+  readonly local: Effect.Effect<ReadonlyArray<Snapshot>>
 }
 
 /**
@@ -411,13 +456,24 @@ export const makeRegistry: (options?: Options & makeRegistry.Options) => Effect.
   internal.makeRegistry
 
 /**
+ * Like {@link makeRegistry}, and lets a shared store (`store.watch`) report other processes' transitions to the
+ * registry's breakers for as long as the scope lasts.
+ *
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const makeRegistryScoped: (
+  options?: Options & makeRegistry.Options
+) => Effect.Effect<Registry, InvalidOptions, Scope.Scope> = internal.makeRegistryScoped
+
+/**
  * @since 0.1.0
  * @category Layers
  */
 export const layer = (options: Options & makeRegistry.Options = {}): Layer.Layer<
   CircuitBreakerRegistry,
   InvalidOptions
-> => Layer.effect(CircuitBreakerRegistry, makeRegistry(options))
+> => Layer.scoped(CircuitBreakerRegistry, makeRegistryScoped(options))
 
 /**
  * Runs an effect through the registry's breaker for `key` (by convention `provider:model`, as in

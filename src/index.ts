@@ -94,3 +94,10 @@ export * as Resilient from "./Resilient.js"
  * @since 0.1.0
  */
 export * as ResilienceConfig from "./Config.js"
+
+/**
+ * Metrics, the per-request log event, spans, the Prometheus endpoint and alert rules.
+ *
+ * @since 0.1.0
+ */
+export * as Observability from "./Observability.js"

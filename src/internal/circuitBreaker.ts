@@ -96,6 +96,7 @@ interface Announcement {
   readonly events: ReadonlyArray<Api.StateChange>
   readonly overflow: ReadonlyArray<Api.StateChange>
   readonly snapshot: Api.Snapshot | undefined
+  readonly reason: Api.Reason
 }
 
 /**
@@ -103,16 +104,24 @@ interface Announcement {
  * the order they happened even when fibers race. What must wait (logs, the store, an event the full hub refused and
  * that `PubSub.publish` will slide in) is returned.
  */
-const settled = (self: BreakerImpl, m: machine.Machine, now: number): Announcement | undefined => {
+const settled = (
+  self: BreakerImpl,
+  m: machine.Machine,
+  now: number,
+  remote = false
+): Announcement | undefined => {
   if (scratch.length === 0) return undefined
-  const { hub, store } = self.shared
+  const { hub } = self.shared
+  // A transition adopted from the fleet came from the store: it is not saved back.
+  const store = remote ? undefined : self.shared.store
   const events = scratch.map((change): Api.StateChange => ({ key: self.key, ...change }))
   scratch.length = 0
   return {
     events,
     overflow: events.filter((event) => !hub.unsafeOffer(event)),
     // Taken now: a snapshot taken later could already belong to a newer transition.
-    snapshot: store === undefined ? undefined : toSnapshot(self.key, m, now)
+    snapshot: store === undefined ? undefined : toSnapshot(self.key, m, now),
+    reason: events[events.length - 1]!.reason
   }
 }
 
@@ -163,14 +172,30 @@ class BreakerImpl implements Api.CircuitBreaker {
 
   announce(announcement: Announcement): Effect.Effect<void> {
     const { hub, store } = this.shared
-    const { events, overflow, snapshot } = announcement
+    const { events, overflow, reason, snapshot } = announcement
     return Effect.zipRight(
       Effect.forEach(events, logTransition, { discard: true }),
       Effect.zipRight(
         overflow.length === 0 ? Effect.void : PubSub.publishAll(hub, overflow),
-        store === undefined || snapshot === undefined ? Effect.void : store.save(snapshot)
+        store === undefined || snapshot === undefined ? Effect.void : store.save(snapshot, reason)
       )
     )
+  }
+
+  /** Follows a transition another instance made (reported by a shared store); never saved back. */
+  adopt(remote: Api.Snapshot, reason: Api.Reason): Effect.Effect<void> {
+    return Effect.clockWith((clock) => {
+      const now = clock.unsafeCurrentTimeMillis()
+      let announcement: Announcement | undefined
+      return Effect.flatMap(
+        Ref.modify(this.ref, (m): [void, machine.Machine] => {
+          machine.adopt(m, remote, reason, now, begin())
+          announcement = settled(this, m, now, true)
+          return [undefined, m]
+        }),
+        () => announcement === undefined ? Effect.void : this.announce(announcement)
+      )
+    })
   }
 
   get state(): Effect.Effect<Api.State> {
@@ -295,6 +320,7 @@ const settle = (
   clock: Clock.Clock,
   ticket: number,
   startedAt: number,
+  probe: string | undefined,
   exit: Exit.Exit<unknown, unknown>
 ): Effect.Effect<void> => {
   const outcome = classifyExit(self.shared, exit)
@@ -316,9 +342,22 @@ const settle = (
       announcement = settled(self, m, now)
       return [undefined, m]
     }),
-    () => announcement === undefined ? Effect.void : self.announce(announcement)
+    () => {
+      const announced = announcement === undefined ? Effect.void : self.announce(announcement)
+      const { store } = self.shared
+      // A fleet-wide probe permit goes back whatever the verdict (a transition clears them all anyway).
+      return probe === undefined || store?.releaseProbe === undefined
+        ? announced
+        : Effect.zipRight(announced, store.releaseProbe(self.key, probe))
+    }
   )
 }
+
+/** Gives back a local probe permit the fleet refused. */
+const releaseLocal = (self: BreakerImpl, ticket: number): Effect.Effect<void> =>
+  self.step((m, now, changes) =>
+    machine.record(m, self.shared.config, ticket, machine.IGNORED, 0, 0, undefined, now, changes)
+  )
 
 /**
  * Admission: asks the machine for a ticket and hands it to `use`, or fails with `CircuitOpen` without calling it.
@@ -327,22 +366,49 @@ const settle = (
 const admit = <A, E, R>(
   self: BreakerImpl,
   clock: Clock.Clock,
-  use: (ticket: number, now: number) => Effect.Effect<A, E, R>
+  use: (ticket: number, now: number, probe: string | undefined) => Effect.Effect<A, E, R>,
+  retried = false
 ): Effect.Effect<A, E | CircuitOpen, R> => {
   const now = clock.unsafeCurrentTimeMillis()
   let wait = 0
+  let probing = false
   let announcement: Announcement | undefined
   return Effect.flatMap(
     Ref.modify(self.ref, (m): [number, machine.Machine] => {
       const ticket = machine.admit(m, self.shared.config, now, begin())
       announcement = settled(self, m, now)
       if (ticket === machine.REJECTED) wait = machine.remaining(m, now)
+      else probing = m.state === "HalfOpen"
       return [ticket, m]
     }),
     (ticket): Effect.Effect<A, E | CircuitOpen, R> => {
+      const acquireProbe = self.shared.store?.acquireProbe
       const run: Effect.Effect<A, E | CircuitOpen, R> = ticket === machine.REJECTED
         ? Effect.fail(rejection(self.key, wait))
-        : use(ticket, now)
+        : !probing || acquireProbe === undefined
+        ? use(ticket, now, undefined)
+        : Effect.flatMap(
+          acquireProbe(self.key, now, self.shared.config.permits, self.shared.config.probeTimeoutMs),
+          (answer): Effect.Effect<A, E | CircuitOpen, R> => {
+            switch (answer._tag) {
+              case "granted":
+                return use(ticket, now, answer.probe)
+              case "local":
+                return use(ticket, now, undefined)
+              case "denied":
+                return Effect.zipRight(
+                  releaseLocal(self, ticket),
+                  Effect.fail(rejection(self.key, self.shared.config.probeTimeoutMs))
+                )
+              case "adopt":
+                // The fleet has moved on (closed, or re-opened): follow it, then ask again once.
+                return Effect.zipRight(
+                  Effect.zipRight(releaseLocal(self, ticket), self.adopt(answer.remote, answer.reason)),
+                  retried ? Effect.fail(rejection(self.key, 0)) : admit(self, clock, use, true)
+                )
+            }
+          }
+        )
       return announcement === undefined ? run : Effect.zipRight(self.announce(announcement), run)
     }
   )
@@ -355,11 +421,11 @@ export const execute = <A, E, R>(
 ): Effect.Effect<A, E | CircuitOpen, R> =>
   Effect.uninterruptibleMask((restore) =>
     Effect.clockWith((clock) =>
-      admit(self, clock, (ticket, now) =>
+      admit(self, clock, (ticket, now, probe) =>
         ticket === machine.BYPASS
           ? restore(effect)
           // Interrupted, failed or not, an admitted call is settled exactly once, by this one finalizer.
-          : Effect.onExit(restore(effect), (exit) => settle(self, clock, ticket, now, exit)))
+          : Effect.onExit(restore(effect), (exit) => settle(self, clock, ticket, now, probe, exit)))
     )
   )
 
@@ -370,11 +436,11 @@ export const executeStream = <A, E, R>(
 ): Stream.Stream<A, E | CircuitOpen, R> =>
   Stream.unwrapScoped(
     Effect.uninterruptible(Effect.clockWith((clock) =>
-      admit(self, clock, (ticket, now) =>
+      admit(self, clock, (ticket, now, probe) =>
         ticket === machine.BYPASS
           ? Effect.succeed(stream)
           // The stream's scope closes with the stream's own exit: completed, failed, or interrupted by its consumer.
-          : Effect.as(Effect.addFinalizer((exit) => settle(self, clock, ticket, now, exit)), stream))
+          : Effect.as(Effect.addFinalizer((exit) => settle(self, clock, ticket, now, probe, exit)), stream))
     ))
   )
 
@@ -489,6 +555,30 @@ export const makeRegistry = (opts: Api.Options & Api.makeRegistry.Options = {}):
     const settings = yield* options.resolve(opts)
     const shared = yield* makeShared(settings, opts.store, REGISTRY_EVENT_CAPACITY)
     return new RegistryImpl(shared)
+  })
+
+/** @internal */
+export const makeRegistryScoped = (opts: Api.Options & Api.makeRegistry.Options = {}): Effect.Effect<
+  Api.Registry,
+  InvalidOptions,
+  Scope.Scope
+> =>
+  Effect.gen(function*() {
+    const settings = yield* options.resolve(opts)
+    const shared = yield* makeShared(settings, opts.store, REGISTRY_EVENT_CAPACITY)
+    const registry = new RegistryImpl(shared)
+    if (opts.store?.watch !== undefined) {
+      yield* opts.store.watch({
+        adopt: (snapshot, reason) =>
+          Effect.suspend(() => {
+            // Only breakers this process has: a key nobody here uses is loaded from the store on first use.
+            const breaker = registry.breakers.get(snapshot.key)
+            return breaker === undefined ? Effect.void : breaker.adopt(snapshot, reason)
+          }),
+        local: registry.snapshot
+      })
+    }
+    return registry
   })
 
 /** @internal */

@@ -357,3 +357,52 @@ export const force = (
     m.baselineSamples = 0
   }
 }
+
+/** What a shared store says another instance's breaker moved to. @internal */
+export interface Remote {
+  readonly state: State
+  readonly openedAt: number
+  readonly openUntil: number
+  readonly reopens: number
+}
+
+/**
+ * Follows a transition made by another instance of the fleet (a shared store heard it). Adopting is itself a
+ * transition here (the generation moves on, so local tickets of the old period are fenced out), except when the
+ * local breaker is already there: then an `Open` only takes the later deadline. Window contents stay local.
+ *
+ * @internal
+ */
+export const adopt = (m: Machine, remote: Remote, reason: Reason, now: number, changes: Array<Change>): void => {
+  if (m.state === remote.state) {
+    if (remote.state === "Open" && remote.openUntil > m.openUntil) {
+      m.openUntil = remote.openUntil
+      m.openedAt = remote.openedAt
+      m.reopens = remote.reopens
+    }
+    return
+  }
+  switch (remote.state) {
+    case "Open":
+      transition(m, "Open", reason, now, changes)
+      m.openedAt = remote.openedAt
+      m.openUntil = remote.openUntil
+      m.reopens = remote.reopens
+      return
+    case "HalfOpen":
+      // Another instance saw the cooldown end; this one probes through the store like every other.
+      transition(m, "HalfOpen", reason, now, changes)
+      m.reopens = remote.reopens
+      return
+    case "Closed":
+    case "MetricsOnly":
+      transition(m, remote.state, reason, now, changes)
+      clearWindow(m)
+      m.reopens = 0
+      return
+    case "ForcedOpen":
+    case "Disabled":
+      transition(m, remote.state, reason, now, changes)
+      return
+  }
+}

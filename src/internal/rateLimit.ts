@@ -24,6 +24,7 @@ import type { CompletionRequestInput, CompletionResult, RateLimitInfo } from "..
 import { type HardFailure, InvalidOptions, type InvalidRequest, RateLimitExceeded } from "../LlmError.js"
 import type { Service as LlmProviderService } from "../LlmProvider.js"
 import type { Limiter, Limits, Options, Snapshot, Target } from "../RateLimit.js"
+import { rateLimitRejections as rejectionsTotal } from "./metrics.js"
 import {
   type Blocked,
   type Bucket,
@@ -38,12 +39,6 @@ const WINDOW_MILLIS = 60_000
 
 /** @internal */
 export const keyOf = (target: Target): string => typeof target === "string" ? target : `${target.name}:${target.model}`
-
-/** @internal */
-export const rejectionsTotal = Metric.counter("llm.rate_limit.rejections", {
-  description: "Calls refused by the local rate limiter, by key and limit",
-  incremental: true
-})
 
 // --- options -------------------------------------------------------------------------------------------------------
 
@@ -271,10 +266,33 @@ export const make = (options: Options = {}): Effect.Effect<Limiter, InvalidOptio
   Effect.suspend(() => {
     const checked = validate(options)
     if (checked instanceof InvalidOptions) return Effect.fail(checked)
-    return Effect.succeed(makeLimiter(options, checked.maxWaitMillis, memoryStore))
+    return Effect.succeed(makeLimiter(options, checked.maxWaitMillis, memoryStore, WINDOW_MILLIS))
   })
 
-const makeLimiter = (options: Options, maxWaitMillis: number, store: Store): Limiter => {
+/**
+ * A limiter whose buckets come from `store` (a shared store, e.g. Redis), with a window of `windowMillis` (60 s for
+ * providers; shorter in tests).
+ *
+ * @internal
+ */
+export const makeWithStore = (
+  options: Options,
+  store: Store,
+  windowMillis: number = WINDOW_MILLIS
+): Effect.Effect<Limiter, InvalidOptions> =>
+  Effect.suspend(() => {
+    const checked = validate(options)
+    if (checked instanceof InvalidOptions) return Effect.fail(checked)
+    return Effect.succeed(makeLimiter(options, checked.maxWaitMillis, store, windowMillis))
+  })
+
+/** Validates options the way `make` does (for stores that need them before building). @internal */
+export const validateOptions = (options: Options): InvalidOptions | undefined => {
+  const checked = validate(options)
+  return checked instanceof InvalidOptions ? checked : undefined
+}
+
+const makeLimiter = (options: Options, maxWaitMillis: number, store: Store, windowMillis: number): Limiter => {
   const failFast = options.mode === "fail-fast"
   const adaptive = options.adaptive !== false
   const outputTokenEstimate = options.outputTokenEstimate ?? 512
@@ -283,7 +301,13 @@ const makeLimiter = (options: Options, maxWaitMillis: number, store: Store): Lim
   const stateOf = (key: string): KeyState => {
     let state = states.get(key)
     if (state === undefined) {
-      state = new KeyState(key, store.bucket(key, resolveLimits(options, key), WINDOW_MILLIS))
+      const wake = Effect.clockWith((clock) => {
+        const created = states.get(key)
+        return created === undefined
+          ? Effect.void
+          : afterChange(created, clock.unsafeCurrentTimeMillis()) ?? Effect.void
+      })
+      state = new KeyState(key, store.bucket(key, resolveLimits(options, key), windowMillis, wake))
       states.set(key, state)
     }
     return state

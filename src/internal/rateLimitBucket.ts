@@ -19,6 +19,7 @@
  * @internal
  */
 import * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
 import type { RateLimitInfo } from "../Llm.js"
 
 /** Limits after defaults and per-key overrides; `Infinity` means no limit. @internal */
@@ -45,6 +46,8 @@ export interface Ticket {
   readonly tokens: number
   /** The header observation it was counted against, or -1. */
   readonly remoteEpoch: number
+  /** The shared-store lease the call was charged against (a shared store's bucket only). */
+  readonly lease?: string | undefined
 }
 
 /** @internal */
@@ -305,7 +308,11 @@ export class MemoryBucket implements Bucket {
  * @internal
  */
 export interface Store {
-  readonly bucket: (key: string, limits: ResolvedLimits, windowMillis: number) => Bucket
+  /**
+   * `wake` re-examines the key's waiters: a bucket whose capacity can grow by itself (a shared store's lease
+   * arriving) runs it then. The in-memory bucket never needs it.
+   */
+  readonly bucket: (key: string, limits: ResolvedLimits, windowMillis: number, wake: Effect.Effect<void>) => Bucket
 }
 
 /** @internal */

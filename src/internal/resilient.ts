@@ -1,7 +1,14 @@
+import type * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as DefaultServices from "effect/DefaultServices"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
+import * as Tracer from "effect/Tracer"
 import * as CircuitBreaker from "../CircuitBreaker.js"
 import * as Fallback from "../Fallback.js"
 import type { CompletionRequest, CompletionRequestInput, CompletionResult } from "../Llm.js"
@@ -17,9 +24,11 @@ import {
 import type { Service as LlmProvider } from "../LlmProvider.js"
 import * as Quality from "../Quality.js"
 import * as RateLimit from "../RateLimit.js"
-import type { Config, Price, ResilientResult, Service, Strategy, Tier } from "../Resilient.js"
+import type { CallOptions, Config, Price, ResilientResult, Service, Strategy, Tier } from "../Resilient.js"
 import * as Retry from "../Retry.js"
 import * as Streaming from "../Streaming.js"
+import * as metrics from "./metrics.js"
+import * as observability from "./observability.js"
 import { positiveDuration, positiveInteger } from "./options.js"
 import { validateRequest } from "./request.js"
 
@@ -35,6 +44,7 @@ interface BuiltTier {
 }
 
 const DEFAULT_CONTEXT_WINDOW = 128_000
+const nativeTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
 const LATENCY_SAMPLES = 64
 
 // Option errors from a building block name its own field; inside a chain the tier's path comes first.
@@ -111,6 +121,28 @@ export const make = (config: Config): Effect.Effect<Service, InvalidOptions> =>
       })
     }
     const limiter = yield* Effect.mapError(RateLimit.make({ ...config.rateLimit, perKey }), within("rateLimit."))
+    // Breaker state → `llm.circuit_breaker.state` / `.transitions`. One daemon per breaker follows its `events`; it
+    // waits on the breaker's hub and is collected with the breaker (nothing else references it). `make` returns once
+    // every daemon is suspended on its subscription, so no transition of the first request is missed.
+    const followers: Array<Fiber.RuntimeFiber<void>> = []
+    for (const [key, breaker] of breakers) {
+      metrics.update(metrics.forLabel(key).breakerState, metrics.stateValue(yield* breaker.state))
+      followers.push(
+        yield* Effect.forkDaemon(
+          Stream.runForEach(breaker.events, (change) =>
+            Effect.sync(() => metrics.breakerTransition(change.key, change.from, change.to, change.reason)))
+        )
+      )
+    }
+    for (const follower of followers) {
+      for (let turn = 0; turn < 1_000 && (yield* Fiber.status(follower))._tag !== "Suspended"; turn++) {
+        yield* Effect.yieldNow()
+      }
+    }
+    const limited = config.rateLimit !== undefined || Object.keys(perKey).length > 0
+    const checked = tiers.some((tier) =>
+      tier.config.quality !== undefined
+    )
     const cache = config.degrade?.cache === undefined
       ? undefined
       : yield* Fallback.makeResponseCache(config.degrade.cache)
@@ -166,7 +198,9 @@ export const make = (config: Config): Effect.Effect<Service, InvalidOptions> =>
       tier: BuiltTier,
       model: string,
       request: CompletionRequest,
-      degradedSeen: { value: Outcome | undefined }
+      degradedSeen: { value: Outcome | undefined },
+      trace: observability.RequestTrace,
+      clock: Clock.Clock
     ) => {
       const label = `${tier.provider.name}:${model}`
       const breaker = breakers.get(label)
@@ -183,15 +217,36 @@ export const make = (config: Config): Effect.Effect<Service, InvalidOptions> =>
         return check === undefined ? timed : Quality.validate(timed, check)
       }
       // breaker admission → retry → breaker record → rate limiter → timeout → call → quality
+      // The wait in the limiter: from entering it to the moment it runs the call.
+      const throughLimiter = (input: CompletionRequest) =>
+        limited
+          ? Effect.suspend(() => {
+            const entered = clock.unsafeCurrentTimeMillis()
+            return limiter.call(tier.provider, input, (admitted) =>
+              Effect.suspend(() => {
+                const waited = clock.unsafeCurrentTimeMillis() - entered
+                if (waited > 0) metrics.update(metrics.forLabel(label).rateLimitWait, waited)
+                return inner(admitted)
+              }))
+          })
+          : limiter.call(tier.provider, input, inner)
       const once = (input: CompletionRequest) => {
-        const limited = limiter.call(tier.provider, input, inner)
-        const recorded = breaker === undefined ? limited : breaker.execute(limited)
+        const limitedCall = throughLimiter(input)
+        const recorded = breaker === undefined ? limitedCall : breaker.execute(limitedCall)
         const retried = tier.retrier === undefined
           ? recorded
           : tier.retrier.retry(recorded, { name: tier.provider.name, model })
         return Effect.matchEffect(retried, {
-          onSuccess: (result) => Effect.succeed<Outcome>({ result, label, tier, model, degraded: undefined }),
+          onSuccess: (result) => {
+            if (check !== undefined) observability.recordFormat(label, true, trace)
+            return Effect.succeed<Outcome>({ result, label, tier, model, degraded: undefined })
+          },
           onFailure: (error) => {
+            if (check !== undefined && (error._tag === "SoftFailure" || error._tag === "DegradedResponse")) {
+              const format = error._tag === "SoftFailure"
+                && (error.reason === "FormatViolation" || error.reason === "SchemaMismatch")
+              observability.recordFormat(label, !format, trace)
+            }
             if (error instanceof DegradedResponse) {
               const outcome: Outcome = { result: error.result, label, tier, model, degraded: error.reason }
               if (acceptReasons?.includes(error.reason) === true) return Effect.succeed(outcome)
@@ -272,16 +327,62 @@ export const make = (config: Config): Effect.Effect<Service, InvalidOptions> =>
         return yield* Effect.fail(exhausted)
       })
 
-    const complete: Service["complete"] = (input, options) =>
+    const instrumentStep = <A extends { readonly degraded: unknown }, E, R>(
+      run: Effect.Effect<A, E, R>,
+      label: string,
+      step: number,
+      primary: string,
+      trace: observability.RequestTrace,
+      traced: boolean
+    ): Effect.Effect<A, E, R> => {
+      if (!traced) {
+        return Effect.onExit(
+          run,
+          (exit) => Effect.sync(() => observability.recordAttempt(undefined, label, exit, trace))
+        )
+      }
+      const { model, system } = metrics.splitLabel(label)
+      return Effect.useSpan(
+        "llm.attempt",
+        {
+          kind: "client",
+          captureStackTrace: false,
+          attributes: {
+            [metrics.attr.operation]: "chat",
+            [metrics.attr.system]: system,
+            [metrics.attr.requestModel]: model,
+            "llm.attempt": step,
+            ...(step > 1 ? { "llm.fallback_from": primary } : {})
+          }
+        },
+        (span) =>
+          Effect.withParentSpan(
+            Effect.onExit(run, (exit) => Effect.sync(() => observability.recordAttempt(span, label, exit, trace))),
+            span
+          )
+      )
+    }
+
+    const ladder = (
+      input: CompletionRequestInput,
+      ordered: ReadonlyArray<BuiltTier>,
+      primary: string,
+      trace: observability.RequestTrace,
+      clock: Clock.Clock,
+      traced: boolean
+    ): Effect.Effect<ResilientResult, FallbackExhausted | HardFailure | InvalidRequest> =>
       Effect.gen(function*() {
         const request = yield* validateRequest(input)
         const degradedSeen: { value: Outcome | undefined } = { value: undefined }
-        const steps = order(options?.strategy ?? config.strategy ?? "ordered").flatMap((tier) =>
-          tier.models.map((model) => ({
-            label: `${tier.provider.name}:${model}`,
-            run: attempt(tier, model, request, degradedSeen)
-          }))
-        )
+        const steps = ordered.flatMap((tier) =>
+          tier.models.map((model) => {
+            const label = `${tier.provider.name}:${model}`
+            return { label, run: attempt(tier, model, request, degradedSeen, trace, clock) }
+          })
+        ).map(({ label, run }, index) => ({
+          label,
+          run: instrumentStep(run, label, index + 1, primary, trace, traced)
+        }))
         const [first, second, ...rest] = steps
         if (first === undefined) return yield* Effect.dieMessage("a resilient chain has at least one step")
         const ladder: readonly [Step, ...Array<Step>] = hedger !== undefined && second !== undefined
@@ -309,6 +410,56 @@ export const make = (config: Config): Effect.Effect<Service, InvalidOptions> =>
         return outcome
       })
 
+    // One log event, one synchronous block of metric updates and (when a tracer exports them) one span per request.
+    const run = (
+      input: CompletionRequestInput,
+      options: CallOptions | undefined,
+      span: Tracer.Span | undefined
+    ): Effect.Effect<ResilientResult, FallbackExhausted | HardFailure | InvalidRequest> =>
+      Effect.gen(function*() {
+        const clock = yield* Effect.clock
+        const startedAt = clock.unsafeCurrentTimeMillis()
+        const ordered = order(options?.strategy ?? config.strategy ?? "ordered")
+        const head = ordered[0] ?? tiers[0]!
+        const primary = firstLabel(head)
+        const requestId = observability.nextRequestId()
+        const trace = new observability.RequestTrace()
+        // For `Observability.recordQualityScore` in a tier's checks (only chains with checks pay for it). Set and
+        // restored by hand: `Effect.locally` costs ~10 µs.
+        const outer = checked ? yield* FiberRef.getAndSet(observability.currentTrace, trace) : undefined
+        const exit = yield* Effect.exit(ladder(input, ordered, primary, trace, clock, span !== undefined))
+        if (checked) yield* FiberRef.set(observability.currentTrace, outer)
+        const answeredBy = Exit.isSuccess(exit) ? exit.value.servedBy : primary
+        const breaker = breakers.get(answeredBy)
+        const circuitState = breaker === undefined ? undefined : yield* breaker.state
+        if (circuitState !== undefined) {
+          metrics.update(metrics.forLabel(answeredBy).breakerState, metrics.stateValue(circuitState))
+        }
+        const event = observability.recordRequest(exit, {
+          span,
+          requestId,
+          primary,
+          startedAt,
+          endedAt: clock.unsafeCurrentTimeMillis(),
+          trace,
+          circuitState
+        })
+        yield* observability.logEvent(event)
+        return yield* exit
+      })
+
+    // Effect 3 spans cost ~25 µs each (the parent span is provided through the context). Effect's built-in tracer
+    // exports nothing, so under it the spans are skipped; any other tracer (@effect/opentelemetry, a test tracer)
+    // gets the request span and one child per ladder step.
+    const complete: Service["complete"] = (input, options) =>
+      Effect.tracerWith((tracer) =>
+        tracer === nativeTracer ? run(input, options, undefined) : Effect.useSpan(
+          "llm.request",
+          { kind: "client", captureStackTrace: false, attributes: { [metrics.attr.operation]: "chat" } },
+          (span) => Effect.withParentSpan(run(input, options, span), span)
+        )
+      )
+
     const stream: Service["stream"] = (input, options) => {
       const sources = order(options?.strategy ?? config.strategy ?? "ordered").map((tier) => {
         const breaker = breakers.get(firstLabel(tier))
@@ -325,7 +476,18 @@ export const make = (config: Config): Effect.Effect<Service, InvalidOptions> =>
       const [head, ...tail] = sources
       return head === undefined
         ? Stream.dieMessage("a resilient chain has at least one provider")
-        : Streaming.failover([head, ...tail], input)
+        : Streaming.failover([head, ...tail], input).pipe(
+          Stream.tap((chunk) =>
+            chunk._tag === "StreamEnd"
+              ? Effect.sync(() => observability.recordStreamEnd(chunk))
+              : Effect.void
+          ),
+          Stream.withSpan("llm.stream", {
+            kind: "client",
+            captureStackTrace: false,
+            attributes: { [metrics.attr.operation]: "chat", "llm.primary": `${head.name}:${head.model}` }
+          })
+        )
     }
 
     return {

@@ -16,6 +16,7 @@ import {
   RetryBudgetExhausted
 } from "../LlmError.js"
 import type { Options, Policy, Retrier, RetryReason, Settings, Target } from "../Retry.js"
+import { retriesTotal } from "./metrics.js"
 import { RetryBudget } from "./retryBudget.js"
 
 type RetryInput = { readonly retryAfter?: Duration.Duration | undefined }
@@ -166,12 +167,6 @@ const resolve = (settings: Settings): Resolved => {
     deadline: settings.deadline === undefined ? undefined : Duration.decode(settings.deadline)
   }
 }
-
-/** @internal */
-export const retriesTotal = Metric.counter("llm.retries", {
-  description: "Retries of LLM calls, by provider, model and failure reason",
-  incremental: true
-})
 
 const reasonOf = (
   error: unknown

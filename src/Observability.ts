@@ -1,0 +1,396 @@
+/**
+ * What a Resilient client tells the outside world: Effect metrics tagged with the OpenTelemetry GenAI attributes
+ * (`gen_ai.system`, `gen_ai.request.model`), one structured log event per request, a span per request and per
+ * ladder step, a Prometheus `/metrics` endpoint, and alert rules evaluated in process (typed events) or by
+ * Prometheus (`docs/prometheus/alerts.yml`).
+ *
+ * `Resilient` records all of it by itself; this module holds the definitions, the logger, the exporter Layer and
+ * the alert evaluator. See docs/observability.md.
+ *
+ * @since 0.1.0
+ */
+import type * as HttpServer from "@effect/platform/HttpServer"
+import type * as HttpServerError from "@effect/platform/HttpServerError"
+import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import type * as Queue from "effect/Queue"
+import type * as Scope from "effect/Scope"
+import type * as Stream from "effect/Stream"
+import * as metrics from "./internal/metrics.js"
+import * as internal from "./internal/observability.js"
+import * as alerts from "./internal/observabilityAlerts.js"
+import * as prometheus from "./internal/observabilityPrometheus.js"
+
+// --- metrics -------------------------------------------------------------------------------------------------------
+
+/**
+ * The OpenTelemetry GenAI attribute names used as metric tags and span attributes.
+ *
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const attributes = metrics.attr
+
+/**
+ * How a request (or one step of its ladder) ended: served fresh, a hard failure, a soft failure (format, schema,
+ * quality), served degraded (truncated, repetitive, slow, cache, static), or refused locally (open breaker, rate
+ * limiter, retry budget, invalid request).
+ *
+ * @since 0.1.0
+ * @category Metrics
+ */
+export type Outcome = metrics.RequestOutcome
+
+/**
+ * Every metric, by name. Tags: `gen_ai.system` and `gen_ai.request.model` (the provider and model), plus the ones
+ * listed in docs/observability.md. `llm.retries` and `llm.rate_limit.rejections` keep their own labels
+ * (`provider`, `model`, `reason`; `key`, `limit`).
+ *
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const Metrics = {
+  requests: metrics.requestsTotal,
+  attempts: metrics.attemptsTotal,
+  successRate: metrics.successRate,
+  requestDuration: metrics.requestDuration,
+  timeToFirstToken: metrics.timeToFirstToken,
+  tokens: metrics.tokensTotal,
+  costUsd: metrics.costUsdTotal,
+  retries: metrics.retriesTotal,
+  fallbacks: metrics.fallbacksTotal,
+  fallbackRate: metrics.fallbackRate,
+  breakerState: metrics.breakerState,
+  breakerTransitions: metrics.breakerTransitions,
+  rateLimitWait: metrics.rateLimitWait,
+  rateLimitRejections: metrics.rateLimitRejections,
+  formatChecks: metrics.formatChecks,
+  formatComplianceRate: metrics.formatComplianceRate,
+  qualityScore: metrics.qualityScore
+} as const
+
+/**
+ * The metric names.
+ *
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const metricNames: ReadonlyArray<string> = metrics.names
+
+/**
+ * `llm.circuit_breaker.state`'s value for a breaker state: 0 closed (also disabled and metrics-only), 1 half-open,
+ * 2 open (also forced open).
+ *
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const breakerStateValue: (state: string) => number = metrics.stateValue
+
+/**
+ * Records a quality score (0..1) for `provider:model`, and for the request this fiber serves (its log event's
+ * `quality_score`). Resilient records the scores carried by `QualityBelowThreshold` failures itself; a custom check
+ * or scorer calls this for the scores of answers that passed.
+ *
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const recordQualityScore = (label: string, score: number): Effect.Effect<void> =>
+  Effect.flatMap(
+    FiberRef.get(internal.currentTrace),
+    (trace) => Effect.sync(() => internal.recordQualityScore(label, score, trace))
+  )
+
+// --- logs ----------------------------------------------------------------------------------------------------------
+
+/**
+ * The log event of one request, logged by `Resilient.complete` at `info` (served by its primary), `warn` (served
+ * by a fallback or degraded) or `error` (failed). On failure `provider` and `model` are the primary's and `attempt`
+ * the number of ladder steps tried. `ttft_ms` is `null` for a completion. `format_valid` is `null` when the serving
+ * tier has no quality checks. It never holds prompt or answer text, nor credentials.
+ *
+ * @since 0.1.0
+ * @category Logs
+ */
+export interface RequestEvent {
+  readonly event: "llm.request"
+  readonly level: "info" | "warn" | "error"
+  readonly ts: string
+  readonly request_id: string
+  readonly provider: string
+  readonly model: string
+  readonly attempt: number
+  readonly fallback_from: string | null
+  readonly duration_ms: number
+  readonly ttft_ms: number | null
+  readonly input_tokens: number
+  readonly output_tokens: number
+  readonly cost_usd: number
+  readonly circuit_state: string | null
+  readonly quality_score: number | null
+  readonly format_valid: boolean | null
+}
+
+/**
+ * The request event a log message carries, if any (for custom loggers).
+ *
+ * @since 0.1.0
+ * @category Logs
+ */
+export const requestEventOf: (message: unknown) => RequestEvent | undefined = internal.requestEventOf
+
+/**
+ * A logger that writes each request event as one JSON line through `write` and ignores every other message. Add it
+ * with `Logger.add`, or use {@link layerJsonLogger}.
+ *
+ * @since 0.1.0
+ * @category Logs
+ */
+export const makeRequestLogger: (write: (line: string) => void) => Logger.Logger<unknown, void> =
+  internal.makeRequestLogger
+
+/**
+ * A logger that writes request events as JSON lines (exactly the {@link RequestEvent} schema) through `write`
+ * (default: `console.log`) and passes every other message to `fallback` (default: Effect's default logger).
+ *
+ * @since 0.1.0
+ * @category Logs
+ */
+export const makeJsonLogger = (
+  write: (line: string) => void = (line) => globalThis.console.log(line),
+  fallback?: Logger.Logger<unknown, unknown>
+): Logger.Logger<unknown, void> => internal.makeJsonLogger(write, fallback)
+
+/**
+ * Replaces the default logger with {@link makeJsonLogger}: request events become JSON lines on stdout.
+ *
+ * @since 0.1.0
+ * @category Logs
+ */
+export const layerJsonLogger: Layer.Layer<never> = Logger.replace(Logger.defaultLogger, makeJsonLogger())
+
+// --- spans ---------------------------------------------------------------------------------------------------------
+
+/**
+ * Span names: `llm.request` around `Resilient.complete`, one `llm.attempt` child per ladder step (provider:model),
+ * `llm.stream` around `Resilient.stream`.
+ *
+ * @since 0.1.0
+ * @category Spans
+ */
+export const spanNames = { request: "llm.request", attempt: "llm.attempt", stream: "llm.stream" } as const
+
+// --- Prometheus ----------------------------------------------------------------------------------------------------
+
+/**
+ * @since 0.1.0
+ * @category Prometheus
+ */
+export interface PrometheusOptions {
+  /** Default 9464 (the OpenTelemetry Prometheus exporter's port). 0 picks a free port. */
+  readonly port?: number | undefined
+  /** Default `127.0.0.1`; `0.0.0.0` to be scraped from other hosts. */
+  readonly host?: string | undefined
+  /** Default `/metrics`. */
+  readonly path?: string | undefined
+  /** `service_name` of the `target_info` series. Default `effect-llm-resilience`. */
+  readonly serviceName?: string | undefined
+}
+
+/**
+ * Serves every Effect metric of the process in the Prometheus text format on `GET /metrics`, through
+ * `@effect/opentelemetry`'s metric producer and `@opentelemetry/exporter-prometheus`'s serializer, on a Node HTTP
+ * server. Metric names become Prometheus names the OpenTelemetry way: dots → underscores, counters get `_total`.
+ * The Layer also provides the `HttpServer` (its `address`, useful with port 0).
+ *
+ * @since 0.1.0
+ * @category Prometheus
+ */
+export const layerPrometheus: (options?: PrometheusOptions) => Layer.Layer<
+  HttpServer.HttpServer,
+  HttpServerError.ServeError
+> = prometheus.layer
+
+/**
+ * The scrape itself, for serving `/metrics` from your own router: registers a Prometheus reader for the scope and
+ * returns an Effect that renders every Effect metric in the Prometheus text format.
+ *
+ * @since 0.1.0
+ * @category Prometheus
+ */
+export const makePrometheusScraper: (
+  options?: Pick<PrometheusOptions, "serviceName">
+) => Effect.Effect<Effect.Effect<string>, never, Scope.Scope> = prometheus.makeScraper
+
+/**
+ * @since 0.1.0
+ * @category Prometheus
+ */
+export const prometheusContentType: string = prometheus.contentType
+
+// --- alerts --------------------------------------------------------------------------------------------------------
+
+/**
+ * @since 0.1.0
+ * @category Alerts
+ */
+export const Severity = alerts.Severity
+
+/**
+ * @since 0.1.0
+ * @category Alerts
+ */
+export type Severity = alerts.Severity
+
+/**
+ * @since 0.1.0
+ * @category Alerts
+ */
+export const AlertRule = alerts.AlertRule
+
+/**
+ * @since 0.1.0
+ * @category Alerts
+ */
+export type AlertRule = alerts.AlertRule
+
+/**
+ * More than 5 % (warning) or 10 % (critical) of the requests with this primary step were served by another step
+ * over the window.
+ *
+ * @since 0.1.0
+ * @category Alerts
+ */
+export const FallbackRateHigh = alerts.FallbackRateHigh
+
+/**
+ * @since 0.1.0
+ * @category Alerts
+ */
+export type FallbackRateHigh = alerts.FallbackRateHigh
+
+/**
+ * More than 1 % of the calls that reached this provider:model failed hard over the window (warning).
+ *
+ * @since 0.1.0
+ * @category Alerts
+ */
+export const ProviderErrorRateHigh = alerts.ProviderErrorRateHigh
+
+/**
+ * @since 0.1.0
+ * @category Alerts
+ */
+export type ProviderErrorRateHigh = alerts.ProviderErrorRateHigh
+
+/**
+ * The breaker of this provider:model opened more than 3 times within an hour (critical).
+ *
+ * @since 0.1.0
+ * @category Alerts
+ */
+export const BreakerFlapping = alerts.BreakerFlapping
+
+/**
+ * @since 0.1.0
+ * @category Alerts
+ */
+export type BreakerFlapping = alerts.BreakerFlapping
+
+/**
+ * A firing alert cleared. `key` is the alert's primary or provider:model.
+ *
+ * @since 0.1.0
+ * @category Alerts
+ */
+export const AlertResolved = alerts.AlertResolved
+
+/**
+ * @since 0.1.0
+ * @category Alerts
+ */
+export type AlertResolved = alerts.AlertResolved
+
+/**
+ * @since 0.1.0
+ * @category Alerts
+ */
+export const AlertEvent = alerts.AlertEvent
+
+/**
+ * @since 0.1.0
+ * @category Alerts
+ */
+export type AlertEvent = alerts.AlertEvent
+
+/**
+ * The seed thresholds; every one overridable.
+ *
+ * @since 0.1.0
+ * @category Alerts
+ */
+export interface AlertsOptions {
+  /** How often the rules are evaluated. Default 30 seconds. */
+  readonly interval?: Duration.DurationInput | undefined
+  /** Defaults: warning 0.05, critical 0.10, window 5 minutes. */
+  readonly fallbackRate?: {
+    readonly warning?: number | undefined
+    readonly critical?: number | undefined
+    readonly window?: Duration.DurationInput | undefined
+  } | undefined
+  /** Hard failures among calls that reached the provider. Defaults: warning 0.01, window 5 minutes. */
+  readonly errorRate?: {
+    readonly warning?: number | undefined
+    readonly window?: Duration.DurationInput | undefined
+  } | undefined
+  /** Breaker openings. Defaults: critical above 3, window 1 hour. */
+  readonly breakerOpens?: {
+    readonly critical?: number | undefined
+    readonly window?: Duration.DurationInput | undefined
+  } | undefined
+  /** Requests (or calls) the window must hold before a rate rule may fire. Default 20. */
+  readonly minimumRequests?: number | undefined
+}
+
+/**
+ * The in-process evaluator. An alert event is published when a rule starts firing or changes severity, and an
+ * `AlertResolved` when it stops.
+ *
+ * @since 0.1.0
+ * @category Alerts
+ */
+export interface Alerts {
+  /** Events published from the moment the stream starts. */
+  readonly events: Stream.Stream<AlertEvent>
+  readonly subscribe: Effect.Effect<Queue.Dequeue<AlertEvent>, never, Scope.Scope>
+  /** Evaluates the rules now (the evaluator also does every `interval`) and returns what it published. */
+  readonly evaluate: Effect.Effect<ReadonlyArray<AlertEvent>>
+  /** The alerts firing now. */
+  readonly active: Effect.Effect<ReadonlyArray<Exclude<AlertEvent, AlertResolved>>>
+}
+
+/**
+ * Evaluates the alert rules over the process's metrics (`llm.requests`, `llm.fallbacks`, `llm.attempts`,
+ * `llm.circuit_breaker.transitions`) every `interval`, on the Effect `Clock` (so `TestClock` drives it), for the
+ * life of the scope. Rates are computed from counter growth over each rule's window, as Prometheus' `increase` does.
+ *
+ * @since 0.1.0
+ * @category Alerts
+ */
+export const makeAlerts: (options?: AlertsOptions) => Effect.Effect<Alerts, never, Scope.Scope> = alerts.make
+
+/**
+ * @since 0.1.0
+ * @category Alerts
+ */
+export class AlertsService extends Context.Tag("effect-llm-resilience/Observability/Alerts")<AlertsService, Alerts>() {}
+
+/**
+ * @since 0.1.0
+ * @category Alerts
+ */
+export const layerAlerts = (options?: AlertsOptions): Layer.Layer<AlertsService> =>
+  Layer.scoped(AlertsService, makeAlerts(options))

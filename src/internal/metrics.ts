@@ -1,0 +1,308 @@
+/**
+ * Every metric of the library, in one module: the Effect 4 port (`Metric.tagged` → `withAttributes`, no callable
+ * metrics, `increment` → `update`) touches this file only. Hot paths update metrics through `unsafeUpdate` on tagged
+ * instances cached per provider:model, inside the one `Effect.sync` a request already runs.
+ */
+import * as Metric from "effect/Metric"
+import * as MetricBoundaries from "effect/MetricBoundaries"
+import * as MetricLabel from "effect/MetricLabel"
+
+/** @internal OpenTelemetry GenAI attribute names (as in `@effect/ai/Telemetry`). */
+export const attr = {
+  system: "gen_ai.system",
+  requestModel: "gen_ai.request.model",
+  responseModel: "gen_ai.response.model",
+  responseId: "gen_ai.response.id",
+  inputTokens: "gen_ai.usage.input_tokens",
+  outputTokens: "gen_ai.usage.output_tokens",
+  tokenType: "gen_ai.token.type",
+  finishReasons: "gen_ai.response.finish_reasons",
+  operation: "gen_ai.operation.name"
+} as const
+
+/** @internal */
+export type RequestOutcome = "success" | "hard" | "soft" | "degraded" | "rejected"
+
+/** @internal Milliseconds: 10 ms … ~82 s. */
+const latencyBoundaries = MetricBoundaries.exponential({ start: 10, factor: 2, count: 14 })
+
+// --- definitions ---------------------------------------------------------------------------------------------------
+
+/** @internal */
+export const requestsTotal = Metric.counter("llm.requests", {
+  description: "Requests through a Resilient client, by provider, model, outcome and primary step",
+  incremental: true
+})
+
+/** @internal */
+export const attemptsTotal = Metric.counter("llm.attempts", {
+  description: "Ladder steps tried (one per provider:model per request), by provider, model and outcome",
+  incremental: true
+})
+
+/** @internal */
+export const successRate = Metric.gauge("llm.request.success_rate", {
+  description: "Share of the last 100 requests of this provider:model served fresh (0..1)"
+})
+
+/** @internal */
+export const requestDuration = Metric.histogram(
+  "llm.request.duration_ms",
+  latencyBoundaries,
+  "Wall time of a request, the whole ladder included, in milliseconds"
+)
+
+/** @internal */
+export const timeToFirstToken = Metric.histogram(
+  "llm.request.ttft_ms",
+  latencyBoundaries,
+  "Time to the first content delta of a stream, in milliseconds"
+)
+
+/** @internal */
+export const tokensTotal = Metric.counter("llm.tokens", {
+  description: "Tokens of served answers, by provider, model and gen_ai.token.type (input / output)",
+  incremental: true
+})
+
+/** @internal */
+export const costUsdTotal = Metric.counter("llm.cost_usd", {
+  description: "Cost of served answers in USD, from the tier's price table",
+  incremental: true
+})
+
+/** @internal Moved from internal/retry.ts; labels `provider`, `model`, `reason`. */
+export const retriesTotal = Metric.counter("llm.retries", {
+  description: "Retries of LLM calls, by provider, model and failure reason",
+  incremental: true
+})
+
+/** @internal */
+export const fallbacksTotal = Metric.counter("llm.fallbacks", {
+  description: "Requests served by another step than their primary, by served provider, model and primary",
+  incremental: true
+})
+
+/** @internal */
+export const fallbackRate = Metric.gauge("llm.fallback.rate", {
+  description: "Share of the last 100 requests with this primary provider:model served by another step (0..1)"
+})
+
+/** @internal */
+export const breakerState = Metric.gauge("llm.circuit_breaker.state", {
+  description: "Circuit breaker state: 0 closed, 1 half-open, 2 open"
+})
+
+/** @internal */
+export const breakerTransitions = Metric.counter("llm.circuit_breaker.transitions", {
+  description: "Circuit breaker transitions, by provider, model, from, to and reason",
+  incremental: true
+})
+
+/** @internal */
+export const rateLimitWait = Metric.histogram(
+  "llm.rate_limit.wait_ms",
+  MetricBoundaries.exponential({ start: 1, factor: 2, count: 17 }),
+  "Time a call waited in the local rate limiter before it was sent, in milliseconds (waits only)"
+)
+
+/** @internal Moved from internal/rateLimit.ts; labels `key`, `limit`. */
+export const rateLimitRejections = Metric.counter("llm.rate_limit.rejections", {
+  description: "Calls refused by the local rate limiter, by key and limit",
+  incremental: true
+})
+
+/** @internal */
+export const formatChecks = Metric.counter("llm.response.format_checks", {
+  description: "Answers run through a tier's quality checks, by provider, model and valid (true / false)",
+  incremental: true
+})
+
+/** @internal */
+export const formatComplianceRate = Metric.gauge("llm.response.format_compliance_rate", {
+  description: "Share of the last 100 checked answers of this provider:model with a valid format (0..1)"
+})
+
+/** @internal */
+export const qualityScore = Metric.histogram(
+  "llm.response.quality_score",
+  MetricBoundaries.linear({ start: 0.1, width: 0.1, count: 10 }),
+  "Quality scores (0..1) of answers, from Quality.score or Observability.recordQualityScore"
+)
+
+/** @internal The names, for exporters and docs. */
+export const names = [
+  "llm.requests",
+  "llm.attempts",
+  "llm.request.success_rate",
+  "llm.request.duration_ms",
+  "llm.request.ttft_ms",
+  "llm.tokens",
+  "llm.cost_usd",
+  "llm.retries",
+  "llm.fallbacks",
+  "llm.fallback.rate",
+  "llm.circuit_breaker.state",
+  "llm.circuit_breaker.transitions",
+  "llm.rate_limit.wait_ms",
+  "llm.rate_limit.rejections",
+  "llm.response.format_checks",
+  "llm.response.format_compliance_rate",
+  "llm.response.quality_score"
+] as const
+
+// --- rolling shares ------------------------------------------------------------------------------------------------
+
+const WINDOW = 100
+
+/** @internal The share of hits among the last 100 observations: O(1) per update, fixed memory. */
+export class RollingShare {
+  private readonly ring = new Uint8Array(WINDOW)
+  private count = 0
+  private hits = 0
+  add(hit: boolean): number {
+    const slot = this.count % WINDOW
+    if (this.count >= WINDOW) this.hits -= this.ring[slot]!
+    this.ring[slot] = hit ? 1 : 0
+    if (hit) this.hits++
+    this.count++
+    return this.hits / Math.min(this.count, WINDOW)
+  }
+}
+
+// --- tagged instances, cached per provider:model -------------------------------------------------------------------
+
+/** @internal The breaker-state gauge value of a state. */
+export const stateValue = (state: string): number =>
+  state === "Open" || state === "ForcedOpen" ? 2 : state === "HalfOpen" ? 1 : 0
+
+/** @internal Splits a `provider:model` label at the first colon. */
+export const splitLabel = (label: string): { readonly system: string; readonly model: string } => {
+  const at = label.indexOf(":")
+  return at < 0 ? { system: label, model: "" } : { system: label.slice(0, at), model: label.slice(at + 1) }
+}
+
+type Counter = Metric.Metric.Counter<number>
+type Gauge = Metric.Metric.Gauge<number>
+type Histogram = Metric.Metric.Histogram<number>
+
+/** @internal Tagged instances and rolling shares of one provider:model. */
+export class ModelMetrics {
+  readonly labels: ReadonlyArray<MetricLabel.MetricLabel>
+  readonly successRate: Gauge
+  readonly fallbackRate: Gauge
+  readonly formatComplianceRate: Gauge
+  readonly breakerState: Gauge
+  readonly duration: Histogram
+  readonly ttft: Histogram
+  readonly inputTokens: Counter
+  readonly outputTokens: Counter
+  readonly cost: Counter
+  readonly rateLimitWait: Histogram
+  readonly qualityScore: Histogram
+  readonly formatValid: Counter
+  readonly formatInvalid: Counter
+  readonly successes = new RollingShare()
+  readonly fallbacks = new RollingShare()
+  readonly formats = new RollingShare()
+  private readonly requests = new Map<string, Counter>()
+  private readonly attempts = new Map<RequestOutcome, Counter>()
+  private readonly fallbacksTo = new Map<string, Counter>()
+
+  constructor(readonly system: string, readonly model: string) {
+    this.labels = [MetricLabel.make(attr.system, system), MetricLabel.make(attr.requestModel, model)]
+    // One `taggedWithLabels` per instance: a twice-tagged metric rebuilds its key on every update (~7 µs).
+    const tag = <Type, In, Out>(
+      metric: Metric.Metric<Type, In, Out>,
+      extra: ReadonlyArray<MetricLabel.MetricLabel> = []
+    ): Metric.Metric<Type, In, Out> => Metric.taggedWithLabels(metric, [...this.labels, ...extra])
+    this.successRate = tag(successRate)
+    this.fallbackRate = tag(fallbackRate)
+    this.formatComplianceRate = tag(formatComplianceRate)
+    this.breakerState = tag(breakerState)
+    this.duration = tag(requestDuration)
+    this.ttft = tag(timeToFirstToken)
+    this.inputTokens = tag(tokensTotal, [MetricLabel.make(attr.tokenType, "input")])
+    this.outputTokens = tag(tokensTotal, [MetricLabel.make(attr.tokenType, "output")])
+    this.cost = tag(costUsdTotal)
+    this.rateLimitWait = tag(rateLimitWait)
+    this.qualityScore = tag(qualityScore)
+    this.formatValid = tag(formatChecks, [MetricLabel.make("valid", "true")])
+    this.formatInvalid = tag(formatChecks, [MetricLabel.make("valid", "false")])
+  }
+
+  /** `llm.requests{outcome, llm.primary}`. */
+  request(outcome: RequestOutcome, primary: string): Counter {
+    const key = `${outcome}\u0000${primary}`
+    let counter = this.requests.get(key)
+    if (counter === undefined) {
+      counter = Metric.taggedWithLabels(requestsTotal, [
+        ...this.labels,
+        MetricLabel.make("outcome", outcome),
+        MetricLabel.make("llm.primary", primary)
+      ])
+      this.requests.set(key, counter)
+    }
+    return counter
+  }
+
+  /** `llm.attempts{outcome}`. */
+  attempt(outcome: RequestOutcome): Counter {
+    let counter = this.attempts.get(outcome)
+    if (counter === undefined) {
+      counter = Metric.taggedWithLabels(attemptsTotal, [...this.labels, MetricLabel.make("outcome", outcome)])
+      this.attempts.set(outcome, counter)
+    }
+    return counter
+  }
+
+  /** `llm.fallbacks{llm.primary}` tagged with the serving provider:model. */
+  fallback(primary: string): Counter {
+    let counter = this.fallbacksTo.get(primary)
+    if (counter === undefined) {
+      counter = Metric.taggedWithLabels(fallbacksTotal, [...this.labels, MetricLabel.make("llm.primary", primary)])
+      this.fallbacksTo.set(primary, counter)
+    }
+    return counter
+  }
+}
+
+const cache = new Map<string, ModelMetrics>()
+
+/** @internal The cached instruments of `system` + `model`. */
+export const forModel = (system: string, model: string): ModelMetrics => {
+  const key = `${system}\u0000${model}`
+  let metrics = cache.get(key)
+  if (metrics === undefined) {
+    metrics = new ModelMetrics(system, model)
+    cache.set(key, metrics)
+  }
+  return metrics
+}
+
+/** @internal The cached instruments of a `provider:model` label. */
+export const forLabel = (label: string): ModelMetrics => {
+  const { model, system } = splitLabel(label)
+  return forModel(system, model)
+}
+
+/** @internal */
+export const breakerTransition = (
+  label: string,
+  from: string,
+  to: string,
+  reason: string
+): void => {
+  const metrics = forLabel(label)
+  Metric.taggedWithLabels(breakerTransitions, [
+    ...metrics.labels,
+    MetricLabel.make("from", from),
+    MetricLabel.make("to", to),
+    MetricLabel.make("reason", reason)
+  ]).unsafeUpdate(1, [])
+  metrics.breakerState.unsafeUpdate(stateValue(to), [])
+}
+
+/** @internal Adds `value` to a counter (or sets a gauge, or observes a histogram) outside any fiber. */
+export const update = <Type, In, Out>(metric: Metric.Metric<Type, In, Out>, value: In): void =>
+  metric.unsafeUpdate(value, [])

@@ -1,0 +1,318 @@
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as FiberRef from "effect/FiberRef"
+import { globalValue } from "effect/GlobalValue"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
+import type * as Tracer from "effect/Tracer"
+import type { CompletionResult } from "../Llm.js"
+import type { ResilientResult } from "../Resilient.js"
+import * as metrics from "./metrics.js"
+
+/** @internal The per-request log event; the field names are the log schema. */
+export class RequestEvent {
+  readonly event = "llm.request" as const
+  constructor(
+    readonly level: "info" | "warn" | "error",
+    readonly ts: string,
+    readonly request_id: string,
+    readonly provider: string,
+    readonly model: string,
+    readonly attempt: number,
+    readonly fallback_from: string | null,
+    readonly duration_ms: number,
+    readonly ttft_ms: number | null,
+    readonly input_tokens: number,
+    readonly output_tokens: number,
+    readonly cost_usd: number,
+    readonly circuit_state: string | null,
+    readonly quality_score: number | null,
+    readonly format_valid: boolean | null
+  ) {}
+  toJSON() {
+    return {
+      event: this.event,
+      level: this.level,
+      ts: this.ts,
+      request_id: this.request_id,
+      provider: this.provider,
+      model: this.model,
+      attempt: this.attempt,
+      fallback_from: this.fallback_from,
+      duration_ms: this.duration_ms,
+      ttft_ms: this.ttft_ms,
+      input_tokens: this.input_tokens,
+      output_tokens: this.output_tokens,
+      cost_usd: this.cost_usd,
+      circuit_state: this.circuit_state,
+      quality_score: this.quality_score,
+      format_valid: this.format_valid
+    }
+  }
+}
+
+/** @internal The request event a log message carries, if any. */
+export const requestEventOf = (message: unknown): RequestEvent | undefined => {
+  if (message instanceof RequestEvent) return message
+  if (Array.isArray(message) && message.length === 1 && message[0] instanceof RequestEvent) return message[0]
+  return undefined
+}
+
+/** @internal */
+export const makeRequestLogger = (write: (line: string) => void): Logger.Logger<unknown, void> =>
+  Logger.make(({ message }) => {
+    const event = requestEventOf(message)
+    if (event !== undefined) write(JSON.stringify(event))
+  })
+
+/** @internal Request events as JSON lines, every other message through `fallback`. */
+export const makeJsonLogger = (
+  write: (line: string) => void,
+  fallback: Logger.Logger<unknown, unknown> = Logger.defaultLogger
+): Logger.Logger<unknown, void> =>
+  Logger.make((options) => {
+    const event = requestEventOf(options.message)
+    if (event !== undefined) write(JSON.stringify(event))
+    else fallback.log(options)
+  })
+
+// --- per-request bookkeeping ---------------------------------------------------------------------------------------
+
+/** @internal What the attempts of one request found out, for its log event and span. */
+export class RequestTrace {
+  qualityScore: number | undefined = undefined
+  formatValid: boolean | undefined = undefined
+}
+
+/** @internal The trace of the request this fiber serves (set once per request). */
+export const currentTrace = globalValue(
+  Symbol.for("effect-llm-resilience/Observability/currentTrace"),
+  () => FiberRef.unsafeMake<RequestTrace | undefined>(undefined)
+)
+
+/** @internal */
+export const recordQualityScore = (label: string, score: number, trace: RequestTrace | undefined): void => {
+  metrics.update(metrics.forLabel(label).qualityScore, score)
+  if (trace !== undefined) trace.qualityScore = score
+}
+
+/** @internal */
+export const recordFormat = (label: string, valid: boolean, trace: RequestTrace): void => {
+  const m = metrics.forLabel(label)
+  metrics.update(valid ? m.formatValid : m.formatInvalid, 1)
+  metrics.update(m.formatComplianceRate, m.formats.add(valid))
+  trace.formatValid = valid
+}
+
+let sequence = 0
+const prefix = Math.floor(Math.random() * 0xffffffff).toString(16).padStart(8, "0")
+
+/** @internal A process-unique request id: cheap, no randomness per call. */
+export const nextRequestId = (): string => `req_${prefix}${(sequence++).toString(16).padStart(8, "0")}`
+
+const classOf = (error: unknown): metrics.RequestOutcome => {
+  const tag = typeof error === "object" && error !== null && "_tag" in error ? error._tag : undefined
+  switch (tag) {
+    case "SoftFailure":
+      return "soft"
+    case "DegradedResponse":
+      return "degraded"
+    case "CircuitOpen":
+    case "RateLimitExceeded":
+    case "RetryBudgetExhausted":
+    case "InvalidRequest":
+      return "rejected"
+    default:
+      return "hard"
+  }
+}
+
+/** @internal The outcome class of a failed request. */
+export const requestFailureOutcome = (error: unknown): metrics.RequestOutcome => {
+  if (typeof error === "object" && error !== null && "_tag" in error && error._tag === "FallbackExhausted") {
+    const attempts =
+      (error as unknown as { readonly attempts: ReadonlyArray<{ readonly error: string; readonly skipped: boolean }> })
+        .attempts
+    const tried = attempts.filter((attempt) => !attempt.skipped)
+    const last = tried[tried.length - 1]
+    return last === undefined ? "rejected" : classOf({ _tag: last.error })
+  }
+  return classOf(error)
+}
+
+/** @internal */
+export const attemptOutcome = (
+  exit: Exit.Exit<{ readonly degraded: unknown }, unknown>
+): metrics.RequestOutcome | undefined => {
+  if (Exit.isSuccess(exit)) return exit.value.degraded === undefined ? "success" : "degraded"
+  const failure = Cause.failureOption(exit.cause)
+  return failure._tag === "Some" ? classOf(failure.value) : Cause.isInterruptedOnly(exit.cause) ? undefined : "hard"
+}
+
+/** @internal Records one ladder step: `llm.attempts` and the span's outcome. */
+export const recordAttempt = (
+  span: Tracer.Span | undefined,
+  label: string,
+  exit: Exit.Exit<{ readonly degraded: unknown }, unknown>,
+  trace: RequestTrace
+): void => {
+  const outcome = attemptOutcome(exit)
+  if (outcome === undefined) {
+    span?.attribute("llm.outcome", "interrupted")
+    return
+  }
+  metrics.update(metrics.forLabel(label).attempt(outcome), 1)
+  span?.attribute("llm.outcome", outcome)
+  if (Exit.isFailure(exit)) {
+    const failure = Cause.failureOption(exit.cause)
+    if (failure._tag === "Some") {
+      const error = failure.value as { readonly _tag?: string; readonly reason?: string; readonly score?: number }
+      if (error._tag !== undefined) span?.attribute("error.type", error._tag)
+      if (typeof error.reason === "string") span?.attribute("llm.error.reason", error.reason)
+      if (error._tag === "SoftFailure" && typeof error.score === "number") {
+        recordQualityScore(label, error.score, trace)
+      }
+    }
+  }
+}
+
+/** @internal Everything `complete` knows when a request ends. */
+export interface RequestReport {
+  readonly span: Tracer.Span | undefined
+  readonly requestId: string
+  readonly primary: string
+  readonly startedAt: number
+  readonly endedAt: number
+  readonly trace: RequestTrace
+  readonly circuitState: string | undefined
+}
+
+const levels = {
+  info: LogLevel.Info,
+  warn: LogLevel.Warning,
+  error: LogLevel.Error
+} as const
+
+/** @internal Records a request's metrics and span attributes, and returns its log event. */
+export const recordRequest = (
+  exit: Exit.Exit<ResilientResult, unknown>,
+  report: RequestReport
+): RequestEvent => {
+  const { span, trace } = report
+  const duration = report.endedAt - report.startedAt
+  const primary = metrics.splitLabel(report.primary)
+  let system = primary.system
+  let model = primary.model
+  let outcome: metrics.RequestOutcome
+  let result: ResilientResult | undefined
+  if (Exit.isSuccess(exit)) {
+    result = exit.value
+    outcome = result.degraded === undefined ? "success" : "degraded"
+    if (result.servedBy === "cache" || result.servedBy === "static") {
+      system = result.servedBy
+      model = result.model
+    } else {
+      const served = metrics.splitLabel(result.servedBy)
+      system = served.system
+      model = served.model
+    }
+  } else {
+    const failure = Cause.failureOption(exit.cause)
+    outcome = failure._tag === "Some" ? requestFailureOutcome(failure.value) : "hard"
+  }
+  const m = metrics.forModel(system, model)
+  metrics.update(m.request(outcome, report.primary), 1)
+  metrics.update(m.successRate, m.successes.add(outcome === "success"))
+  metrics.update(m.duration, duration)
+  const fallbackFrom = result?.fallbackFrom ?? null
+  const isFallback = result !== undefined && result.servedBy !== report.primary
+  if (isFallback) metrics.update(m.fallback(report.primary), 1)
+  const primaryMetrics = metrics.forLabel(report.primary)
+  metrics.update(primaryMetrics.fallbackRate, primaryMetrics.fallbacks.add(isFallback))
+  if (result !== undefined) {
+    metrics.update(m.inputTokens, result.usage.inputTokens)
+    metrics.update(m.outputTokens, result.usage.outputTokens)
+    if (result.costUsd > 0) metrics.update(m.cost, result.costUsd)
+  }
+  const attempt = result?.tier ?? Math.max(1, failedSteps(exit))
+  const level = result === undefined ? "error" : outcome !== "success" || isFallback ? "warn" : "info"
+  if (span !== undefined) {
+    annotateRequest(span, { system, model, outcome, attempt, duration, fallbackFrom, result, report })
+  }
+  return new RequestEvent(
+    level,
+    new Date(report.endedAt).toISOString(),
+    report.requestId,
+    system,
+    model,
+    attempt,
+    fallbackFrom,
+    duration,
+    null,
+    result?.usage.inputTokens ?? 0,
+    result?.usage.outputTokens ?? 0,
+    result?.costUsd ?? 0,
+    report.circuitState ?? null,
+    trace.qualityScore ?? null,
+    trace.formatValid ?? null
+  )
+}
+
+const annotateRequest = (span: Tracer.Span, facts: {
+  readonly system: string
+  readonly model: string
+  readonly outcome: metrics.RequestOutcome
+  readonly attempt: number
+  readonly duration: number
+  readonly fallbackFrom: string | null
+  readonly result: ResilientResult | undefined
+  readonly report: RequestReport
+}): void => {
+  const { attempt, duration, fallbackFrom, model, outcome, report, result, system } = facts
+  const { trace } = report
+  span.attribute(metrics.attr.system, system)
+  span.attribute(metrics.attr.requestModel, model)
+  span.attribute("llm.request_id", report.requestId)
+  span.attribute("llm.outcome", outcome)
+  span.attribute("llm.attempt", attempt)
+  span.attribute("llm.duration_ms", duration)
+  if (fallbackFrom !== null) span.attribute("llm.fallback_from", fallbackFrom)
+  if (report.circuitState !== undefined) span.attribute("llm.circuit_state", report.circuitState)
+  if (trace.qualityScore !== undefined) span.attribute("llm.quality_score", trace.qualityScore)
+  if (trace.formatValid !== undefined) span.attribute("llm.format_valid", trace.formatValid)
+  if (result !== undefined) {
+    span.attribute(metrics.attr.responseModel, result.model)
+    span.attribute(metrics.attr.inputTokens, result.usage.inputTokens)
+    span.attribute(metrics.attr.outputTokens, result.usage.outputTokens)
+    span.attribute(metrics.attr.finishReasons, [result.finishReason])
+    span.attribute("llm.cost_usd", result.costUsd)
+    if (result.requestId !== undefined) span.attribute(metrics.attr.responseId, result.requestId)
+    if (result.degraded !== undefined) span.attribute("llm.degraded", result.degraded)
+  }
+}
+
+const failedSteps = (exit: Exit.Exit<unknown, unknown>): number => {
+  if (Exit.isSuccess(exit)) return 0
+  const failure = Cause.failureOption(exit.cause)
+  if (failure._tag === "None") return 0
+  const error = failure.value as { readonly _tag?: string; readonly attempts?: ReadonlyArray<unknown> }
+  return error._tag === "FallbackExhausted" && error.attempts !== undefined ? error.attempts.length : 1
+}
+
+/** @internal Logs a request event at its level. */
+export const logEvent = (event: RequestEvent): Effect.Effect<void> => Effect.logWithLevel(levels[event.level], event)
+
+/** @internal A stream's end: TTFT, tokens and the served counters of a streamed request. */
+export const recordStreamEnd = (end: {
+  readonly provider: string
+  readonly model: string
+  readonly ttftMs?: number | undefined
+  readonly latencyMs: number
+  readonly usage: CompletionResult["usage"]
+}): void => {
+  const m = metrics.forModel(end.provider, end.model)
+  if (end.ttftMs !== undefined) metrics.update(m.ttft, end.ttftMs)
+  metrics.update(m.inputTokens, end.usage.inputTokens)
+  metrics.update(m.outputTokens, end.usage.outputTokens)
+}

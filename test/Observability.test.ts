@@ -1,0 +1,540 @@
+import { describe, expect, it } from "@effect/vitest"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
+import * as Metric from "effect/Metric"
+import * as MetricState from "effect/MetricState"
+import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
+import * as Random from "effect/Random"
+import * as Stream from "effect/Stream"
+import * as TestClock from "effect/TestClock"
+import * as Tracer from "effect/Tracer"
+import * as Observability from "../src/Observability.js"
+import * as Quality from "../src/Quality.js"
+import * as Resilient from "../src/Resilient.js"
+import * as ScriptedProvider from "../src/testing/ScriptedProvider.js"
+
+const ask = (content = "question") => ({ messages: [{ role: "user" as const, content }] })
+
+const scripted = (name: string, script: ScriptedProvider.Script, model = `${name}-model`) =>
+  ScriptedProvider.make({ name, model, script })
+
+/** The state of the metric `name` whose tags include `tags` (metrics are process-global: tests use unique names). */
+const stateOf = (name: string, tags: Record<string, string>) => {
+  const found = Metric.unsafeSnapshot().filter(({ metricKey }) =>
+    metricKey.name === name
+    && Object.entries(tags).every(([key, value]) =>
+      metricKey.tags.some((tag) => tag.key === key && tag.value === value)
+    )
+  )
+  return found.map(({ metricState }) => metricState)
+}
+
+const count = (name: string, tags: Record<string, string>): number =>
+  stateOf(name, tags).reduce((sum, state) => sum + (MetricState.isCounterState(state) ? Number(state.count) : 0), 0)
+
+const gauge = (name: string, tags: Record<string, string>): number | undefined => {
+  const state = stateOf(name, tags)[0]
+  return state !== undefined && MetricState.isGaugeState(state) ? Number(state.value) : undefined
+}
+
+const histogramCount = (name: string, tags: Record<string, string>): number =>
+  stateOf(name, tags).reduce((sum, state) => sum + (MetricState.isHistogramState(state) ? state.count : 0), 0)
+
+const model = (system: string, modelName = `${system}-model`) => ({
+  "gen_ai.system": system,
+  "gen_ai.request.model": modelName
+})
+
+/** Runs `effect` with a logger that keeps the request events as JSON lines. */
+const withLines = <A, E, R>(effect: (lines: Array<string>) => Effect.Effect<A, E, R>) => {
+  const lines: Array<string> = []
+  return effect(lines).pipe(
+    Effect.provide(Logger.replace(Logger.defaultLogger, Observability.makeRequestLogger((line) => lines.push(line)))),
+    Logger.withMinimumLogLevel(LogLevel.All)
+  )
+}
+
+/** Forks the effect, moves the TestClock, and returns its exit. */
+const settle = <A, E>(effect: Effect.Effect<A, E>, advance: Duration.DurationInput = "10 minutes") =>
+  Effect.gen(function*() {
+    const fiber = yield* Effect.fork(effect)
+    yield* TestClock.adjust(advance)
+    return yield* Fiber.await(fiber)
+  }).pipe(Effect.withRandom(Random.fixed([0.5])))
+
+interface RecordedSpan {
+  readonly name: string
+  readonly spanId: string
+  readonly parent: string | undefined
+  readonly attributes: Map<string, unknown>
+  ended: boolean
+}
+
+/** A tracer that keeps every span it makes. */
+const recordingTracer = () => {
+  const spans: Array<RecordedSpan> = []
+  let next = 0
+  const tracer = Tracer.make({
+    span(name, parent, context, links, startTime, kind, options) {
+      const spanId = `span-${next++}`
+      const attributes = new Map<string, unknown>(Object.entries(options?.attributes ?? {}))
+      const recorded: RecordedSpan = {
+        name,
+        spanId,
+        parent: Option.isSome(parent) ? parent.value.spanId : undefined,
+        attributes,
+        ended: false
+      }
+      spans.push(recorded)
+      const span: Tracer.Span = {
+        _tag: "Span",
+        name,
+        spanId,
+        traceId: "trace-1",
+        parent,
+        context,
+        status: { _tag: "Started", startTime },
+        attributes,
+        links,
+        sampled: true,
+        kind,
+        end: () => {
+          recorded.ended = true
+        },
+        attribute: (key, value) => {
+          attributes.set(key, value)
+        },
+        event: () => {},
+        addLinks: () => {}
+      }
+      return span
+    },
+    context: (f) => f()
+  })
+  return { spans, tracer }
+}
+
+const schemaKeys = [
+  "event",
+  "level",
+  "ts",
+  "request_id",
+  "provider",
+  "model",
+  "attempt",
+  "fallback_from",
+  "duration_ms",
+  "ttft_ms",
+  "input_tokens",
+  "output_tokens",
+  "cost_usd",
+  "circuit_state",
+  "quality_score",
+  "format_valid"
+]
+
+describe("Observability", () => {
+  describe("metrics", () => {
+    it.effect("a served request: outcome, tokens, cost, latency, success rate, one successful attempt", () =>
+      Effect.gen(function*() {
+        const primary = yield* scripted("obs-ok", [
+          ScriptedProvider.success("hi", {
+            usage: { inputTokens: 1000, outputTokens: 500, totalTokens: 1500 },
+            latency: "250 millis"
+          })
+        ])
+        const client = yield* Resilient.make({
+          chain: [{ provider: primary, price: { inputPer1k: 0.002, outputPer1k: 0.008 } }]
+        })
+        const exit = yield* settle(client.complete(ask()), "1 second")
+        expect(Exit.isSuccess(exit)).toBe(true)
+        const tags = model("obs-ok")
+        expect(count("llm.requests", { ...tags, outcome: "success", "llm.primary": "obs-ok:obs-ok-model" })).toBe(1)
+        expect(count("llm.attempts", { ...tags, outcome: "success" })).toBe(1)
+        expect(count("llm.tokens", { ...tags, "gen_ai.token.type": "input" })).toBe(1000)
+        expect(count("llm.tokens", { ...tags, "gen_ai.token.type": "output" })).toBe(500)
+        expect(count("llm.cost_usd", tags)).toBeCloseTo(0.006, 10)
+        expect(gauge("llm.request.success_rate", tags)).toBe(1)
+        expect(gauge("llm.fallback.rate", tags)).toBe(0)
+        expect(gauge("llm.circuit_breaker.state", tags)).toBe(0)
+        const [duration] = stateOf("llm.request.duration_ms", tags)
+        expect(duration !== undefined && MetricState.isHistogramState(duration) ? duration.sum : -1).toBe(250)
+      }))
+
+    it.effect("a fallback: counted on the serving tier with its primary; the primary's fallback rate and errors", () =>
+      Effect.gen(function*() {
+        const primary = yield* scripted("obs-fb-a", [ScriptedProvider.failure("ServerError", { status: 503 })])
+        const backup = yield* scripted("obs-fb-b", [ScriptedProvider.success("from backup")])
+        const client = yield* Resilient.make({
+          chain: [{ provider: primary, retry: false, breaker: false }, { provider: backup }]
+        })
+        for (let i = 0; i < 4; i++) yield* client.complete(ask())
+        const primaryLabel = "obs-fb-a:obs-fb-a-model"
+        expect(count("llm.fallbacks", { ...model("obs-fb-b"), "llm.primary": primaryLabel })).toBe(4)
+        expect(count("llm.requests", { ...model("obs-fb-b"), outcome: "success", "llm.primary": primaryLabel })).toBe(4)
+        expect(gauge("llm.fallback.rate", model("obs-fb-a"))).toBe(1)
+        expect(count("llm.attempts", { ...model("obs-fb-a"), outcome: "hard" })).toBe(4)
+        expect(count("llm.attempts", { ...model("obs-fb-b"), outcome: "success" })).toBe(4)
+      }))
+
+    it.effect("failed and refused requests: hard, then rejected once the only breaker is open", () =>
+      Effect.gen(function*() {
+        const only = yield* scripted("obs-fail", [ScriptedProvider.failure("ServerError", { status: 503 })])
+        const client = yield* Resilient.make({
+          chain: [{ provider: only, retry: false, breaker: { consecutiveFailures: 2, cooldown: "1 minute" } }]
+        })
+        for (let i = 0; i < 3; i++) yield* Effect.either(client.complete(ask()))
+        const tags = { ...model("obs-fail"), "llm.primary": "obs-fail:obs-fail-model" }
+        expect(count("llm.requests", { ...tags, outcome: "hard" })).toBe(2)
+        expect(count("llm.requests", { ...tags, outcome: "rejected" })).toBe(1)
+        expect(count("llm.attempts", { ...model("obs-fail"), outcome: "rejected" })).toBe(1)
+        expect(gauge("llm.request.success_rate", model("obs-fail"))).toBe(0)
+      }))
+
+    it.effect("breaker transitions move the state gauge (0 → 2 → 1 → 0) and count by from / to / reason", () =>
+      Effect.gen(function*() {
+        let healthy = false
+        const primary = yield* scripted(
+          "obs-cb",
+          () => healthy ? ScriptedProvider.success("ok") : ScriptedProvider.failure("ServerError", { status: 503 })
+        )
+        const backup = yield* scripted("obs-cb-b", [ScriptedProvider.success("backup")])
+        const client = yield* Resilient.make({
+          chain: [
+            { provider: primary, retry: false, breaker: { consecutiveFailures: 2, cooldown: "30 seconds" } },
+            { provider: backup }
+          ]
+        })
+        const tags = model("obs-cb")
+        expect(gauge("llm.circuit_breaker.state", tags)).toBe(0)
+        yield* client.complete(ask())
+        yield* client.complete(ask())
+        yield* Effect.yieldNow()
+        expect(gauge("llm.circuit_breaker.state", tags)).toBe(2)
+        expect(count("llm.circuit_breaker.transitions", { ...tags, from: "Closed", to: "Open" })).toBe(1)
+        yield* TestClock.adjust("31 seconds")
+        healthy = true
+        yield* client.complete(ask())
+        yield* Effect.yieldNow()
+        expect(count("llm.circuit_breaker.transitions", { ...tags, from: "Open", to: "HalfOpen" })).toBe(1)
+        expect(count("llm.circuit_breaker.transitions", { ...tags, from: "HalfOpen", to: "Closed" })).toBe(1)
+        expect(gauge("llm.circuit_breaker.state", tags)).toBe(0)
+      }))
+
+    it.effect("format compliance and quality scores from the tier's checks", () =>
+      Effect.gen(function*() {
+        const primary = yield* scripted("obs-fmt-a", [ScriptedProvider.success("not json")])
+        const scored = yield* scripted("obs-fmt-b", [ScriptedProvider.success("{\"a\":1}")])
+        const backup = yield* scripted("obs-fmt-c", [ScriptedProvider.success("{\"b\":2}")])
+        const client = yield* Resilient.make({
+          relaxation: false,
+          chain: [
+            { provider: primary, retry: false, quality: Quality.json },
+            { provider: scored, retry: false, quality: Quality.score(() => 0.25) },
+            { provider: backup, quality: Quality.json }
+          ]
+        })
+        const lines = yield* withLines((lines) => Effect.as(client.complete(ask()), lines))
+        expect(count("llm.response.format_checks", { ...model("obs-fmt-a"), valid: "false" })).toBe(1)
+        expect(count("llm.response.format_checks", { ...model("obs-fmt-c"), valid: "true" })).toBe(1)
+        expect(gauge("llm.response.format_compliance_rate", model("obs-fmt-a"))).toBe(0)
+        expect(gauge("llm.response.format_compliance_rate", model("obs-fmt-c"))).toBe(1)
+        expect(histogramCount("llm.response.quality_score", model("obs-fmt-b"))).toBe(1)
+        expect(count("llm.attempts", { ...model("obs-fmt-a"), outcome: "soft" })).toBe(1)
+        const event = JSON.parse(lines[0]!)
+        expect(event.format_valid).toBe(true)
+        expect(event.quality_score).toBe(0.25)
+        expect(event.attempt).toBe(3)
+      }))
+
+    it.effect("rate-limit waits are observed per provider:model (TestClock)", () =>
+      Effect.gen(function*() {
+        const primary = yield* scripted("obs-rl", [ScriptedProvider.success("ok")])
+        const client = yield* Resilient.make({
+          chain: [{ provider: primary, limits: { rpm: 1 } }],
+          rateLimit: { maxWait: "infinity" }
+        })
+        yield* client.complete(ask())
+        const exit = yield* settle(client.complete(ask()), "2 minutes")
+        expect(Exit.isSuccess(exit)).toBe(true)
+        const [wait] = stateOf("llm.rate_limit.wait_ms", model("obs-rl"))
+        expect(wait !== undefined && MetricState.isHistogramState(wait) ? wait.count : 0).toBe(1)
+        expect(wait !== undefined && MetricState.isHistogramState(wait) ? wait.max : 0).toBeGreaterThan(1_000)
+      }))
+
+    it.effect("Observability.recordQualityScore lands in the histogram and the request's event", () =>
+      Effect.gen(function*() {
+        const primary = yield* scripted("obs-qs", [ScriptedProvider.success("fine")])
+        const client = yield* Resilient.make({
+          chain: [{
+            provider: primary,
+            quality: () => Observability.recordQualityScore("obs-qs:obs-qs-model", 0.9)
+          }]
+        })
+        const lines = yield* withLines((lines) => Effect.as(client.complete(ask()), lines))
+        expect(histogramCount("llm.response.quality_score", model("obs-qs"))).toBe(1)
+        expect(JSON.parse(lines[0]!).quality_score).toBe(0.9)
+      }))
+  })
+
+  describe("log event", () => {
+    it.effect("one JSON line per request, exactly the schema, no prompt text", () =>
+      Effect.gen(function*() {
+        const primary = yield* scripted("obs-log-a", [ScriptedProvider.failure("ServerError", { status: 503 })])
+        const backup = yield* scripted("obs-log-b", [
+          ScriptedProvider.success("the answer", { usage: { inputTokens: 10, outputTokens: 20, totalTokens: 30 } })
+        ])
+        const client = yield* Resilient.make({
+          chain: [{ provider: primary, retry: false }, {
+            provider: backup,
+            price: { inputPer1k: 1, outputPer1k: 1 }
+          }]
+        })
+        const lines = yield* withLines((lines) => Effect.as(client.complete(ask("SECRET PROMPT sk-123")), lines))
+        expect(lines).toHaveLength(1)
+        const line = lines[0]!
+        expect(line).not.toContain("SECRET")
+        expect(line).not.toContain("the answer")
+        const event = JSON.parse(line)
+        expect(Object.keys(event)).toEqual(schemaKeys)
+        expect(event).toMatchObject({
+          event: "llm.request",
+          level: "warn",
+          provider: "obs-log-b",
+          model: "obs-log-b-model",
+          attempt: 2,
+          fallback_from: "obs-log-a:obs-log-a-model",
+          ttft_ms: null,
+          input_tokens: 10,
+          output_tokens: 20,
+          cost_usd: 0.03,
+          circuit_state: "Closed",
+          quality_score: null,
+          format_valid: null
+        })
+        expect(event.request_id).toMatch(/^req_[0-9a-f]{16}$/)
+        expect(new Date(event.ts).toISOString()).toBe(event.ts)
+      }))
+
+    it.effect("a failed request logs at error with the primary and the steps tried; ids differ", () =>
+      Effect.gen(function*() {
+        const only = yield* scripted("obs-log-f", [ScriptedProvider.failure("Unauthorized", { status: 401 })])
+        const client = yield* Resilient.make({ chain: [{ provider: only, retry: false }] })
+        const lines = yield* withLines((lines) =>
+          Effect.as(Effect.zip(Effect.either(client.complete(ask())), Effect.either(client.complete(ask()))), lines)
+        )
+        expect(lines).toHaveLength(2)
+        const [first, second] = lines.map((line) => JSON.parse(line))
+        expect(first).toMatchObject({
+          level: "error",
+          provider: "obs-log-f",
+          model: "obs-log-f-model",
+          attempt: 1,
+          input_tokens: 0,
+          cost_usd: 0
+        })
+        expect(first.request_id).not.toBe(second.request_id)
+      }))
+
+    it.effect("makeJsonLogger renders request events and hands other messages on", () =>
+      Effect.gen(function*() {
+        const primary = yield* scripted("obs-json", [ScriptedProvider.success("ok")])
+        const client = yield* Resilient.make({ chain: [{ provider: primary }] })
+        const lines: Array<string> = []
+        const others: Array<unknown> = []
+        const logger = Observability.makeJsonLogger(
+          (line) => lines.push(line),
+          Logger.make(({ message }) => others.push(message))
+        )
+        yield* Effect.zip(client.complete(ask()), Effect.logInfo("hello")).pipe(
+          Effect.provide(Logger.replace(Logger.defaultLogger, logger))
+        )
+        expect(lines.map((line) => JSON.parse(line).provider)).toEqual(["obs-json"])
+        expect(others).toEqual([["hello"]])
+      }))
+  })
+
+  describe("spans", () => {
+    it.effect("one llm.request span with an llm.attempt child per ladder step, GenAI attributes", () =>
+      Effect.gen(function*() {
+        const { spans, tracer } = recordingTracer()
+        const primary = yield* scripted("obs-span-a", [ScriptedProvider.failure("ServerError", { status: 503 })])
+        const backup = yield* scripted("obs-span-b", [
+          ScriptedProvider.success("ok", { usage: { inputTokens: 3, outputTokens: 4, totalTokens: 7 } })
+        ])
+        const client = yield* Resilient.make({ chain: [{ provider: primary, retry: false }, { provider: backup }] })
+        yield* client.complete(ask()).pipe(Effect.withSpan("app"), Effect.withTracer(tracer))
+        const app = spans.find((span) => span.name === "app")!
+        const request = spans.find((span) => span.name === "llm.request")!
+        const attempts = spans.filter((span) => span.name === "llm.attempt")
+        expect(request.parent).toBe(app.spanId)
+        expect(attempts.map((span) => span.parent)).toEqual([request.spanId, request.spanId])
+        expect(spans.every((span) => span.ended)).toBe(true)
+        expect(Object.fromEntries(attempts[0]!.attributes)).toMatchObject({
+          "gen_ai.system": "obs-span-a",
+          "gen_ai.request.model": "obs-span-a-model",
+          "llm.attempt": 1,
+          "llm.outcome": "hard",
+          "error.type": "HardFailure",
+          "llm.error.reason": "ServerError"
+        })
+        expect(Object.fromEntries(attempts[1]!.attributes)).toMatchObject({
+          "gen_ai.system": "obs-span-b",
+          "llm.attempt": 2,
+          "llm.fallback_from": "obs-span-a:obs-span-a-model",
+          "llm.outcome": "success"
+        })
+        expect(Object.fromEntries(request.attributes)).toMatchObject({
+          "gen_ai.operation.name": "chat",
+          "gen_ai.system": "obs-span-b",
+          "gen_ai.request.model": "obs-span-b-model",
+          "gen_ai.usage.input_tokens": 3,
+          "gen_ai.usage.output_tokens": 4,
+          "llm.attempt": 2,
+          "llm.fallback_from": "obs-span-a:obs-span-a-model",
+          "llm.outcome": "success",
+          "llm.circuit_state": "Closed"
+        })
+        expect(request.attributes.get("llm.request_id")).toMatch(/^req_/)
+      }))
+
+    it.effect("streams: an llm.stream span and the time to first token", () =>
+      Effect.gen(function*() {
+        const { spans, tracer } = recordingTracer()
+        const primary = yield* scripted("obs-ttft", [
+          ScriptedProvider.success("hello world", { chunks: ["hello", " world"], chunkDelay: "100 millis" })
+        ])
+        const client = yield* Resilient.make({ chain: [{ provider: primary }] })
+        const exit = yield* settle(Effect.withTracer(Stream.runCollect(client.stream(ask())), tracer), "1 minute")
+        expect(Exit.isSuccess(exit)).toBe(true)
+        const [ttft] = stateOf("llm.request.ttft_ms", model("obs-ttft"))
+        expect(ttft !== undefined && MetricState.isHistogramState(ttft) ? ttft.count : 0).toBe(1)
+        expect(count("llm.tokens", { ...model("obs-ttft"), "gen_ai.token.type": "output" })).toBeGreaterThan(0)
+        expect(spans.map((span) => span.name)).toContain("llm.stream")
+      }))
+  })
+
+  describe("alerts (TestClock)", () => {
+    it.scoped("fallback rate above 10 % is critical, then resolves once the window passes", () =>
+      Effect.gen(function*() {
+        let failing = 3
+        const primary = yield* scripted("obs-al", () => {
+          if (failing > 0) {
+            failing--
+            return ScriptedProvider.failure("ServerError", { status: 503 })
+          }
+          return ScriptedProvider.success("ok")
+        })
+        const backup = yield* scripted("obs-al-b", [ScriptedProvider.success("backup")])
+        const alerts = yield* Observability.makeAlerts({ interval: "30 seconds", errorRate: { warning: 1 } })
+        const events = yield* alerts.subscribe
+        const client = yield* Resilient.make({
+          chain: [{ provider: primary, retry: false, breaker: false }, { provider: backup }]
+        })
+        for (let i = 0; i < 20; i++) yield* client.complete(ask())
+        yield* TestClock.adjust("30 seconds")
+        const fired = yield* Queue.take(events)
+        expect(fired).toBeInstanceOf(Observability.FallbackRateHigh)
+        expect(fired).toMatchObject({
+          _tag: "FallbackRateHigh",
+          severity: "critical",
+          primary: "obs-al:obs-al-model",
+          requests: 20,
+          threshold: 0.1
+        })
+        expect((fired as Observability.FallbackRateHigh).rate).toBeCloseTo(0.15, 10)
+        expect((yield* alerts.active).map((alert) => alert._tag)).toEqual(["FallbackRateHigh"])
+        // Nothing new while it keeps firing at the same severity.
+        yield* TestClock.adjust("30 seconds")
+        expect(yield* Queue.size(events)).toBe(0)
+        // Healthy traffic: 3 fallbacks in 40 requests is a warning; once the window has passed them, resolved.
+        for (let i = 0; i < 20; i++) yield* client.complete(ask())
+        yield* TestClock.adjust("30 seconds")
+        expect(yield* Queue.take(events)).toMatchObject({ _tag: "FallbackRateHigh", severity: "warning", requests: 40 })
+        yield* TestClock.adjust("5 minutes")
+        const resolved = yield* Queue.take(events)
+        expect(resolved).toMatchObject({ _tag: "AlertResolved", rule: "FallbackRateHigh", key: "obs-al:obs-al-model" })
+      }))
+
+    it.scoped("between 5 % and 10 % is a warning; under 20 requests nothing fires", () =>
+      Effect.gen(function*() {
+        let calls = 0
+        const primary = yield* scripted("obs-alw", () =>
+          calls++ % 14 === 0
+            ? ScriptedProvider.failure("ServerError", { status: 503 })
+            : ScriptedProvider.success("ok"))
+        const backup = yield* scripted("obs-alw-b", [ScriptedProvider.success("backup")])
+        const alerts = yield* Observability.makeAlerts({ errorRate: { warning: 1 } })
+        const client = yield* Resilient.make({
+          chain: [{ provider: primary, retry: false, breaker: false }, { provider: backup }]
+        })
+        for (let i = 0; i < 10; i++) yield* client.complete(ask())
+        expect((yield* alerts.evaluate).filter((alert) => alert._tag === "FallbackRateHigh")).toEqual([])
+        for (let i = 0; i < 18; i++) yield* client.complete(ask())
+        const fired = (yield* alerts.evaluate).filter((alert) => alert._tag === "FallbackRateHigh")
+        // 2 of 28 (calls 0 and 14) = 7 %.
+        expect(fired).toMatchObject([{ severity: "warning", requests: 28, threshold: 0.05 }])
+      }))
+
+    it.scoped("provider error rate above 1 % is a warning", () =>
+      Effect.gen(function*() {
+        let calls = 0
+        const primary = yield* scripted("obs-ale", () =>
+          calls++ === 5 ? ScriptedProvider.failure("ServerError", { status: 503 }) : ScriptedProvider.success("ok"))
+        const backup = yield* scripted("obs-ale-b", [ScriptedProvider.success("backup")])
+        const alerts = yield* Observability.makeAlerts({ fallbackRate: { warning: 1, critical: 1 } })
+        const client = yield* Resilient.make({
+          chain: [{ provider: primary, retry: false, breaker: false }, { provider: backup }]
+        })
+        for (let i = 0; i < 50; i++) {
+          yield* client.complete(ask())
+        }
+        const fired = (yield* alerts.evaluate).filter((alert) =>
+          alert._tag === "ProviderErrorRateHigh"
+        )
+        expect(fired).toMatchObject([{ severity: "warning", system: "obs-ale", model: "obs-ale-model", attempts: 50 }])
+        expect((fired[0] as Observability.ProviderErrorRateHigh).rate).toBeCloseTo(0.02, 10)
+      }))
+
+    it.scoped("a breaker opened 4 times within an hour is critical; 3 times is not", () =>
+      Effect.gen(function*() {
+        let healthy = false
+        const primary = yield* scripted(
+          "obs-flap",
+          () => healthy ? ScriptedProvider.success("ok") : ScriptedProvider.failure("ServerError", { status: 503 })
+        )
+        const backup = yield* scripted("obs-flap-b", [ScriptedProvider.success("backup")])
+        const alerts = yield* Observability.makeAlerts({ errorRate: { warning: 1 } })
+        const client = yield* Resilient.make({
+          chain: [
+            { provider: primary, retry: false, breaker: { consecutiveFailures: 1, cooldown: "1 minute" } },
+            { provider: backup }
+          ]
+        })
+        const cycle = Effect.gen(function*() {
+          healthy = false
+          yield* client.complete(ask()) // opens
+          yield* TestClock.adjust("61 seconds")
+          healthy = true
+          yield* client.complete(ask()) // probe closes
+        })
+        for (let i = 0; i < 3; i++) yield* cycle
+        yield* Effect.yieldNow()
+        yield* alerts.evaluate
+        expect((yield* alerts.active).filter((alert) => alert._tag === "BreakerFlapping")).toEqual([])
+        yield* cycle
+        yield* Effect.yieldNow()
+        yield* alerts.evaluate
+        const firing = (yield* alerts.active).filter((alert) => alert._tag === "BreakerFlapping")
+        expect(firing).toMatchObject([{ severity: "critical", system: "obs-flap", opens: 4, threshold: 3 }])
+        // An hour after the last opening the count has aged out.
+        yield* TestClock.adjust("61 minutes")
+        expect((yield* alerts.active).filter((alert) => alert._tag === "BreakerFlapping")).toEqual([])
+      }))
+  })
+})
