@@ -7,6 +7,7 @@
  */
 import * as Duration from "effect/Duration"
 import * as Schema from "effect/Schema"
+import { DegradedReason, HardReason } from "../LlmError.js"
 
 const show = (u: unknown): string => {
   if (typeof u === "string") return JSON.stringify(u)
@@ -126,25 +127,7 @@ export const Strategy = Schema.Literal("ordered", "cost-first", "latency-first",
 export const PresetName = Schema.Literal("lenient", "balanced", "strict")
 
 /** @internal */
-export const DegradedReason = Schema.Literal("Truncated", "Repetitive", "Slow")
-
-/** @internal */
-export const RetryReasons = [
-  "RateLimited",
-  "QuotaExhausted",
-  "ServerError",
-  "Overloaded",
-  "Timeout",
-  "Connection",
-  "BadRequest",
-  "ContextLengthExceeded",
-  "Unauthorized",
-  "Forbidden",
-  "NotFound",
-  "ContentFiltered",
-  "Unknown",
-  "Soft"
-] as const
+export const RetryReasons = [...HardReason.literals, "Soft"] as const
 
 /** @internal */
 export const RetryPolicy = Schema.Struct({
