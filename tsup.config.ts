@@ -1,16 +1,29 @@
-import { defineConfig } from "tsup"
+import { defineConfig, type Options } from "tsup"
 
-export default defineConfig({
-  entry: {
-    index: "src/index.ts",
-    "testing/index": "src/testing/index.ts",
-    redis: "src/Redis.ts"
-  },
-  format: ["esm", "cjs"],
-  dts: true,
+const shared: Pick<Options, "sourcemap" | "target" | "splitting" | "external"> = {
   sourcemap: true,
-  clean: true,
   target: "node20",
   splitting: true,
   external: ["openai", "@anthropic-ai/sdk", "@copilotkit/aimock", "ioredis"]
-})
+}
+
+// `npm run build` empties dist/ first: two configs build side by side and must not clean each other's output.
+export default defineConfig([
+  {
+    ...shared,
+    entry: {
+      index: "src/index.ts",
+      "testing/index": "src/testing/index.ts",
+      redis: "src/Redis.ts"
+    },
+    format: ["esm", "cjs"],
+    dts: true
+  },
+  {
+    // The command line (package bin) is ESM only: the simulator starts worker threads from `import.meta.url`.
+    ...shared,
+    entry: { "cli/main": "src/cli/main.ts" },
+    format: ["esm"],
+    dts: false
+  }
+])

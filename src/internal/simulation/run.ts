@@ -1,0 +1,387 @@
+/**
+ * One simulated configuration: build the real `Resilient` client over simulated upstreams, send Poisson traffic for
+ * the scenario's span in virtual time, and count what the application saw.
+ */
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
+import * as Random from "effect/Random"
+import * as Stream from "effect/Stream"
+import { PCGRandom } from "effect/Utils"
+import type { CompletionRequestInput } from "../../Llm.js"
+import * as Resilient from "../../Resilient.js"
+import { incidentWindows, MINUTE, OutageIndex, type Scenario } from "./scenario.js"
+import { makeUpstream } from "./upstream.js"
+import { VirtualTime } from "./virtualTime.js"
+
+export type ConfigurationName = "single" | "retry" | "fallback" | "full"
+
+export interface Configuration {
+  readonly name: ConfigurationName
+  readonly title: string
+  readonly description: string
+  /** Only the first `tiers` providers of the scenario are used. */
+  readonly tiers: number
+  readonly chain: (providers: ReadonlyArray<Resilient.Tier["provider"]>, scenario: Scenario) => Resilient.Config
+}
+
+const tier = (
+  provider: Resilient.Tier["provider"],
+  scenario: Scenario,
+  index: number,
+  policies: Omit<Resilient.Tier, "provider">
+): Resilient.Tier => ({ provider, price: scenario.profiles[index]?.price, ...policies })
+
+const nonEmpty = <A>(items: ReadonlyArray<A>): readonly [A, ...Array<A>] => {
+  const [first, ...rest] = items
+  if (first === undefined) throw new Error("a simulated chain needs at least one provider")
+  return [first, ...rest]
+}
+
+export const configurations: ReadonlyArray<Configuration> = [
+  {
+    name: "single",
+    title: "single provider",
+    description: "one provider, no retry, a 60 s timeout: what an application without this library does",
+    tiers: 1,
+    chain: (providers, scenario) => ({
+      chain: nonEmpty(
+        providers.map((provider, index) =>
+          tier(provider, scenario, index, { retry: false, breaker: false, timeout: "60 seconds" })
+        )
+      ),
+      relaxation: false
+    })
+  },
+  {
+    name: "retry",
+    title: "retry only",
+    description: "one provider with Retry's defaults (and its budget), a 30 s attempt timeout",
+    tiers: 1,
+    chain: (providers, scenario) => ({
+      chain: nonEmpty(
+        providers.map((provider, index) =>
+          tier(provider, scenario, index, { retry: { deadline: "2 minutes" }, breaker: false, timeout: "30 seconds" })
+        )
+      ),
+      relaxation: false
+    })
+  },
+  {
+    name: "fallback",
+    title: "retry + fallback",
+    description: "three providers in order, each with retry and a 30 s attempt timeout, no breakers",
+    tiers: 3,
+    chain: (providers, scenario) => ({
+      chain: nonEmpty(
+        providers.map((provider, index) =>
+          tier(provider, scenario, index, { retry: { deadline: "1 minute" }, breaker: false, timeout: "30 seconds" })
+        )
+      ),
+      relaxation: false
+    })
+  },
+  {
+    name: "full",
+    title: "full stack",
+    description:
+      "three providers, retry, a breaker per provider:model, 10 s attempt timeouts, then the cache and a static answer",
+    tiers: 3,
+    chain: (providers, scenario) => ({
+      chain: nonEmpty(providers.map((provider, index) =>
+        tier(provider, scenario, index, {
+          retry: { deadline: "30 seconds" },
+          breaker: { consecutiveFailures: 3, cooldown: "30 seconds", cooldownGrowth: { max: "5 minutes" } },
+          timeout: "10 seconds"
+        })
+      )),
+      relaxation: false,
+      degrade: { cache: { ttl: "1 hour", capacity: 1_000 }, staticResponse: "The assistant is busy; please retry." }
+    })
+  }
+]
+
+/** Weighted samples, growable, without boxing: a year of latencies. */
+class Samples {
+  private values = new Float64Array(1 << 14)
+  private weights = new Float64Array(1 << 14)
+  size = 0
+  totalWeight = 0
+  weightedSum = 0
+  push(value: number, weight: number): void {
+    if (this.size === this.values.length) {
+      const values = new Float64Array(this.values.length * 2)
+      const weights = new Float64Array(this.values.length * 2)
+      values.set(this.values)
+      weights.set(this.weights)
+      this.values = values
+      this.weights = weights
+    }
+    this.values[this.size] = value
+    this.weights[this.size++] = weight
+    this.totalWeight += weight
+    this.weightedSum += value * weight
+  }
+  get mean(): number {
+    return this.totalWeight === 0 ? 0 : this.weightedSum / this.totalWeight
+  }
+  quantile(q: number): number {
+    if (this.size === 0) return 0
+    const order = Uint32Array.from({ length: this.size }, (_, index) => index)
+    order.sort((a, b) => this.values[a]! - this.values[b]!)
+    const target = q * this.totalWeight
+    let seen = 0
+    for (const index of order) {
+      seen += this.weights[index]!
+      if (seen >= target) return this.values[index]!
+    }
+    return this.values[order[order.length - 1]!]!
+  }
+}
+
+export interface BreakerChange {
+  readonly at: number
+  readonly key: string
+  readonly to: string
+}
+
+/** Per time bucket: requests served by each provider (in chain order), degraded answers, failures (weighted). */
+export interface Timeline {
+  readonly bucketMs: number
+  readonly series: ReadonlyArray<string>
+  /** `counts[series][bucket]`. */
+  readonly counts: ReadonlyArray<Float64Array>
+}
+
+export interface ProviderCalls {
+  /** Calls the provider received (weighted like the requests). */
+  readonly calls: number
+  /** Calls that arrived while the provider was in an incident: what a breaker exists to save. */
+  readonly callsDuringOutage: number
+}
+
+export interface ConfigurationReport {
+  readonly name: ConfigurationName
+  readonly title: string
+  readonly description: string
+  /** Requests the run stands for (sampled quiet traffic counts with its weight). */
+  readonly requests: number
+  /** Requests actually sent through the client. */
+  readonly simulatedRequests: number
+  /** Fresh answers from a provider. */
+  readonly served: number
+  /** Answers from the cache or the static answer. */
+  readonly degraded: number
+  readonly failed: number
+  /** `served / requests`. */
+  readonly availability: number
+  /** Requests that arrived while the primary was in an incident, and how many of them got a fresh answer. */
+  readonly duringPrimaryOutage: { readonly requests: number; readonly served: number; readonly degraded: number }
+  readonly servedBy: Readonly<Record<string, number>>
+  readonly providerCalls: Readonly<Record<string, ProviderCalls>>
+  /** Calls sent to a provider while it was down. */
+  readonly wastedCalls: number
+  /** End-to-end latency of answered requests minus the latency of the call that answered: waits, retries, failover. */
+  readonly addedLatencyMs: { readonly p50: number; readonly p99: number; readonly mean: number }
+  /** The same, over requests that arrived during a primary incident only. */
+  readonly addedLatencyDuringOutageMs: { readonly p50: number; readonly p99: number }
+  readonly latencyMs: { readonly p50: number; readonly p99: number }
+  readonly costUsd: number
+  readonly breakerChanges: ReadonlyArray<BreakerChange>
+  readonly timeline: Timeline
+  readonly real: { readonly seconds: number; readonly timersFired: number; readonly tasksRun: number }
+}
+
+export interface RunOptions {
+  readonly scenario: Scenario
+  readonly configuration: Configuration
+  /** Mean requests per minute of the application's traffic (Poisson arrivals). */
+  readonly requestsPerMinute: number
+  /**
+   * Outside the windows around incidents only one request in `quietSampling` is simulated, and counted
+   * `quietSampling` times. 1 simulates every request. Default 1.
+   */
+  readonly quietSampling?: number | undefined
+  /** How far around each incident every request is simulated. Default 20 minutes. */
+  readonly windowMargin?: number | undefined
+  readonly bucketMs?: number | undefined
+  readonly onProgress?: ((fraction: number) => void) | undefined
+}
+
+/** Distinct prompts, drawn with a skew so that popular questions repeat (and the cache has something to serve). */
+const PROMPTS = 2_000
+
+interface Segment {
+  readonly start: number
+  readonly end: number
+  readonly weight: number
+}
+
+/** The run split into incident windows (weight 1) and the quiet spans between them (weight `quietSampling`). */
+const segments = (scenario: Scenario, sampling: number, margin: number): ReadonlyArray<Segment> => {
+  if (sampling <= 1) return [{ start: 0, end: scenario.durationMs, weight: 1 }]
+  const result: Array<Segment> = []
+  let cursor = 0
+  for (const window of incidentWindows(scenario, margin)) {
+    if (window.start > cursor) result.push({ start: cursor, end: window.start, weight: sampling })
+    result.push({ start: window.start, end: window.end, weight: 1 })
+    cursor = window.end
+  }
+  if (cursor < scenario.durationMs) result.push({ start: cursor, end: scenario.durationMs, weight: sampling })
+  return result
+}
+
+export const runConfiguration = async (options: RunOptions): Promise<ConfigurationReport> => {
+  const { configuration, scenario } = options
+  const time = new VirtualTime()
+  const now = () => time.now
+  const outages = new OutageIndex(scenario.outages)
+  // Each configuration replays the same traffic and the same upstream behaviour: seeds derive from the scenario's.
+  const trafficRandom = new PCGRandom(scenario.seed + 1)
+  const upstreamRandom = new PCGRandom(scenario.seed + 2)
+  const profiles = scenario.profiles.slice(0, configuration.tiers)
+  const plan = segments(scenario, options.quietSampling ?? 1, options.windowMargin ?? 20 * MINUTE)
+  let weight = 1
+  const upstreams = profiles.map((profile) =>
+    makeUpstream(profile, scenario, outages, upstreamRandom, now, () => weight)
+  )
+  const primary = profiles[0]?.name ?? ""
+  const bucketMs = options.bucketMs ?? 5 * MINUTE
+  const buckets = Math.ceil(scenario.durationMs / bucketMs)
+  const series = [...profiles.map((profile) => `${profile.name}:${profile.model}`), "degraded", "failed"]
+  const counts = series.map(() => new Float64Array(buckets))
+  const degradedSeries = series.length - 2
+  const failedSeries = series.length - 1
+  const seriesIndex = new Map(series.map((name, index) => [name, index]))
+  const servedBy: Record<string, number> = {}
+  const added = new Samples()
+  const addedDuringOutage = new Samples()
+  const total = new Samples()
+  const tally = {
+    requests: 0,
+    simulated: 0,
+    served: 0,
+    degraded: 0,
+    failed: 0,
+    cost: 0,
+    outageRequests: 0,
+    outageServed: 0,
+    outageDegraded: 0
+  }
+  const breakerChanges: Array<BreakerChange> = []
+  const requests: ReadonlyArray<CompletionRequestInput> = Array.from({ length: PROMPTS }, (_, index) => ({
+    messages: [{ role: "user", content: `Simulated question ${index}` }],
+    maxTokens: 256
+  }))
+  const perMs = options.requestsPerMinute / MINUTE
+
+  const handle = (client: Resilient.Service, request: CompletionRequestInput, arrived: number, w: number) => {
+    const inOutage = outages.at(primary, arrived) !== undefined
+    return Effect.map(Effect.exit(client.complete(request)), (exit) => {
+      const bucket = Math.min(buckets - 1, Math.floor(arrived / bucketMs))
+      const elapsed = time.now - arrived
+      if (inOutage) tally.outageRequests += w
+      if (Exit.isFailure(exit)) {
+        tally.failed += w
+        counts[failedSeries]![bucket]! += w
+        return
+      }
+      const result = exit.value
+      total.push(elapsed, w)
+      servedBy[result.servedBy] = (servedBy[result.servedBy] ?? 0) + w
+      if (result.degraded === undefined) {
+        const extra = Math.max(0, elapsed - result.latencyMs)
+        tally.served += w
+        tally.cost += result.costUsd * w
+        added.push(extra, w)
+        if (inOutage) {
+          tally.outageServed += w
+          addedDuringOutage.push(extra, w)
+        }
+        counts[seriesIndex.get(result.servedBy) ?? degradedSeries]![bucket]! += w
+      } else {
+        tally.degraded += w
+        if (inOutage) tally.outageDegraded += w
+        added.push(elapsed, w)
+        counts[degradedSeries]![bucket]! += w
+      }
+    })
+  }
+
+  const program = Effect.gen(function*() {
+    const client = yield* Resilient.make(
+      configuration.chain(upstreams.map(({ provider }) => provider), scenario)
+    )
+    for (const [key, breaker] of client.breakers) {
+      const follower = yield* Effect.forkDaemon(
+        Stream.runForEach(
+          breaker.events,
+          (change) => Effect.sync(() => breakerChanges.push({ at: now(), key, to: change.to }))
+        )
+      )
+      while ((yield* Fiber.status(follower))._tag !== "Suspended") yield* Effect.yieldNow()
+    }
+    let inFlight = 0
+    const done = Effect.sync(() => {
+      inFlight--
+    })
+    for (const segment of plan) {
+      weight = segment.weight
+      const rate = perMs / segment.weight
+      // A Poisson process restarted at each segment boundary: memoryless, so the arrivals stay exact.
+      let at = segment.start
+      for (;;) {
+        at += -Math.log(1 - trafficRandom.number()) / rate
+        if (at >= segment.end) break
+        yield* Effect.sleep(at - time.now)
+        const skewed = trafficRandom.number()
+        const request = requests[Math.floor(skewed * skewed * PROMPTS)] ?? requests[0]!
+        tally.requests += segment.weight
+        tally.simulated++
+        inFlight++
+        yield* Effect.forkDaemon(Effect.ensuring(handle(client, request, at, segment.weight), done))
+      }
+    }
+    while (inFlight > 0) yield* Effect.sleep(MINUTE)
+  }).pipe(
+    Logger.withMinimumLogLevel(LogLevel.None),
+    // Retry's jitter draws from Effect's Random: seeded, a run replays exactly.
+    Effect.withRandom(Random.make(scenario.seed + 3))
+  )
+
+  const started = performance.now()
+  const exit = await time.run(program, {
+    onProgress: (virtual) => options.onProgress?.(Math.min(1, virtual / scenario.durationMs))
+  })
+  if (Exit.isFailure(exit)) throw new Error(`the ${configuration.name} simulation failed: ${String(exit.cause)}`)
+  options.onProgress?.(1)
+  const providerCalls = Object.fromEntries(upstreams.map(({ counters, provider }) => [provider.key, { ...counters }]))
+  return {
+    name: configuration.name,
+    title: configuration.title,
+    description: configuration.description,
+    requests: tally.requests,
+    simulatedRequests: tally.simulated,
+    served: tally.served,
+    degraded: tally.degraded,
+    failed: tally.failed,
+    availability: tally.requests === 0 ? 1 : tally.served / tally.requests,
+    duringPrimaryOutage: {
+      requests: tally.outageRequests,
+      served: tally.outageServed,
+      degraded: tally.outageDegraded
+    },
+    servedBy,
+    providerCalls,
+    wastedCalls: upstreams.reduce((sum, { counters }) => sum + counters.callsDuringOutage, 0),
+    addedLatencyMs: { p50: added.quantile(0.5), p99: added.quantile(0.99), mean: added.mean },
+    addedLatencyDuringOutageMs: { p50: addedDuringOutage.quantile(0.5), p99: addedDuringOutage.quantile(0.99) },
+    latencyMs: { p50: total.quantile(0.5), p99: total.quantile(0.99) },
+    costUsd: tally.cost,
+    breakerChanges,
+    timeline: { bucketMs, series, counts },
+    real: { seconds: (performance.now() - started) / 1000, ...time.stats }
+  }
+}

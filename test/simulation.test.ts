@@ -1,0 +1,155 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import { simulate } from "../src/cli/simulate.js"
+import { configurations, runConfiguration } from "../src/internal/simulation/run.js"
+import {
+  DAY,
+  defaultProfiles,
+  HOUR,
+  incidentWindows,
+  makeScenario,
+  MINUTE,
+  type Scenario,
+  YEAR
+} from "../src/internal/simulation/scenario.js"
+import { VirtualTime } from "../src/internal/simulation/virtualTime.js"
+
+const configuration = (name: string) => {
+  const found = configurations.find((candidate) => candidate.name === name)
+  if (found === undefined) throw new Error(name)
+  return found
+}
+
+describe("VirtualTime", () => {
+  it("fires timers in time order, then in the order they were set, and jumps over idle time", async () => {
+    const time = new VirtualTime()
+    const order: Array<string> = []
+    const program = Effect.gen(function*() {
+      const at = (label: string, millis: number) =>
+        Effect.fork(Effect.zipRight(Effect.sleep(millis), Effect.sync(() => order.push(`${label}@${time.now}`))))
+      const fibers = [yield* at("c", 300), yield* at("a", 100), yield* at("b", 100), yield* at("year", YEAR)]
+      yield* Fiber.joinAll(fibers)
+      return time.now
+    })
+    const started = performance.now()
+    const exit = await time.run(program)
+    expect(exit).toEqual(Exit.succeed(YEAR))
+    expect(order).toEqual(["a@100", "b@100", "c@300", `year@${YEAR}`])
+    // A year of virtual time is not slept: generous bound for a loaded machine.
+    expect(performance.now() - started).toBeLessThan(5_000)
+  })
+
+  it("drops the timer of an interrupted sleep and runs Effect.timeout on the virtual clock", async () => {
+    const time = new VirtualTime()
+    let fired = false
+    const program = Effect.gen(function*() {
+      const sleeper = yield* Effect.fork(Effect.zipRight(Effect.sleep(1_000), Effect.sync(() => (fired = true))))
+      yield* Effect.sleep(500)
+      yield* Fiber.interrupt(sleeper)
+      const timedOut = yield* Effect.timeout(Effect.never, 2_000).pipe(Effect.option)
+      yield* Effect.sleep(10_000)
+      return { timedOut: timedOut._tag, now: time.now }
+    })
+    const exit = await time.run(program)
+    expect(exit).toEqual(Exit.succeed({ timedOut: "None", now: 12_500 }))
+    expect(fired).toBe(false)
+  })
+})
+
+describe("scenario", () => {
+  it("is a function of its seed, with each provider's incident count in its published range", () => {
+    const a = makeScenario({ seed: 7 })
+    expect(makeScenario({ seed: 7 })).toEqual(a)
+    expect(makeScenario({ seed: 8 }).outages).not.toEqual(a.outages)
+    for (const profile of defaultProfiles) {
+      const own = a.outages.filter((outage) => outage.provider === profile.name)
+      expect(own.length).toBeGreaterThanOrEqual(profile.incidentsPerYear[0])
+      expect(own.length).toBeLessThanOrEqual(profile.incidentsPerYear[1])
+      for (const outage of own) {
+        expect(outage.end).toBeGreaterThan(outage.start)
+        expect(outage.end).toBeLessThanOrEqual(YEAR)
+      }
+    }
+  })
+
+  it("merges overlapping incident windows", () => {
+    const scenario: Scenario = {
+      ...makeScenario({ seed: 1, durationMs: DAY }),
+      outages: [
+        { provider: "openai", start: 2 * HOUR, end: 3 * HOUR, kind: "errors" },
+        { provider: "gemini", start: 3 * HOUR + 10 * MINUTE, end: 4 * HOUR, kind: "timeouts" },
+        { provider: "anthropic", start: 10 * HOUR, end: 11 * HOUR, kind: "overloaded" }
+      ]
+    }
+    expect(incidentWindows(scenario, 15 * MINUTE)).toEqual([
+      { start: 2 * HOUR - 15 * MINUTE, end: 4 * HOUR + 15 * MINUTE },
+      { start: 10 * HOUR - 15 * MINUTE, end: 11 * HOUR + 15 * MINUTE }
+    ])
+  })
+})
+
+describe("runConfiguration", () => {
+  // One day, the primary down with 503s for an hour, every request simulated.
+  const scenario: Scenario = {
+    ...makeScenario({ seed: 3, durationMs: DAY }),
+    outages: [{ provider: "openai", start: 6 * HOUR, end: 7 * HOUR, kind: "errors" }],
+    backgroundErrorRate: 0
+  }
+  // Quiet hours are sampled; the incident window (±20 minutes) is simulated request by request.
+  const run = (name: string, quietSampling = 20) =>
+    runConfiguration({ scenario, configuration: configuration(name), requestsPerMinute: 4, quietSampling })
+
+  it("drives the real library: a single provider fails through the outage, the full stack serves it", async () => {
+    const single = await run("single")
+    const full = await run("full")
+    const fallback = await run("fallback")
+    // ~240 requests arrive in the hour; the single provider fails each of them and serves everything else.
+    expect(single.duringPrimaryOutage.requests).toBeGreaterThan(150)
+    expect(single.failed).toBe(single.duringPrimaryOutage.requests)
+    expect(single.served + single.failed).toBe(single.requests)
+    expect(full.failed).toBe(0)
+    expect(full.duringPrimaryOutage.served).toBe(full.duringPrimaryOutage.requests)
+    expect(full.servedBy["anthropic:claude-haiku-4-5"]).toBeGreaterThan(150)
+    // Without breakers every request first knocks on the down provider; with them, only probes do.
+    expect(fallback.wastedCalls).toBeGreaterThan(full.duringPrimaryOutage.requests)
+    expect(full.wastedCalls).toBeLessThan(fallback.wastedCalls / 4)
+    // The primary's breaker opened during the outage and closed after it.
+    const primary = full.breakerChanges.filter((change) => change.key === "openai:gpt-4.1-mini")
+    expect(primary[0]?.to).toBe("Open")
+    expect(primary[0]?.at).toBeGreaterThanOrEqual(6 * HOUR)
+    expect(primary[0]?.at).toBeLessThan(6 * HOUR + 5 * MINUTE)
+    expect(primary[primary.length - 1]?.to).toBe("Closed")
+    expect(primary[primary.length - 1]?.at).toBeGreaterThanOrEqual(7 * HOUR)
+    // Falling back costs latency only inside the outage, and the cost of Anthropic's answers shows.
+    expect(full.addedLatencyDuringOutageMs.p50).toBeLessThan(fallback.addedLatencyDuringOutageMs.p50)
+    expect(full.costUsd).toBeGreaterThan(single.costUsd)
+  })
+
+  it("weights sampled quiet traffic back up to the full rate", async () => {
+    const sampled = await run("single", 50)
+    const exact = await run("single", 1)
+    expect(sampled.simulatedRequests).toBeLessThan(exact.simulatedRequests / 4)
+    expect(Math.abs(sampled.requests - exact.requests) / exact.requests).toBeLessThan(0.1)
+    // Every request of the incident window is simulated, so the outage's failures are counted exactly.
+    expect(sampled.failed).toBe(sampled.duringPrimaryOutage.requests)
+  })
+})
+
+describe("simulate", () => {
+  it("gives the same reports in worker threads as in this thread", async () => {
+    const options = {
+      days: 3,
+      requestsPerMinute: 2,
+      seed: 11,
+      quietSampling: 10,
+      configurations: ["single", "full"] as const
+    }
+    const inThread = await simulate({ ...options, parallel: 1 })
+    const inWorkers = await simulate({ ...options, parallel: 2 })
+    const strip = (reports: typeof inThread.reports) => reports.map(({ real: _real, ...rest }) => rest)
+    expect(strip(inWorkers.reports)).toEqual(strip(inThread.reports))
+    expect(inThread.reports.map((report) => report.name)).toEqual(["single", "full"])
+  }, 60_000)
+})
