@@ -13,6 +13,7 @@ import { dual } from "effect/Function"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import { shouldFallBack } from "./Fallback.js"
+import { timeoutFail } from "./internal/timeout.js"
 import type { ChatMessage, CompletionRequestInput, StreamChunk } from "./Llm.js"
 import { DegradedResponse, type HardFailure, hardFailure, type InvalidRequest } from "./LlmError.js"
 
@@ -99,9 +100,10 @@ export const guard: {
       const limit = flowing ? stall : firstChunk
       const pulled: Effect.Effect<Chunk.Chunk<StreamChunk>, Option.Option<E | HardFailure>, R> = limit === undefined
         ? pull
-        : Effect.timeoutFail(pull, {
-          duration: limit,
-          onTimeout: () => timedOut(flowing ? "stream_stall" : "first_chunk_timeout")
+        // One fiber per pull, not two (./internal/timeout.ts); the pull runs the caller's stream, so fiber refs it
+        // sets are carried back, as `Effect.timeoutFail` would.
+        : timeoutFail(pull, limit, () => timedOut(flowing ? "stream_stall" : "first_chunk_timeout"), {
+          inheritFiberRefs: true
         })
       return Effect.flatMap(
         pulled,

@@ -7,6 +7,7 @@ import { assertTrue, strictEqual } from "@effect/vitest/utils"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as Supervisor from "effect/Supervisor"
 import * as TestClock from "effect/TestClock"
 import type { RateLimitExceeded } from "../src/LlmError.js"
 import * as RateLimit from "../src/RateLimit.js"
@@ -136,4 +137,57 @@ describe("RateLimit interruption", () => {
       strictEqual(expired.requestsInWindow, 0)
       yield* assertAllPermitsBack(limiter, 3)
     }))
+
+  describe("the timer", () => {
+    /** Runs `body` under a supervisor and returns the fibers it started that are still alive once it is done. */
+    const fibersLeftBy = <A, E>(body: Effect.Effect<A, E>) =>
+      Effect.gen(function*() {
+        const supervisor = yield* Supervisor.track
+        yield* Effect.supervised(body, supervisor)
+        for (let i = 0; i < 10; i++) yield* Effect.yieldNow()
+        return yield* supervisor.value
+      })
+
+    it.effect("is interrupted once no call waits: three calls through concurrency 1 leave no fiber behind", () =>
+      Effect.gen(function*() {
+        // The second call waits and arms the key's timer for its 30 s maxWait deadline. Once nothing waits, the timer
+        // must stop: with the live clock its sleep is a setTimeout that would keep Node running until the deadline.
+        const limiter = yield* RateLimit.make({ limits: { concurrency: 1 } })
+        const started: Array<number> = []
+        const call = limiter.limit(KEY)(
+          Effect.zipRight(
+            Effect.clockWith((clock) => Effect.sync(() => started.push(clock.unsafeCurrentTimeMillis()))),
+            Effect.sleep("1 second")
+          )
+        )
+        const left = yield* fibersLeftBy(Effect.gen(function*() {
+          const fiber = yield* Effect.fork(Effect.all([call, call, call], { concurrency: "unbounded" }))
+          yield* TestClock.adjust("3 seconds")
+          yield* Fiber.join(fiber)
+        }))
+        strictEqual(JSON.stringify(started), "[0,1000,2000]")
+        strictEqual(left.length, 0, `fibers still running: ${left.map((fiber) => fiber.id().id).join(", ")}`)
+        const snapshot = yield* limiter.snapshot(KEY)
+        strictEqual(snapshot.inFlight, 0)
+        strictEqual(snapshot.waiting, 0)
+      }))
+
+    it.effect("a replaced timer and one cancelled by an interrupted waiter are interrupted too", () =>
+      Effect.gen(function*() {
+        const limiter = yield* RateLimit.make({ limits: { concurrency: 1, rpm: 2 }, maxWait: "10 minutes" })
+        const left = yield* fibersLeftBy(Effect.gen(function*() {
+          const holder = yield* Effect.fork(limiter.limit(KEY)(Effect.never))
+          yield* Effect.yieldNow()
+          // Waits on concurrency: timer at its deadline (600 s).
+          const waiter = yield* Effect.fork(limiter.limit(KEY)(Effect.void))
+          yield* Effect.yieldNow()
+          // A pause brings the head's moment forward: the 600 s timer is replaced by a 20 s one.
+          yield* limiter.pause(KEY, "20 seconds")
+          yield* TestClock.adjust("1 second")
+          yield* Fiber.interrupt(waiter)
+          yield* Fiber.interrupt(holder)
+        }))
+        strictEqual(left.length, 0, `fibers still running: ${left.map((fiber) => fiber.id().id).join(", ")}`)
+      }))
+  })
 })

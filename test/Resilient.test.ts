@@ -305,3 +305,110 @@ describe("Resilient", () => {
       expect((yield* primary.calls).length).toBe(0)
     }))
 })
+
+describe("Resilient: a breaker that opens during a step", () => {
+  const overloaded = ScriptedProvider.failure("Overloaded", { status: 529 })
+
+  it.effect("trips on a retried failure: no backoff is slept, and the step reports the real failure", () =>
+    Effect.gen(function*() {
+      const primary = yield* scripted("openai", [overloaded])
+      const backup = yield* scripted("anthropic", [ScriptedProvider.success("backup")])
+      const client = yield* Resilient.make({
+        chain: [{ provider: primary, breaker: { consecutiveFailures: 2, cooldown: "60 seconds" } }, {
+          provider: backup
+        }]
+      })
+      const outcome = yield* settle(client.complete(ask()), "5 seconds")
+      expect(outcome._tag).toBe("Right")
+      if (outcome._tag !== "Right") return
+      // Overloaded retries at 1 s then 2 s, but the second failure opened the breaker: the third call could only be
+      // refused, so the step ends at once instead of sleeping 2 s first.
+      expect((yield* primary.calls).map((call) => call.at)).toEqual([0, 1000])
+      expect((yield* backup.calls).map((call) => call.at)).toEqual([1000])
+      expect(outcome.right.attempts).toEqual([
+        expect.objectContaining({
+          label: "openai:openai-model",
+          error: "HardFailure",
+          reason: "Overloaded",
+          skipped: false,
+          latencyMs: 1000
+        })
+      ])
+      expect(yield* client.breakers.get("openai:openai-model")!.state).toBe("Open")
+    }))
+
+  it.effect("opened by other traffic during the backoff: the refused retry still reports the real failure", () =>
+    Effect.gen(function*() {
+      const primary = yield* scripted("openai", [overloaded])
+      const backup = yield* scripted("anthropic", [ScriptedProvider.success("backup")])
+      const client = yield* Resilient.make({ chain: [{ provider: primary }, { provider: backup }] })
+      const fiber = yield* Effect.fork(client.complete(ask()).pipe(Effect.withRandom(Random.fixed([0.5]))))
+      yield* TestClock.adjust("500 millis")
+      yield* client.breakers.get("openai:openai-model")!.forceOpen
+      yield* TestClock.adjust("10 seconds")
+      const result = yield* Fiber.join(fiber)
+      expect((yield* primary.calls).length).toBe(1)
+      expect(result.servedBy).toBe("anthropic:anthropic-model")
+      expect(result.attempts.map((attempt) => [attempt.error, attempt.reason, attempt.skipped])).toEqual([
+        ["HardFailure", "Overloaded", false]
+      ])
+    }))
+
+  it.effect("a retry refused by the rate limiter reports the call that was made, not a skip", () =>
+    Effect.gen(function*() {
+      const primary = yield* scripted("openai", [overloaded])
+      const backup = yield* scripted("anthropic", [ScriptedProvider.success("backup")])
+      const client = yield* Resilient.make({
+        chain: [{ provider: primary, limits: { rpm: 1 } }, { provider: backup }],
+        rateLimit: { mode: "fail-fast" }
+      })
+      const outcome = yield* settle(client.complete(ask()))
+      expect(outcome._tag).toBe("Right")
+      if (outcome._tag !== "Right") return
+      expect((yield* primary.calls).length).toBe(1)
+      expect(outcome.right.attempts.map((attempt) => [attempt.error, attempt.reason, attempt.skipped])).toEqual([
+        ["HardFailure", "Overloaded", false]
+      ])
+    }))
+
+  it.effect("a step refused before any call is still reported as skipped", () =>
+    Effect.gen(function*() {
+      const primary = yield* scripted("openai", [overloaded])
+      const backup = yield* scripted("anthropic", [ScriptedProvider.success("backup")])
+      const client = yield* Resilient.make({ chain: [{ provider: primary }, { provider: backup }] })
+      yield* client.breakers.get("openai:openai-model")!.forceOpen
+      const result = yield* client.complete(ask())
+      expect((yield* primary.calls).length).toBe(0)
+      expect(result.attempts.map((attempt) => [attempt.error, attempt.skipped])).toEqual([["CircuitOpen", true]])
+    }))
+})
+
+describe("Resilient: the tier timeout", () => {
+  it.effect("interrupts a hanging call at the deadline: HardFailure Timeout attempt_timeout, retried, then failover", () =>
+    Effect.gen(function*() {
+      const primary = yield* scripted("openai", [ScriptedProvider.hang])
+      const backup = yield* scripted("anthropic", [ScriptedProvider.success("backup")])
+      const client = yield* Resilient.make({
+        chain: [{ provider: primary, timeout: "5 seconds" }, { provider: backup }]
+      })
+      const fiber = yield* Effect.fork(client.complete(ask()).pipe(Effect.withRandom(Random.fixed([0.5]))))
+      yield* TestClock.adjust("4999 millis")
+      expect(yield* Fiber.poll(fiber)).toEqual(Option.none())
+      yield* TestClock.adjust("1 minute")
+      const result = yield* Fiber.join(fiber)
+      // Timeout policy: 2 calls, linear 2 s. Call 1 times out at 5 s, call 2 starts at 7 s and times out at 12 s.
+      expect((yield* primary.calls).map((call) => call.at)).toEqual([0, 7000])
+      expect((yield* backup.calls).map((call) => call.at)).toEqual([12000])
+      expect(result.attempts).toEqual([
+        expect.objectContaining({ error: "HardFailure", reason: "Timeout", skipped: false, latencyMs: 12000 })
+      ])
+    }))
+
+  it.effect("a call that answers in time is not affected", () =>
+    Effect.gen(function*() {
+      const primary = yield* scripted("openai", [ScriptedProvider.success("in time", { latency: "4 seconds" })])
+      const client = yield* Resilient.make({ chain: [{ provider: primary, timeout: "5 seconds" }] })
+      const outcome = yield* settle(client.complete(ask()))
+      expect(outcome._tag === "Right" && outcome.right.content).toBe("in time")
+    }))
+})

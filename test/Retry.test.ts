@@ -4,6 +4,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as FiberRef from "effect/FiberRef"
 import * as Logger from "effect/Logger"
 import * as Metric from "effect/Metric"
 import * as MetricLabel from "effect/MetricLabel"
@@ -191,6 +192,27 @@ describe("Retry", () => {
         const error = failureOf(exit)
         assertTrue(error._tag === "HardFailure" && error.reason === "Timeout")
         strictEqual(error._tag === "HardFailure" ? error.providerCode : undefined, "deadline_exceeded")
+      }))
+
+    it.effect("with a timeout, the attempt is still interrupted exactly at it, and fiber refs it sets reach the caller", () =>
+      Effect.gen(function*() {
+        const retrier = yield* Retry.make({ attemptTimeout: "3 seconds", policies: { Timeout: { maxAttempts: 1 } } })
+        const target = { name: "p", model: "m" }
+        const ref = FiberRef.unsafeMake(0)
+        strictEqual(yield* retrier.retry(Effect.as(FiberRef.set(ref, 7), "ok"), target), "ok")
+        strictEqual(yield* FiberRef.get(ref), 7)
+        let interruptedAt = -1
+        const hang = Effect.onInterrupt(
+          Effect.never,
+          () => Effect.flatMap(TestClock.currentTimeMillis, (now) => Effect.sync(() => void (interruptedAt = now)))
+        )
+        const fiber = yield* Effect.fork(retrier.retry(hang, target))
+        yield* TestClock.adjust("2999 millis")
+        strictEqual(interruptedAt, -1)
+        yield* TestClock.adjust("1 millis")
+        const error = failureOf(yield* Fiber.await(fiber))
+        strictEqual(interruptedAt, 3000)
+        strictEqual(error._tag === "HardFailure" ? error.providerCode : undefined, "attempt_timeout")
       }))
 
     it.effect("per-model overrides: a local model gets a longer attempt timeout", () =>

@@ -325,7 +325,14 @@ const makeLimiter = (options: Options, maxWaitMillis: number, store: Store, wind
     )
 
   // Keeps one timer per key, armed for the earliest moment the head needs looking at. A timer armed earlier than
-  // needed stays (it fires, pumps, re-arms); a later one is replaced.
+  // needed stays (it fires, pumps, re-arms); a later one is replaced, and one no longer needed is interrupted.
+  //
+  // `arm` mostly runs inside a call's `uninterruptibleMask` (admission, settlement) or inside the previous timer, and a
+  // forked fiber inherits its parent's interruptibility: forked as it is, the timer would be uninterruptible, so
+  // `Fiber.interruptFork` could not stop it and its sleep — a `setTimeout` with the live clock — would keep Node alive
+  // until the old head's `maxWait` deadline (30 s by default). So the sleep is made interruptible explicitly (whatever
+  // region arms the timer), and `fire` uninterruptible: it runs to the end or not at all, and never leaves the timer
+  // it forks unrecorded.
   const arm = (state: KeyState, wakeAt: number, now: number): Effect.Effect<void> => {
     if (wakeAt === Infinity) {
       if (state.timerAt === Infinity) return Effect.void
@@ -347,7 +354,10 @@ const makeLimiter = (options: Options, maxWaitMillis: number, store: Store, wind
       const at = clock.unsafeCurrentTimeMillis()
       return arm(state, state.pump(at), at)
     })
-    return Effect.forkDaemon(Effect.zipRight(Effect.sleep(Duration.millis(Math.max(0, wakeAt - now))), fire)).pipe(
+    const timer = Effect.uninterruptible(
+      Effect.zipRight(Effect.interruptible(Effect.sleep(Duration.millis(Math.max(0, wakeAt - now)))), fire)
+    )
+    return Effect.forkDaemon(timer).pipe(
       Effect.flatMap((fiber) => {
         if (state.timerGeneration === generation) state.timer = fiber
         return stale === undefined ? Effect.void : Fiber.interruptFork(stale)

@@ -18,6 +18,7 @@ import {
 import type { Options, Policy, Retrier, RetryReason, Settings, Target } from "../Retry.js"
 import { retriesTotal } from "./metrics.js"
 import { RetryBudget } from "./retryBudget.js"
+import { timeoutFail } from "./timeout.js"
 
 type RetryInput = { readonly retryAfter?: Duration.Duration | undefined }
 
@@ -237,8 +238,9 @@ const makeRetrier = (options: Options, budgetOptions: Exclude<Options["budget"],
       budget?.deposit(started)
       const deadlineAt = settings.deadline === undefined ? undefined : started + Duration.toMillis(settings.deadline)
 
-      // One timer per attempt, and only when a timeout or deadline is configured: the attempt gets whichever of the
-      // two ends first. Timing out interrupts it, which aborts its HTTP request.
+      // A deadline per attempt, and only when a timeout or deadline is configured: the attempt gets whichever of the
+      // two ends first. Timing out interrupts it, which aborts its HTTP request. `timeoutFail` (./timeout.ts) runs
+      // the attempt in one fiber and shares the timer, where `Effect.timeoutFail` forks two fibers per attempt.
       const attempt = (now: number): Effect.Effect<A, E | HardFailure, R> => {
         const untilDeadline = deadlineAt === undefined ? undefined : deadlineAt - now
         const attemptMillis = settings.attemptTimeout === undefined
@@ -248,16 +250,19 @@ const makeRetrier = (options: Options, budgetOptions: Exclude<Options["budget"],
         const deadlineFirst = attemptMillis === undefined
           || (untilDeadline !== undefined && untilDeadline < attemptMillis)
         const millis = Math.max(0, deadlineFirst ? untilDeadline ?? 0 : attemptMillis)
-        return Effect.timeoutFail(effect, {
-          duration: Duration.millis(millis),
-          onTimeout: () =>
+        // `effect` is any caller's effect: fiber refs it sets are carried back, as without a timeout.
+        return timeoutFail(
+          effect,
+          Duration.millis(millis),
+          () =>
             hardFailure({
               reason: "Timeout",
               provider: target.name,
               model: target.model,
               providerCode: deadlineFirst ? "deadline_exceeded" : "attempt_timeout"
-            })
-        })
+            }),
+          { inheritFiberRefs: true }
+        )
       }
 
       const retryLoop = (first: E | HardFailure) =>
