@@ -24,8 +24,21 @@ export interface Configuration {
   readonly description: string
   /** Only the first `tiers` providers of the scenario are used. */
   readonly tiers: number
-  readonly chain: (providers: ReadonlyArray<Resilient.Tier["provider"]>, scenario: Scenario) => Resilient.Config
+  /** The same policies for every tier of the chain. */
+  readonly policies: Omit<Resilient.Tier, "provider">
+  readonly degrade?: Resilient.Config["degrade"]
 }
+
+/** The client of a configuration: its policies on each provider, priced from the scenario; relaxation off. */
+const clientConfig = (
+  configuration: Configuration,
+  providers: ReadonlyArray<Resilient.Tier["provider"]>,
+  scenario: Scenario
+): Resilient.Config => ({
+  chain: nonEmpty(providers.map((provider, index) => tier(provider, scenario, index, configuration.policies))),
+  relaxation: false,
+  ...(configuration.degrade !== undefined ? { degrade: configuration.degrade } : {})
+})
 
 const tier = (
   provider: Resilient.Tier["provider"],
@@ -46,42 +59,21 @@ export const configurations: ReadonlyArray<Configuration> = [
     title: "single provider",
     description: "one provider, no retry, a 60 s timeout: what an application without this library does",
     tiers: 1,
-    chain: (providers, scenario) => ({
-      chain: nonEmpty(
-        providers.map((provider, index) =>
-          tier(provider, scenario, index, { retry: false, breaker: false, timeout: "60 seconds" })
-        )
-      ),
-      relaxation: false
-    })
+    policies: { retry: false, breaker: false, timeout: "60 seconds" }
   },
   {
     name: "retry",
     title: "retry only",
     description: "one provider with Retry's defaults (and its budget), a 30 s attempt timeout",
     tiers: 1,
-    chain: (providers, scenario) => ({
-      chain: nonEmpty(
-        providers.map((provider, index) =>
-          tier(provider, scenario, index, { retry: { deadline: "2 minutes" }, breaker: false, timeout: "30 seconds" })
-        )
-      ),
-      relaxation: false
-    })
+    policies: { retry: { deadline: "2 minutes" }, breaker: false, timeout: "30 seconds" }
   },
   {
     name: "fallback",
     title: "retry + fallback",
     description: "three providers in order, each with retry and a 30 s attempt timeout, no breakers",
     tiers: 3,
-    chain: (providers, scenario) => ({
-      chain: nonEmpty(
-        providers.map((provider, index) =>
-          tier(provider, scenario, index, { retry: { deadline: "1 minute" }, breaker: false, timeout: "30 seconds" })
-        )
-      ),
-      relaxation: false
-    })
+    policies: { retry: { deadline: "1 minute" }, breaker: false, timeout: "30 seconds" }
   },
   {
     name: "full",
@@ -89,17 +81,12 @@ export const configurations: ReadonlyArray<Configuration> = [
     description:
       "three providers, retry, a breaker per provider:model, 10 s attempt timeouts, then the cache and a static answer",
     tiers: 3,
-    chain: (providers, scenario) => ({
-      chain: nonEmpty(providers.map((provider, index) =>
-        tier(provider, scenario, index, {
-          retry: { deadline: "30 seconds" },
-          breaker: { consecutiveFailures: 3, cooldown: "30 seconds", cooldownGrowth: { max: "5 minutes" } },
-          timeout: "10 seconds"
-        })
-      )),
-      relaxation: false,
-      degrade: { cache: { ttl: "1 hour", capacity: 1_000 }, staticResponse: "The assistant is busy; please retry." }
-    })
+    policies: {
+      retry: { deadline: "30 seconds" },
+      breaker: { consecutiveFailures: 3, cooldown: "30 seconds", cooldownGrowth: { max: "5 minutes" } },
+      timeout: "10 seconds"
+    },
+    degrade: { cache: { ttl: "1 hour", capacity: 1_000 }, staticResponse: "The assistant is busy; please retry." }
   }
 ]
 
@@ -312,7 +299,7 @@ export const runConfiguration = async (options: RunOptions): Promise<Configurati
 
   const program = Effect.gen(function*() {
     const client = yield* Resilient.make(
-      configuration.chain(upstreams.map(({ provider }) => provider), scenario)
+      clientConfig(configuration, upstreams.map(({ provider }) => provider), scenario)
     )
     for (const [key, breaker] of client.breakers) {
       const follower = yield* Effect.forkDaemon(
