@@ -107,29 +107,33 @@ class Timers {
    * fiber forked inside a caller's `uninterruptibleMask` would otherwise inherit uninterruptibility.
    */
   private run(generation: number): Effect.Effect<void> {
-    const loop: Effect.Effect<void> = Effect.suspend(() => {
-      if (this.generation !== generation) return Effect.void
-      const now = this.clock.unsafeCurrentTimeMillis()
-      for (let top = this.heap[0]; top !== undefined && (top.done || top.at <= now); top = this.heap[0]) {
-        this.pop()
-        if (top.done) continue
-        top.done = true
-        top.timedOut = true
-        this.live--
-        top.fiber?.unsafeInterruptAsFork(top.caller)
-        top.fiber = undefined
-      }
-      const next = this.heap[0]
-      if (next === undefined) {
-        this.generation++
-        this.timerAt = Infinity
-        this.timer = undefined
-        return Effect.void
-      }
-      this.timerAt = next.at
-      return Effect.zipRight(Effect.interruptible(this.clock.sleep(Duration.millis(next.at - now))), loop)
-    })
-    return Effect.uninterruptible(loop)
+    // `wokeFor` is the deadline the timer slept until: it counts as reached even when the clock reads a hair earlier.
+    // A clock with fractional milliseconds (the simulator's) can wake at `now + (at - now)`, which rounds below `at`,
+    // and a sub-nanosecond sleep is no sleep at all; comparing with the clock alone then spins without time passing.
+    const loop = (wokeFor: number): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        if (this.generation !== generation) return Effect.void
+        const now = Math.max(this.clock.unsafeCurrentTimeMillis(), wokeFor)
+        for (let top = this.heap[0]; top !== undefined && (top.done || top.at <= now); top = this.heap[0]) {
+          this.pop()
+          if (top.done) continue
+          top.done = true
+          top.timedOut = true
+          this.live--
+          top.fiber?.unsafeInterruptAsFork(top.caller)
+          top.fiber = undefined
+        }
+        const next = this.heap[0]
+        if (next === undefined) {
+          this.generation++
+          this.timerAt = Infinity
+          this.timer = undefined
+          return Effect.void
+        }
+        this.timerAt = next.at
+        return Effect.zipRight(Effect.interruptible(this.clock.sleep(Duration.millis(next.at - now))), loop(next.at))
+      })
+    return Effect.uninterruptible(loop(-Infinity))
   }
 
   private push(pending: Pending): void {

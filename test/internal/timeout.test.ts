@@ -4,6 +4,7 @@
  * interruption, orders many deadlines of different lengths, and leaves no fiber behind.
  */
 import { describe, expect, it } from "@effect/vitest"
+import type * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -13,6 +14,7 @@ import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
 import * as Supervisor from "effect/Supervisor"
 import * as TestClock from "effect/TestClock"
+import { VirtualTime } from "../../src/internal/simulation/virtualTime.js"
 import { timeoutFail } from "../../src/internal/timeout.js"
 
 class TimedOut {
@@ -168,4 +170,25 @@ describe("timeoutFail (one fiber, shared timer)", () => {
       expect(value).toBe("fast")
       expect(left.length).toBe(0)
     }))
+
+  it("a clock whose sleeps end a hair early: the deadline the timer slept to counts as reached", async () => {
+    // The simulator's clock keeps fractional milliseconds while a `Duration` rounds to whole nanoseconds, so its
+    // sleeps can wake an ulp before the deadline. The timer used to re-sleep for the rest, a zero-length sleep
+    // whenever the rest rounds to no nanoseconds: it spun without time passing (the 90-day simulation stalled on
+    // it). This clock wakes 10 ns early, and subtracts the same from the re-sleep, so the spin is certain.
+    const time = new VirtualTime(773_324_856.472987)
+    const early: Clock.Clock = {
+      ...time.clock,
+      sleep: (duration) => time.clock.sleep(Duration.millis(Math.max(0, Duration.toMillis(duration) - 1e-5)))
+    }
+    const program = Effect.gen(function*() {
+      const first = yield* Effect.fork(Effect.flip(within(Effect.never, 30_000, "first")))
+      yield* Effect.sleep(Duration.millis(2_613.568004131317))
+      const second = yield* Effect.flip(within(Effect.never, 30_000, "second"))
+      return [yield* Fiber.join(first), second]
+    })
+    const exit = await time.run(Effect.withClock(program, early))
+    expect(exit).toEqual(Exit.succeed([new TimedOut("first"), new TimedOut("second")]))
+    expect(time.stats.timersFired).toBeLessThan(10)
+  })
 })
