@@ -8,7 +8,10 @@ export default tseslint.config(
     files: ["**/*.ts", "**/*.mjs"],
     plugins: { "@effect": effectPlugin },
     languageOptions: {
-      parserOptions: { projectService: { allowDefaultProject: ["*.mjs"] }, tsconfigRootDir: import.meta.dirname }
+      parserOptions: {
+        projectService: { allowDefaultProject: ["*.mjs", ".ci/*.mjs"] },
+        tsconfigRootDir: import.meta.dirname
+      }
     },
     rules: {
       "@effect/dprint": ["error", {

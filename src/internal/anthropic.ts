@@ -1,4 +1,4 @@
-import AnthropicClient from "@anthropic-ai/sdk"
+import type AnthropicClient from "@anthropic-ai/sdk"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -20,6 +20,8 @@ export interface AnthropicOptions {
   readonly name: string
   readonly model: string
   readonly client: AnthropicClient
+  /** The loaded SDK, whose error classes classify what the client throws. */
+  readonly sdk: typeof AnthropicClient
   readonly timeout: Duration.Duration | undefined
   readonly defaultMaxTokens: number
 }
@@ -97,7 +99,7 @@ export const make = (options: AnthropicOptions): Service => {
     (model: string, partialContent?: string) => (error: unknown): Effect.Effect<never, HardFailure> =>
       Effect.flatMap(
         Clock.currentTimeMillis,
-        (nowMillis) => Effect.fail(mapError(error, name, model, nowMillis, partialContent))
+        (nowMillis) => Effect.fail(mapError(options.sdk, error, name, model, nowMillis, partialContent))
       )
 
   const malformed = (model: string, requestId: string | undefined) =>
@@ -219,6 +221,7 @@ export const make = (options: AnthropicOptions): Service => {
  * @internal
  */
 export const mapError = (
+  sdk: typeof AnthropicClient,
   error: unknown,
   provider: string,
   model: string,
@@ -226,13 +229,13 @@ export const mapError = (
   partialContent?: string
 ): HardFailure => {
   const partial = partialContent !== undefined && partialContent !== "" ? { partialContent } : {}
-  if (error instanceof AnthropicClient.APIConnectionTimeoutError) {
+  if (error instanceof sdk.APIConnectionTimeoutError) {
     return hardFailure({ reason: "Timeout", provider, model, cause: error, ...partial })
   }
-  if (error instanceof AnthropicClient.APIUserAbortError || error instanceof AnthropicClient.APIConnectionError) {
+  if (error instanceof sdk.APIUserAbortError || error instanceof sdk.APIConnectionError) {
     return hardFailure({ reason: "Connection", provider, model, cause: error, ...partial })
   }
-  if (error instanceof AnthropicClient.APIError) {
+  if (error instanceof sdk.APIError) {
     return fromApiError({
       status: error.status,
       headers: error.headers,

@@ -4,7 +4,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import OpenAI from "openai"
+import type OpenAI from "openai"
 import type { ChatMessage, CompletionRequest, FinishReason, Usage } from "../Llm.js"
 import { makeUsage } from "../Llm.js"
 import { type HardFailure, hardFailure } from "../LlmError.js"
@@ -20,6 +20,8 @@ export interface OpenAiChatOptions {
   readonly name: string
   readonly model: string
   readonly client: OpenAI
+  /** The loaded SDK, whose error classes classify what the client throws. */
+  readonly sdk: typeof OpenAI
   readonly timeout: Duration.Duration | undefined
   readonly tokenizer: TokenizerFamily
 }
@@ -90,7 +92,7 @@ export const make = (options: OpenAiChatOptions): Service => {
     (model: string, partialContent?: string) => (error: unknown): Effect.Effect<never, HardFailure> =>
       Effect.flatMap(
         Clock.currentTimeMillis,
-        (nowMillis) => Effect.fail(mapError(error, name, model, nowMillis, partialContent))
+        (nowMillis) => Effect.fail(mapError(options.sdk, error, name, model, nowMillis, partialContent))
       )
 
   const malformed = (model: string, requestId: string | undefined, cause: unknown) =>
@@ -226,6 +228,7 @@ export const make = (options: OpenAiChatOptions): Service => {
  * @internal
  */
 export const mapError = (
+  sdk: typeof OpenAI,
   error: unknown,
   provider: string,
   model: string,
@@ -233,13 +236,13 @@ export const mapError = (
   partialContent?: string
 ): HardFailure => {
   const partial = partialContent !== undefined && partialContent !== "" ? { partialContent } : {}
-  if (error instanceof OpenAI.APIConnectionTimeoutError) {
+  if (error instanceof sdk.APIConnectionTimeoutError) {
     return hardFailure({ reason: "Timeout", provider, model, cause: error, ...partial })
   }
-  if (error instanceof OpenAI.APIUserAbortError || error instanceof OpenAI.APIConnectionError) {
+  if (error instanceof sdk.APIUserAbortError || error instanceof sdk.APIConnectionError) {
     return hardFailure({ reason: "Connection", provider, model, cause: error, ...partial })
   }
-  if (error instanceof OpenAI.APIError) {
+  if (error instanceof sdk.APIError) {
     return fromApiError({
       status: error.status,
       headers: error.headers,

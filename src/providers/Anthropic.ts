@@ -6,7 +6,7 @@
  *
  * @since 0.1.0
  */
-import AnthropicClient from "@anthropic-ai/sdk"
+import type AnthropicClient from "@anthropic-ai/sdk"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import type * as Duration from "effect/Duration"
@@ -15,6 +15,7 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as internal from "../internal/anthropic.js"
 import * as validate from "../internal/options.js"
+import * as sdk from "../internal/sdk.js"
 import type { InvalidOptions } from "../LlmError.js"
 import { LlmProvider, type Service } from "../LlmProvider.js"
 
@@ -55,7 +56,8 @@ export const make = (options: Options): Effect.Effect<Service, InvalidOptions> =
     yield* validate.positiveInteger("defaultMaxTokens", options.defaultMaxTokens)
     const timeout = yield* validate.positiveDuration("timeout", options.timeout)
     if ("apiKey" in options) yield* validate.url("baseURL", options.baseURL)
-    const client = "client" in options ? options.client : new AnthropicClient({
+    const Sdk = yield* sdk.anthropic
+    const client = "client" in options ? options.client : new Sdk({
       apiKey: Redacted.value(options.apiKey),
       maxRetries: 0,
       ...(options.baseURL !== undefined ? { baseURL: options.baseURL } : {}),
@@ -65,6 +67,7 @@ export const make = (options: Options): Effect.Effect<Service, InvalidOptions> =
       name: options.name ?? "anthropic",
       model: options.model,
       client,
+      sdk: Sdk,
       timeout,
       defaultMaxTokens: options.defaultMaxTokens ?? 4096
     })

@@ -9,9 +9,10 @@ import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
-import OpenAI from "openai"
+import type OpenAI from "openai"
 import * as openAiChat from "../internal/openAiChat.js"
 import * as validate from "../internal/options.js"
+import * as sdk from "../internal/sdk.js"
 import type { InvalidOptions } from "../LlmError.js"
 import { LlmProvider, type Service } from "../LlmProvider.js"
 
@@ -51,6 +52,7 @@ export const make = (options: Options): Effect.Effect<Service, InvalidOptions> =
     yield* validate.nonBlank("name", options.name)
     const timeout = yield* validate.positiveDuration("timeout", options.timeout)
     if ("apiKey" in options) yield* validate.url("baseURL", options.baseURL)
+    const OpenAI = yield* sdk.openAi
     const client = "client" in options ? options.client : new OpenAI({
       apiKey: Redacted.value(options.apiKey),
       maxRetries: 0,
@@ -63,6 +65,7 @@ export const make = (options: Options): Effect.Effect<Service, InvalidOptions> =
       name: options.name ?? "openai",
       model: options.model,
       client,
+      sdk: OpenAI,
       timeout,
       tokenizer: "openai"
     })

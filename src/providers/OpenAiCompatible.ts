@@ -7,9 +7,9 @@ import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
-import OpenAI from "openai"
 import * as openAiChat from "../internal/openAiChat.js"
 import * as validate from "../internal/options.js"
+import * as sdk from "../internal/sdk.js"
 import { InvalidOptions } from "../LlmError.js"
 import { LlmProvider, type Service } from "../LlmProvider.js"
 
@@ -44,6 +44,7 @@ export const make = (options: Options): Effect.Effect<Service, InvalidOptions> =
     if (options.baseURL === undefined) return yield* new InvalidOptions({ field: "baseURL", reason: "is required" })
     yield* validate.url("baseURL", options.baseURL)
     const timeout = yield* validate.positiveDuration("timeout", options.timeout)
+    const OpenAI = yield* sdk.openAi
     const client = new OpenAI({
       apiKey: options.apiKey !== undefined ? Redacted.value(options.apiKey) : NO_KEY,
       baseURL: options.baseURL,
@@ -51,7 +52,14 @@ export const make = (options: Options): Effect.Effect<Service, InvalidOptions> =
       ...(options.defaultHeaders !== undefined ? { defaultHeaders: options.defaultHeaders } : {})
     })
     // Unknown model families are counted with cl100k, documented as an estimate.
-    return openAiChat.make({ name: options.name, model: options.model, client, timeout, tokenizer: "generic" })
+    return openAiChat.make({
+      name: options.name,
+      model: options.model,
+      client,
+      sdk: OpenAI,
+      timeout,
+      tokenizer: "generic"
+    })
   })
 
 /**

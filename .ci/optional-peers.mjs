@@ -1,0 +1,47 @@
+// The provider SDKs are optional peers: the built package (ESM and CJS) must import without either, build the
+// providers whose SDK is there, refuse the others with a typed error naming the package, and classify the errors of
+// a lazily loaded SDK (here: a refused connection) as it does with a static import.
+// `node .ci/optional-peers.mjs`, or with `HIDE=openai` / `HIDE=@anthropic-ai/sdk` and `--import ./.ci/hide-packages.mjs`.
+import { Effect, Redacted } from "effect"
+import { createRequire } from "node:module"
+
+const hidden = (process.env.HIDE ?? "").split(",")
+const closedPort = "http://127.0.0.1:9"
+const request = { messages: [{ role: "user", content: "ping" }] }
+
+const check = (format, lib) =>
+  Effect.gen(function*() {
+    const providers = [
+      ["openai", lib.OpenAi.make({ apiKey: Redacted.make("sk-test"), model: "gpt-4.1-mini", baseURL: closedPort })],
+      [
+        "@anthropic-ai/sdk",
+        lib.Anthropic.make({ apiKey: Redacted.make("sk-test"), model: "claude", baseURL: closedPort })
+      ],
+      ["openai", lib.OpenAiCompatible.make({ name: "local", model: "m", baseURL: closedPort })]
+    ]
+    for (const [pkg, make] of providers) {
+      const built = yield* Effect.either(make)
+      if (hidden.includes(pkg)) {
+        const error = built._tag === "Left" ? built.left : undefined
+        if (error?._tag !== "InvalidOptions" || !error.reason.includes(`"${pkg}"`)) {
+          throw new Error(
+            `${format}: without ${pkg}, expected InvalidOptions naming it, got ${String(error ?? "a provider")}`
+          )
+        }
+        continue
+      }
+      if (built._tag === "Left") {
+        throw new Error(`${format}: ${pkg} is installed but the provider failed: ${built.left}`)
+      }
+      const failure = yield* Effect.flip(built.right.complete(request))
+      if (failure._tag !== "HardFailure" || failure.reason !== "Connection") {
+        throw new Error(`${format}: ${pkg}: a refused connection classified as ${failure._tag}/${failure.reason}`)
+      }
+    }
+    return format
+  })
+
+const esm = await import("../dist/index.js")
+const cjs = createRequire(import.meta.url)("../dist/index.cjs")
+for (const [format, lib] of [["esm", esm], ["cjs", cjs]]) await Effect.runPromise(check(format, lib))
+process.stdout.write(`optional peers ok (ESM and CJS; hidden: ${process.env.HIDE || "none"})\n`)

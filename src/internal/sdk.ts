@@ -1,0 +1,42 @@
+/**
+ * The provider SDKs, loaded when the first provider over each is built.
+ *
+ * Both SDKs are optional peer dependencies: an application that installs only `openai` must be able to import this
+ * package, and one that uses neither should not pay for parsing them (about 0.5 s together on a cold start). So no
+ * module here imports an SDK at the top level, and a provider's `make` loads it, or fails with a typed error that
+ * names the missing package.
+ * @internal
+ */
+import type AnthropicClient from "@anthropic-ai/sdk"
+import * as Effect from "effect/Effect"
+import type OpenAI from "openai"
+import { InvalidOptions } from "../LlmError.js"
+
+const loader = <A>(name: string, load: () => Promise<A>): Effect.Effect<A, InvalidOptions> => {
+  let loaded: Promise<A> | undefined
+  return Effect.tryPromise({
+    try: () => {
+      loaded ??= load()
+      // A failed load is not remembered: the package may be installed by the next attempt.
+      loaded.catch(() => (loaded = undefined))
+      return loaded
+    },
+    catch: () =>
+      new InvalidOptions({
+        field: "provider",
+        reason: `needs the optional peer dependency "${name}", which is not installed (npm install ${name})`
+      })
+  })
+}
+
+/** @internal */
+export const openAi: Effect.Effect<typeof OpenAI, InvalidOptions> = loader(
+  "openai",
+  () => import("openai").then((module) => module.default)
+)
+
+/** @internal */
+export const anthropic: Effect.Effect<typeof AnthropicClient, InvalidOptions> = loader(
+  "@anthropic-ai/sdk",
+  () => import("@anthropic-ai/sdk").then((module) => module.default)
+)
