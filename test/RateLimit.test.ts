@@ -287,6 +287,29 @@ describe("RateLimit", () => {
         yield* limiter.limit(provider, { tokens: 800 })(Effect.void)
       }))
 
+    it.effect("counts the prompt only where tokens are limited: a TPM limit, or a token budget in the headers", () =>
+      Effect.gen(function*() {
+        const provider = yield* scripted(makeUsage(10, 10))
+        let counted = 0
+        const counting: Service = {
+          ...provider,
+          countTokens: (messages) => Effect.zipRight(Effect.sync(() => counted++), provider.countTokens(messages))
+        }
+        const concurrencyOnly = yield* RateLimit.make({ limits: { concurrency: 4 } })
+        yield* concurrencyOnly.call(counting, ask("hello"))
+        strictEqual(counted, 0, "no TPM limit and no token headers: no tokenizer pass")
+        strictEqual((yield* concurrencyOnly.snapshot(counting)).tokensInWindow, 0)
+        yield* concurrencyOnly.observe(counting, {
+          remainingTokens: 5_000,
+          resetTokens: Duration.seconds(30)
+        })
+        yield* concurrencyOnly.call(counting, ask("hello"))
+        strictEqual(counted, 1, "the provider reported a token budget: calls are charged against it")
+        const tokenLimited = yield* RateLimit.make({ limits: { tpm: 10_000 } })
+        yield* tokenLimited.call(counting, ask("hello"))
+        strictEqual(counted, 2, "a TPM limit: every call is estimated")
+      }))
+
     it.effect("charges the difference when the real usage is above the estimate", () =>
       Effect.gen(function*() {
         const provider = yield* scripted(makeUsage(100, 800))

@@ -291,6 +291,19 @@ describe("Resilient", () => {
         Resilient.make({ chain: [{ provider: primary }, { provider: primary, timeout: -5 }] })
       )
       expect(timeout.field).toBe("chain[1].timeout")
+      const downgrade = yield* Effect.flip(
+        Resilient.make({ chain: [{ provider: primary, downgrades: ["gpt-small", " "] }] })
+      )
+      expect(downgrade.field).toBe("chain[0].downgrades[1]")
+    }))
+
+  it.effect("a tier's adaptMessages output is checked like a request: invalid is InvalidRequest, before any call", () =>
+    Effect.gen(function*() {
+      const primary = yield* scripted("openai", [ScriptedProvider.success("never")])
+      const client = yield* Resilient.make({ chain: [{ provider: primary, adaptMessages: () => [] }] })
+      const error = yield* Effect.flip(client.complete(ask()))
+      expect(error._tag === "InvalidRequest" && error.field).toBe("messages")
+      expect((yield* primary.calls).length).toBe(0)
     }))
 
   it.effect("stream: skips a provider whose breaker is open and streams from the next", () =>

@@ -461,6 +461,10 @@ const makeLimiter = (options: Options, maxWaitMillis: number, store: Store, wind
   const keyFor = (provider: LlmProviderService, request: CompletionRequestInput) =>
     `${provider.name}:${request.model ?? provider.model}`
 
+  /** The charge of a call: its estimate where tokens are limited, else 0 without counting the prompt. */
+  const chargeOf = (state: KeyState, provider: LlmProviderService, request: CompletionRequestInput) =>
+    state.bucket.countsTokens() ? Effect.map(estimate(provider, request), cost) : Effect.succeed(0)
+
   const limit: Limiter["limit"] = (target, limitOptions) => (effect) =>
     limitKey(keyOf(target), cost(limitOptions?.tokens), effect)
 
@@ -472,22 +476,18 @@ const makeLimiter = (options: Options, maxWaitMillis: number, store: Store, wind
     const attempt: Effect.Effect<CompletionResult, E | HardFailure | InvalidRequest, R> = run === undefined
       ? provider.complete(request)
       : run(request)
-    return Effect.flatMap(
-      validateRequest(request),
-      () =>
-        Effect.flatMap(
-          estimate(provider, request),
-          (tokens) => limitKey(keyFor(provider, request), cost(tokens), attempt)
-        )
-    )
+    return Effect.flatMap(validateRequest(request), () => {
+      const key = keyFor(provider, request)
+      return Effect.flatMap(chargeOf(stateOf(key), provider, request), (tokens) => limitKey(key, tokens, attempt))
+    })
   }
 
   const stream: Limiter["stream"] = (provider, request) =>
     Stream.unwrapScoped(
       Effect.gen(function*() {
         yield* validateRequest(request)
-        const tokens = cost(yield* estimate(provider, request))
         const state = stateOf(keyFor(provider, request))
+        const tokens = yield* chargeOf(state, provider, request)
         const outcome: Outcome = { actualTokens: 0, rateLimit: undefined, retryAfterMillis: undefined }
         yield* Effect.uninterruptibleMask((restore) =>
           admit(

@@ -309,6 +309,10 @@ class RedisBucket implements Bucket {
     ))
   }
 
+  countsTokens(): boolean {
+    return this.limits.tpm !== Infinity || this.local.countsTokens()
+  }
+
   check(tokens: number, now: number): Blocked | undefined {
     const blocked = this.local.check(tokens, now)
     if (blocked !== undefined || !this.shares) return blocked

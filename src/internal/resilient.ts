@@ -32,8 +32,8 @@ import * as Retry from "../Retry.js"
 import * as Streaming from "../Streaming.js"
 import * as metrics from "./metrics.js"
 import * as observability from "./observability.js"
-import { positiveDuration, positiveInteger } from "./options.js"
-import { validateRequest } from "./request.js"
+import { nonBlank, positiveDuration, positiveInteger } from "./options.js"
+import { validateRequest, withModel } from "./request.js"
 import { timeoutFail } from "./timeout.js"
 
 interface BuiltTier {
@@ -114,6 +114,9 @@ export const make = (config: Config): Effect.Effect<Service, InvalidOptions> =>
       const retrier = tier.retry === false
         ? undefined
         : yield* Effect.mapError(Retry.make(tier.retry ?? {}), within(`${path}retry.`))
+      for (const [position, model] of (tier.downgrades ?? []).entries()) {
+        yield* Effect.mapError(nonBlank(`downgrades[${position}]`, model), within(path))
+      }
       const models = [provider.model, ...(tier.downgrades ?? [])]
       for (const model of models) {
         const key = `${provider.name}:${model}`
@@ -294,19 +297,24 @@ export const make = (config: Config): Effect.Effect<Service, InvalidOptions> =>
           }
         })
       }
-      const adapted: CompletionRequest = {
-        ...request,
-        model,
-        messages: tier.config.adaptMessages === undefined
-          ? request.messages
-          : tier.config.adaptMessages(request.messages)
-      }
-      if (config.relaxation === false) return once(adapted)
-      return Effect.catchAll(once(adapted), (error) =>
-        Effect.flatMap(
-          Fallback.relax(adapted, error, { contextWindow: tier.contextWindow, countTokens: tier.provider.countTokens }),
-          Option.match({ onNone: () => Effect.fail(error), onSome: once })
-        ))
+      const adapt = tier.config.adaptMessages
+      // Adapted messages are the tier's own code's output: decoded again (the limiter would refuse them otherwise).
+      const adapted = adapt === undefined
+        ? Effect.succeed(withModel(request, model))
+        : validateRequest({ ...request, model, messages: adapt(request.messages) })
+      return Effect.flatMap(adapted, (adapted) =>
+        config.relaxation === false ? once(adapted) : Effect.catchAll(once(adapted), (error) =>
+          Effect.flatMap(
+            Fallback.relax(adapted, error, {
+              contextWindow: tier.contextWindow,
+              countTokens: tier.provider.countTokens
+            }),
+            Option.match({
+              onNone: () =>
+                Effect.fail(error),
+              onSome: once
+            })
+          )))
     }
 
     type Step = Fallback.Tier<Outcome, Effect.Effect.Error<ReturnType<typeof attempt>>, never>
@@ -376,7 +384,8 @@ export const make = (config: Config): Effect.Effect<Service, InvalidOptions> =>
       if (!traced) {
         return Effect.onExit(
           run,
-          (exit) => Effect.sync(() => observability.recordAttempt(undefined, label, exit, trace))
+          (exit) =>
+            Effect.sync(() => observability.recordAttempt(undefined, label, exit, trace))
         )
       }
       const { model, system } = metrics.splitLabel(label)

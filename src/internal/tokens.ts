@@ -13,17 +13,26 @@ const loaders: Record<Encoding, () => Promise<Encoder>> = {
   cl100k_base: () => import("gpt-tokenizer/encoding/cl100k_base")
 }
 
-const loaded = new Map<Encoding, Promise<Encoder>>()
+const loading = new Map<Encoding, Promise<Encoder>>()
+// Once loaded, an encoder is used synchronously: waiting on its settled promise would still suspend the fiber for a
+// microtask on every count.
+const loaded = new Map<Encoding, Encoder>()
 
-const encoder = (encoding: Encoding): Effect.Effect<Encoder> =>
-  Effect.promise(() => {
-    let promise = loaded.get(encoding)
+const encoder = (encoding: Encoding): Effect.Effect<Encoder> => {
+  const ready = loaded.get(encoding)
+  if (ready !== undefined) return Effect.succeed(ready)
+  return Effect.promise(() => {
+    let promise = loading.get(encoding)
     if (promise === undefined) {
-      promise = loaders[encoding]()
-      loaded.set(encoding, promise)
+      promise = loaders[encoding]().then((enc) => {
+        loaded.set(encoding, enc)
+        return enc
+      })
+      loading.set(encoding, promise)
     }
     return promise
   })
+}
 
 /** @internal */
 export type TokenizerFamily = "openai" | "anthropic" | "generic"
