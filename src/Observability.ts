@@ -15,6 +15,7 @@ import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FiberRef from "effect/FiberRef"
+import * as HashSet from "effect/HashSet"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import type * as Queue from "effect/Queue"
@@ -135,12 +136,17 @@ export interface RequestEvent {
 }
 
 /**
- * The request event a log message carries, if any (for custom loggers).
+ * The request event a log entry carries, if any (for custom loggers). A request event is logged with the message
+ * `llm.request` and its fields as log annotations (all but `event`, `level` and `ts`, which are the message, the log
+ * level and the log's timestamp; `null` fields are left out), so Effect's own loggers print it on one line; this
+ * reads it back whole.
  *
  * @since 0.1.0
  * @category Logs
  */
-export const requestEventOf: (message: unknown) => RequestEvent | undefined = internal.requestEventOf
+export const requestEventOf: (
+  entry: Pick<Logger.Logger.Options<unknown>, "message" | "annotations" | "logLevel" | "date">
+) => RequestEvent | undefined = internal.requestEventOf
 
 /**
  * A logger that writes each request event as one JSON line through `write` and ignores every other message. Add it
@@ -165,12 +171,25 @@ export const makeJsonLogger = (
 ): Logger.Logger<unknown, void> => internal.makeJsonLogger(write, fallback)
 
 /**
- * Replaces the default logger with {@link makeJsonLogger}: request events become JSON lines on stdout.
+ * Request events become JSON lines on stdout, in place of the console logger: Effect's default logger, or the pretty
+ * one `NodeRuntime.runMain` installs instead. Every other message still goes to that console logger, so each message
+ * is printed once. Loggers added besides (an OpenTelemetry exporter, say) are left alone.
  *
  * @since 0.1.0
  * @category Logs
  */
-export const layerJsonLogger: Layer.Layer<never> = Logger.replace(Logger.defaultLogger, makeJsonLogger())
+export const layerJsonLogger: Layer.Layer<never> = Layer.scopedDiscard(
+  Effect.locallyScopedWith(FiberRef.currentLoggers, (loggers) => {
+    const consoleLoggers = [Logger.defaultLogger, Logger.prettyLoggerDefault].filter((logger) =>
+      HashSet.has(loggers, logger)
+    )
+    const fallback = consoleLoggers[0] ?? Logger.none
+    return HashSet.add(
+      HashSet.filter(loggers, (logger) => !consoleLoggers.includes(logger)),
+      makeJsonLogger(undefined, fallback)
+    )
+  })
+)
 
 // --- spans ---------------------------------------------------------------------------------------------------------
 

@@ -3,6 +3,8 @@ import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as FiberRef from "effect/FiberRef"
+import * as HashSet from "effect/HashSet"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Metric from "effect/Metric"
@@ -339,6 +341,44 @@ describe("Observability", () => {
           cost_usd: 0
         })
         expect(first.request_id).not.toBe(second.request_id)
+      }))
+
+    it.effect("Effect's own loggers print the event on one line: message llm.request, the fields as annotations", () =>
+      Effect.gen(function*() {
+        const primary = yield* scripted("obs-logfmt", [ScriptedProvider.success("ok")])
+        const client = yield* Resilient.make({ chain: [{ provider: primary }] })
+        const lines: Array<string> = []
+        yield* client.complete(ask()).pipe(
+          Effect.annotateLogs("route", "/chat"),
+          Effect.provide(Logger.replace(Logger.defaultLogger, Logger.map(Logger.logfmtLogger, (l) => lines.push(l))))
+        )
+        expect(lines).toHaveLength(1)
+        const line = lines[0]!
+        expect(line).not.toContain("\n")
+        expect(line).toContain("level=INFO")
+        expect(line).toContain("message=llm.request")
+        for (const field of ["provider=obs-logfmt", "attempt=1", "route=/chat", "input_tokens=", "duration_ms="]) {
+          expect(line).toContain(field)
+        }
+        expect(line).not.toContain("fallback_from")
+      }))
+
+    it.effect("layerJsonLogger takes the place of whichever console logger is installed, so nothing prints twice", () =>
+      Effect.gen(function*() {
+        const installed = Effect.provide(FiberRef.get(FiberRef.currentLoggers), Observability.layerJsonLogger)
+        const others = Logger.make(() => undefined)
+        // Effect's default set, and the one NodeRuntime.runMain makes (its pretty logger instead of the default).
+        for (
+          const loggers of [
+            HashSet.make(Logger.defaultLogger, others),
+            HashSet.make(Logger.prettyLoggerDefault, others)
+          ]
+        ) {
+          const after = yield* Effect.locally(installed, FiberRef.currentLoggers, loggers)
+          expect(HashSet.size(after)).toBe(2)
+          expect(HashSet.has(after, others)).toBe(true)
+          expect(HashSet.has(after, Logger.defaultLogger) || HashSet.has(after, Logger.prettyLoggerDefault)).toBe(false)
+        }
       }))
 
     it.effect("makeJsonLogger renders request events and hands other messages on", () =>

@@ -3,16 +3,21 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as FiberRef from "effect/FiberRef"
 import { globalValue } from "effect/GlobalValue"
+import * as HashMap from "effect/HashMap"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
+import * as Option from "effect/Option"
 import type * as Tracer from "effect/Tracer"
 import type { CompletionResult } from "../Llm.js"
 import type { ResilientResult } from "../Resilient.js"
 import * as metrics from "./metrics.js"
 
+/** @internal The log message of a request event; its fields are the log annotations. */
+export const REQUEST_EVENT = "llm.request"
+
 /** @internal The per-request log event; the field names are the log schema. */
 export class RequestEvent {
-  readonly event = "llm.request" as const
+  readonly event = REQUEST_EVENT
   constructor(
     readonly level: "info" | "warn" | "error",
     readonly ts: string,
@@ -30,6 +35,30 @@ export class RequestEvent {
     readonly quality_score: number | null,
     readonly format_valid: boolean | null
   ) {}
+
+  /**
+   * The fields a log line carries as annotations: all but `event` (the message), `level` (the log level) and `ts`
+   * (the log's own timestamp); `null`s are left out.
+   */
+  annotations(): Record<string, string | number | boolean> {
+    const annotations: Record<string, string | number | boolean> = {
+      request_id: this.request_id,
+      provider: this.provider,
+      model: this.model,
+      attempt: this.attempt,
+      duration_ms: this.duration_ms,
+      input_tokens: this.input_tokens,
+      output_tokens: this.output_tokens,
+      cost_usd: this.cost_usd
+    }
+    if (this.fallback_from !== null) annotations.fallback_from = this.fallback_from
+    if (this.ttft_ms !== null) annotations.ttft_ms = this.ttft_ms
+    if (this.circuit_state !== null) annotations.circuit_state = this.circuit_state
+    if (this.quality_score !== null) annotations.quality_score = this.quality_score
+    if (this.format_valid !== null) annotations.format_valid = this.format_valid
+    return annotations
+  }
+
   toJSON() {
     return {
       event: this.event,
@@ -52,17 +81,52 @@ export class RequestEvent {
   }
 }
 
-/** @internal The request event a log message carries, if any. */
-export const requestEventOf = (message: unknown): RequestEvent | undefined => {
-  if (message instanceof RequestEvent) return message
-  if (Array.isArray(message) && message.length === 1 && message[0] instanceof RequestEvent) return message[0]
-  return undefined
+const levelName = (level: LogLevel.LogLevel): RequestEvent["level"] =>
+  LogLevel.greaterThanEqual(level, LogLevel.Error) ? "error" : LogLevel.greaterThanEqual(level, LogLevel.Warning)
+  ? "warn"
+  : "info"
+
+/** @internal The request event a log entry carries (message `llm.request` with its annotations), if any. */
+export const requestEventOf = (
+  entry: Pick<Logger.Logger.Options<unknown>, "message" | "annotations" | "logLevel" | "date">
+): RequestEvent | undefined => {
+  const message = Array.isArray(entry.message) && entry.message.length === 1 ? entry.message[0] : entry.message
+  if (message !== REQUEST_EVENT) return undefined
+  const field = (key: string): unknown => Option.getOrUndefined(HashMap.get(entry.annotations, key))
+  const text = (key: string): string | null => {
+    const value = field(key)
+    return typeof value === "string" ? value : null
+  }
+  const count = (key: string): number | null => {
+    const value = field(key)
+    return typeof value === "number" ? value : null
+  }
+  const requestId = text("request_id")
+  if (requestId === null) return undefined
+  const formatValid = field("format_valid")
+  return new RequestEvent(
+    levelName(entry.logLevel),
+    entry.date.toISOString(),
+    requestId,
+    text("provider") ?? "unknown",
+    text("model") ?? "unknown",
+    count("attempt") ?? 0,
+    text("fallback_from"),
+    count("duration_ms") ?? 0,
+    count("ttft_ms"),
+    count("input_tokens") ?? 0,
+    count("output_tokens") ?? 0,
+    count("cost_usd") ?? 0,
+    text("circuit_state"),
+    count("quality_score"),
+    typeof formatValid === "boolean" ? formatValid : null
+  )
 }
 
 /** @internal */
 export const makeRequestLogger = (write: (line: string) => void): Logger.Logger<unknown, void> =>
-  Logger.make(({ message }) => {
-    const event = requestEventOf(message)
+  Logger.make((entry) => {
+    const event = requestEventOf(entry)
     if (event !== undefined) write(JSON.stringify(event))
   })
 
@@ -71,10 +135,10 @@ export const makeJsonLogger = (
   write: (line: string) => void,
   fallback: Logger.Logger<unknown, unknown> = Logger.defaultLogger
 ): Logger.Logger<unknown, void> =>
-  Logger.make((options) => {
-    const event = requestEventOf(options.message)
+  Logger.make((entry) => {
+    const event = requestEventOf(entry)
     if (event !== undefined) write(JSON.stringify(event))
-    else fallback.log(options)
+    else fallback.log(entry)
   })
 
 // --- per-request bookkeeping ---------------------------------------------------------------------------------------
@@ -301,7 +365,8 @@ const failedSteps = (exit: Exit.Exit<unknown, unknown>): number => {
 }
 
 /** @internal Logs a request event at its level. */
-export const logEvent = (event: RequestEvent): Effect.Effect<void> => Effect.logWithLevel(levels[event.level], event)
+export const logEvent = (event: RequestEvent): Effect.Effect<void> =>
+  Effect.annotateLogs(Effect.logWithLevel(levels[event.level], REQUEST_EVENT), event.annotations())
 
 /** @internal A stream's end: TTFT, tokens and the served counters of a streamed request. */
 export const recordStreamEnd = (end: {
