@@ -83,8 +83,8 @@ export class RequestEvent {
 
 const levelName = (level: LogLevel.LogLevel): RequestEvent["level"] =>
   LogLevel.greaterThanEqual(level, LogLevel.Error) ? "error" : LogLevel.greaterThanEqual(level, LogLevel.Warning)
-  ? "warn"
-  : "info"
+    ? "warn"
+    : "info"
 
 /** @internal The request event a log entry carries (message `llm.request` with its annotations), if any. */
 export const requestEventOf = (
