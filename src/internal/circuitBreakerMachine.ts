@@ -6,21 +6,11 @@
  * @internal
  */
 
-/** @internal */
-export type State = "Closed" | "Open" | "HalfOpen" | "Disabled" | "ForcedOpen" | "MetricsOnly"
+// The public module owns the state and reason vocabularies; the machine uses them as they are.
+import type { Reason, State } from "../CircuitBreaker.js"
 
 /** @internal */
-export type Reason =
-  | "ConsecutiveFailures"
-  | "FailureRate"
-  | "LatencyP95"
-  | "SlowCallRate"
-  | "FatalFailure"
-  | "ProbeFailed"
-  | "ProbeTimeout"
-  | "CooldownElapsed"
-  | "ProbesSucceeded"
-  | "Manual"
+export type { Reason, State }
 
 /** @internal */
 export interface Change {
