@@ -1,6 +1,6 @@
 // The provider SDKs are optional peers: the built package (ESM and CJS) must import without either, build the
 // providers whose SDK is there, refuse the others with a typed error naming the package, and classify the errors of
-// a lazily loaded SDK (here: a refused connection) as it does with a static import.
+// a lazily loaded SDK (here: a refused connection) as it does with a static import. The same for `/testing` and aimock.
 // `node .ci/optional-peers.mjs`, or with `HIDE=openai` / `HIDE=@anthropic-ai/sdk` and `--import ./.ci/hide-packages.mjs`.
 import { Effect, Redacted } from "effect"
 import { createRequire } from "node:module"
@@ -41,7 +41,28 @@ const check = (format, lib) =>
     return format
   })
 
+// `/testing`: ScriptedProvider needs nothing more; ProviderEmulator loads aimock when it starts.
+const checkTesting = (format, testing) =>
+  Effect.gen(function*() {
+    const scripted = yield* testing.ScriptedProvider.make({
+      name: "scripted",
+      model: "m",
+      script: [testing.ScriptedProvider.success("pong")]
+    })
+    const answer = yield* scripted.complete(request)
+    if (answer.content !== "pong") throw new Error(`${format}: ScriptedProvider answered ${answer.content}`)
+    if (hidden.includes("@copilotkit/aimock")) return
+    const emulator = yield* testing.ProviderEmulator.make
+    if (!emulator.openAiBaseUrl.startsWith("http://127.0.0.1:")) throw new Error(`${format}: emulator not started`)
+  }).pipe(Effect.scoped)
+
+const require = createRequire(import.meta.url)
 const esm = await import("../dist/index.js")
-const cjs = createRequire(import.meta.url)("../dist/index.cjs")
+const cjs = require("../dist/index.cjs")
 for (const [format, lib] of [["esm", esm], ["cjs", cjs]]) await Effect.runPromise(check(format, lib))
+const testingEsm = await import("../dist/testing/index.js")
+const testingCjs = require("../dist/testing/index.cjs")
+for (const [format, lib] of [["esm", testingEsm], ["cjs", testingCjs]]) {
+  await Effect.runPromise(checkTesting(format, lib))
+}
 process.stdout.write(`optional peers ok (ESM and CJS; hidden: ${process.env.HIDE || "none"})\n`)

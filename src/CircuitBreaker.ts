@@ -441,6 +441,16 @@ export interface Registry {
 }
 
 /**
+ * Whether the breaker refuses calls now: `Open` or `ForcedOpen` (a `HalfOpen` breaker still admits its probes). As
+ * `Retry`'s `until`, it ends retries the moment a failure has opened the breaker.
+ *
+ * @since 0.1.0
+ * @category Getters
+ */
+export const isOpen = (breaker: CircuitBreaker): Effect.Effect<boolean> =>
+  Effect.map(breaker.state, (state) => state === "Open" || state === "ForcedOpen")
+
+/**
  * @since 0.1.0
  * @category Tags
  */

@@ -121,10 +121,23 @@ export interface Retrier {
    */
   readonly retry: <A, E, R>(
     effect: Effect.Effect<A, E, R>,
-    target: Target
+    target: Target,
+    options?: RetryCallOptions<E> | undefined
   ) => Effect.Effect<A, E | HardFailure | RetryBudgetExhausted, R>
   /** Retries the budget for `name:model` still allows in the current window. */
   readonly remainingBudget: (target: Target) => Effect.Effect<number>
+}
+
+/**
+ * Per call: `until` is asked after each failure, before any backoff or budget is spent; `true` ends the retries
+ * with that failure. Composed by hand with a breaker, `until: () => CircuitBreaker.isOpen(breaker)` stops at
+ * once when the failure opened the breaker, instead of sleeping a backoff only to be refused.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface RetryCallOptions<E> {
+  readonly until?: ((failure: E | HardFailure) => Effect.Effect<boolean>) | undefined
 }
 
 /**

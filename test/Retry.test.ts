@@ -10,6 +10,7 @@ import * as Metric from "effect/Metric"
 import * as MetricLabel from "effect/MetricLabel"
 import * as Random from "effect/Random"
 import * as TestClock from "effect/TestClock"
+import * as CircuitBreaker from "../src/CircuitBreaker.js"
 import { retriesTotal } from "../src/internal/metrics.js"
 import { CircuitOpen, hardFailure, SoftFailure } from "../src/LlmError.js"
 import * as Retry from "../src/Retry.js"
@@ -281,6 +282,44 @@ describe("Retry", () => {
         const error = yield* Effect.flip(retrier.retry(open, { name: "p", model: "m" }))
         strictEqual(error._tag, "CircuitOpen")
         strictEqual(calls, 1)
+      }))
+  })
+
+  describe("composed with a breaker by hand", () => {
+    const failing = (calls: { count: number }) =>
+      Effect.suspend(() => {
+        calls.count++
+        return Effect.fail(hardFailure({ reason: "ServerError", provider: "p", model: "m", status: 503 }))
+      })
+
+    it.effect("until: a failure that opened the breaker ends the retries at once, with that failure", () =>
+      Effect.gen(function*() {
+        const retrier = yield* Retry.make()
+        const breaker = yield* CircuitBreaker.make({ key: "p:m", consecutiveFailures: 1 })
+        const calls = { count: 0 }
+        const fiber = yield* Effect.fork(
+          retrier.retry(breaker.execute(failing(calls)), { name: "p", model: "m" }, {
+            until: () => CircuitBreaker.isOpen(breaker)
+          })
+        )
+        const exit = yield* Fiber.await(fiber)
+        assertTrue(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error._tag === "HardFailure")
+        strictEqual(calls.count, 1)
+        strictEqual(yield* TestClock.currentTimeMillis, 0, "no backoff was slept")
+      }))
+
+    it.effect("without it, the retrier sleeps a backoff only to be refused by the open breaker", () =>
+      Effect.gen(function*() {
+        const retrier = yield* Retry.make()
+        const breaker = yield* CircuitBreaker.make({ key: "p:m", consecutiveFailures: 1 })
+        const calls = { count: 0 }
+        const fiber = yield* Effect.fork(retrier.retry(breaker.execute(failing(calls)), { name: "p", model: "m" }))
+        yield* Effect.yieldNow()
+        strictEqual(fiber.unsafePoll(), null, "sleeping a backoff")
+        yield* TestClock.adjust("10 seconds")
+        const error = yield* Effect.flip(Fiber.join(fiber))
+        strictEqual(error._tag, "CircuitOpen")
+        strictEqual(calls.count, 1)
       }))
   })
 

@@ -264,8 +264,8 @@ export const make = (config: Config): Effect.Effect<Service, InvalidOptions> =>
           seen.failure = error
           if (breaker === undefined || retrier === undefined) return Effect.fail(error)
           return Effect.flatMap(
-            breaker.state,
-            (state) => Effect.fail(state === "Open" || state === "ForcedOpen" ? new BreakerOpened(error) : error)
+            CircuitBreaker.isOpen(breaker),
+            (open) => Effect.fail(open ? new BreakerOpened(error) : error)
           )
         })
       }

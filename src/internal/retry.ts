@@ -15,7 +15,7 @@ import {
   isSoftFailure,
   RetryBudgetExhausted
 } from "../LlmError.js"
-import type { Options, Policy, Retrier, RetryReason, Settings, Target } from "../Retry.js"
+import type { Options, Policy, Retrier, RetryCallOptions, RetryReason, Settings, Target } from "../Retry.js"
 import { retriesTotal } from "./metrics.js"
 import { RetryBudget } from "./retryBudget.js"
 import { timeoutFail } from "./timeout.js"
@@ -229,7 +229,8 @@ const makeRetrier = (options: Options, budgetOptions: Exclude<Options["budget"],
 
   const retry = <A, E, R>(
     effect: Effect.Effect<A, E, R>,
-    target: Target
+    target: Target,
+    callOptions?: RetryCallOptions<E>
   ): Effect.Effect<A, E | HardFailure | RetryBudgetExhausted, R> =>
     Effect.flatMap(Clock.currentTimeMillis, (started) => {
       const key = `${target.name}:${target.model}`
@@ -272,6 +273,7 @@ const makeRetrier = (options: Options, budgetOptions: Exclude<Options["budget"],
           for (let calls = 1;; calls++) {
             const classified = reasonOf(error)
             if (classified === undefined || calls >= settings.maxAttempts) return yield* Effect.fail(error)
+            if (callOptions?.until !== undefined && (yield* callOptions.until(error))) return yield* Effect.fail(error)
             const schedule = settings.schedules.get(classified.reason)
             if (schedule === undefined) return yield* Effect.fail(error)
             const now = yield* Clock.currentTimeMillis

@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { LLMock } from "@copilotkit/aimock"
+import type { LLMock } from "@copilotkit/aimock"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 
@@ -29,6 +29,8 @@ export interface ProviderEmulator {
  */
 export const make: Effect.Effect<ProviderEmulator, never, Scope.Scope> = Effect.acquireRelease(
   Effect.promise(async () => {
+    // aimock is an optional peer, loaded here so that tests using only `ScriptedProvider` need not install it.
+    const { LLMock } = await import("@copilotkit/aimock")
     const mock = new LLMock({ port: 0, host: "127.0.0.1" })
     await mock.start()
     return { mock, openAiBaseUrl: `${mock.url}/v1`, anthropicBaseUrl: mock.url }
