@@ -366,7 +366,21 @@ const failedSteps = (exit: Exit.Exit<unknown, unknown>): number => {
 
 /** @internal Logs a request event at its level. */
 export const logEvent = (event: RequestEvent): Effect.Effect<void> =>
-  Effect.annotateLogs(Effect.logWithLevel(levels[event.level], REQUEST_EVENT), event.annotations())
+  // `Effect.annotateLogs` would cost ≈ 40 µs per request (nine persistent map updates and an `Effect.locally`), even
+  // for an event below the minimum level: the level is checked first, the map is built in one batch, and the
+  // annotations are set and put back by hand.
+  Effect.withFiberRuntime((fiber) => {
+    const level = levels[event.level]
+    if (!LogLevel.greaterThanEqual(level, fiber.getFiberRef(FiberRef.currentMinimumLogLevel))) return Effect.void
+    const outer = fiber.getFiberRef(FiberRef.currentLogAnnotations)
+    const annotated = HashMap.mutate(outer, (annotations) => {
+      for (const [key, value] of Object.entries(event.annotations())) HashMap.set(annotations, key, value)
+    })
+    return Effect.zipRight(
+      FiberRef.set(FiberRef.currentLogAnnotations, annotated),
+      Effect.ensuring(Effect.logWithLevel(level, REQUEST_EVENT), FiberRef.set(FiberRef.currentLogAnnotations, outer))
+    )
+  })
 
 /** @internal A stream's end: TTFT, tokens and the served counters of a streamed request. */
 export const recordStreamEnd = (end: {
