@@ -139,13 +139,13 @@ export interface RequestEvent {
  * The request event a log entry carries, if any (for custom loggers). A request event is logged with the message
  * `llm.request` and its fields as log annotations (all but `event`, `level` and `ts`, which are the message, the log
  * level and the log's timestamp; `null` fields are left out), so Effect's own loggers print it on one line; this
- * reads it back whole.
+ * returns it whole.
  *
  * @since 0.1.0
  * @category Logs
  */
 export const requestEventOf: (
-  entry: Pick<Logger.Logger.Options<unknown>, "message" | "annotations" | "logLevel" | "date">
+  entry: Pick<Logger.Logger.Options<unknown>, "message" | "context">
 ) => RequestEvent | undefined = internal.requestEventOf
 
 /**
