@@ -93,8 +93,8 @@ export const breakerStateValue: (state: string) => number = metrics.stateValue
 
 /**
  * Records a quality score (0..1) for `provider:model`, and for the request this fiber serves (its log event's
- * `quality_score`). Resilient records the scores carried by `QualityBelowThreshold` failures itself; a custom check
- * or scorer calls this for the scores of answers that passed.
+ * `quality_score`). Resilient records every score `Quality.score` gives in a tier's checks, passing or not; a custom
+ * check or scorer calls this for its own scores.
  *
  * @since 0.1.0
  * @category Metrics

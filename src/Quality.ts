@@ -12,6 +12,7 @@ import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import { notePassedScore } from "./internal/observability.js"
 import type { CompletionResult } from "./Llm.js"
 import { type DegradedReason, DegradedResponse, SoftFailure, type SoftReason } from "./LlmError.js"
 
@@ -170,7 +171,8 @@ export const score = <R = never>(
   }).pipe(
     Effect.flatMap((value) => {
       if (!(value >= 0 && value <= 1)) return Effect.dieMessage(`quality scorer returned ${value}, expected 0..1`)
-      return value >= threshold ? Effect.void : Effect.fail(
+      // A passing score reaches the metrics too when `Resilient` runs the check (it knows the provider:model).
+      return value >= threshold ? notePassedScore(value) : Effect.fail(
         soft(result, "QualityBelowThreshold", `quality score ${value} is below ${threshold}`, { score: value })
       )
     })

@@ -269,6 +269,17 @@ describe("Observability", () => {
         expect(wait !== undefined && MetricState.isHistogramState(wait) ? wait.max : 0).toBeGreaterThan(1_000)
       }))
 
+    it.effect("a passing Quality.score is recorded too, under the step that answered", () =>
+      Effect.gen(function*() {
+        const primary = yield* scripted("obs-pass", [ScriptedProvider.success("good")])
+        const client = yield* Resilient.make({
+          chain: [{ provider: primary, quality: Quality.score(() => 0.8, { threshold: 0.5 }) }]
+        })
+        const lines = yield* withLines((lines) => Effect.as(client.complete(ask()), lines))
+        expect(histogramCount("llm.response.quality_score", model("obs-pass"))).toBe(1)
+        expect(JSON.parse(lines[0]!).quality_score).toBe(0.8)
+      }))
+
     it.effect("Observability.recordQualityScore lands in the histogram and the request's event", () =>
       Effect.gen(function*() {
         const primary = yield* scripted("obs-qs", [ScriptedProvider.success("fine")])

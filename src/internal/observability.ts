@@ -122,7 +122,15 @@ export const makeJsonLogger = (
 export class RequestTrace {
   qualityScore: number | undefined = undefined
   formatValid: boolean | undefined = undefined
+  /** A `Quality.score` that passed in the attempt running now; the attempt records it under its label if it succeeds. */
+  passedScore: number | undefined = undefined
 }
+
+/** @internal `Quality.score` passed with `score`: noted for the request this fiber serves, if any. */
+export const notePassedScore = (score: number): Effect.Effect<void> =>
+  Effect.map(FiberRef.get(currentTrace), (trace) => {
+    if (trace !== undefined) trace.passedScore = score
+  })
 
 /** @internal The trace of the request this fiber serves (set once per request). */
 export const currentTrace = globalValue(

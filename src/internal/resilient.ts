@@ -274,10 +274,15 @@ export const make = (config: Config): Effect.Effect<Service, InvalidOptions> =>
         const retried = retrier === undefined ? recorded : retrier.retry(recorded, { name: tier.provider.name, model })
         return Effect.matchEffect(retried, {
           onSuccess: (result) => {
-            if (check !== undefined) observability.recordFormat(label, true, trace)
+            if (check !== undefined) {
+              observability.recordFormat(label, true, trace)
+              if (trace.passedScore !== undefined) observability.recordQualityScore(label, trace.passedScore, trace)
+              trace.passedScore = undefined
+            }
             return Effect.succeed<Outcome>({ result, label, tier, model, degraded: undefined })
           },
           onFailure: (failed) => {
+            trace.passedScore = undefined
             const error = failed instanceof BreakerOpened
               ? failed.error
               : isRefusal(failed) && seen.failure !== undefined
