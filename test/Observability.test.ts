@@ -18,6 +18,7 @@ import * as Tracer from "effect/Tracer"
 import * as Observability from "../src/Observability.js"
 import * as Quality from "../src/Quality.js"
 import * as Resilient from "../src/Resilient.js"
+import * as Streaming from "../src/Streaming.js"
 import * as ScriptedProvider from "../src/testing/ScriptedProvider.js"
 
 const ask = (content = "question") => ({ messages: [{ role: "user" as const, content }] })
@@ -352,6 +353,67 @@ describe("Observability", () => {
           cost_usd: 0
         })
         expect(first.request_id).not.toBe(second.request_id)
+      }))
+
+    it.effect("a stream logs one event when it ends: by whom it was served, TTFT, tokens; or that it failed", () =>
+      Effect.gen(function*() {
+        const primary = yield* scripted("obs-stream-a", [
+          ScriptedProvider.failure("ServerError", { status: 503 }),
+          ScriptedProvider.success("from primary", { latency: "300 millis" })
+        ])
+        const backup = yield* scripted("obs-stream-b", [
+          ScriptedProvider.success("from backup", { usage: { inputTokens: 7, outputTokens: 3, totalTokens: 10 } })
+        ])
+        const client = yield* Resilient.make({ chain: [{ provider: primary }, { provider: backup }] })
+        const collect = (lines: Array<string>) => Effect.as(Streaming.collect(client.stream(ask())), lines)
+        const [fallback] = yield* withLines(collect)
+        const event = JSON.parse(fallback!)
+        expect(event).toMatchObject({
+          level: "warn",
+          provider: "obs-stream-b",
+          attempt: 2,
+          fallback_from: "obs-stream-a:obs-stream-a-model",
+          input_tokens: 7,
+          output_tokens: 3
+        })
+        expect(typeof event.ttft_ms).toBe("number")
+        expect(
+          count("llm.requests", {
+            ...model("obs-stream-b"),
+            outcome: "success",
+            "llm.primary": "obs-stream-a:obs-stream-a-model"
+          })
+        ).toBe(1)
+
+        const served = yield* settle(withLines(collect))
+        expect(Exit.isSuccess(served) && JSON.parse(served.value[0]!)).toMatchObject({
+          level: "info",
+          provider: "obs-stream-a",
+          attempt: 1,
+          fallback_from: null
+        })
+
+        const failing = yield* scripted("obs-stream-c", [ScriptedProvider.failure("BadRequest", { status: 400 })])
+        const alone = yield* Resilient.make({ chain: [{ provider: failing }] })
+        const failed: Array<string> = []
+        yield* withLines((lines) =>
+          Effect.zipRight(Effect.exit(Streaming.collect(alone.stream(ask()))), Effect.sync(() => failed.push(...lines)))
+        )
+        expect(failed.map((line) => JSON.parse(line))).toEqual([
+          expect.objectContaining({ level: "error", provider: "obs-stream-c", input_tokens: 0 })
+        ])
+      }))
+
+    it.effect("a stream its consumer stops early logs nothing", () =>
+      Effect.gen(function*() {
+        const primary = yield* scripted("obs-stream-d", [
+          ScriptedProvider.success("one two three", { chunks: ["one ", "two ", "three"] })
+        ])
+        const client = yield* Resilient.make({ chain: [{ provider: primary }] })
+        const lines = yield* withLines((lines) =>
+          Effect.as(Stream.runDrain(Stream.take(client.stream(ask()), 1)), lines)
+        )
+        expect(lines).toEqual([])
       }))
 
     it.effect("Effect's own loggers print the event on one line: message llm.request, the fields as annotations", () =>

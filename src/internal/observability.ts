@@ -8,7 +8,6 @@ import * as HashMap from "effect/HashMap"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import type * as Tracer from "effect/Tracer"
-import type { CompletionResult } from "../Llm.js"
 import type { ResilientResult } from "../Resilient.js"
 import * as metrics from "./metrics.js"
 
@@ -233,6 +232,8 @@ export interface RequestReport {
   readonly endedAt: number
   readonly trace: RequestTrace
   readonly circuitState: string | undefined
+  /** A stream's time to first token. */
+  readonly ttftMs?: number | undefined
 }
 
 const levels = {
@@ -296,7 +297,7 @@ export const recordRequest = (
     attempt,
     fallbackFrom,
     duration,
-    null,
+    report.ttftMs ?? null,
     result?.usage.inputTokens ?? 0,
     result?.usage.outputTokens ?? 0,
     result?.costUsd ?? 0,
@@ -367,16 +368,11 @@ export const logEvent = (event: RequestEvent): Effect.Effect<void> =>
     )
   })
 
-/** @internal A stream's end: TTFT, tokens and the served counters of a streamed request. */
+/** @internal A stream's time to first token; its tokens and outcome are recorded with its request (`recordRequest`). */
 export const recordStreamEnd = (end: {
   readonly provider: string
   readonly model: string
   readonly ttftMs?: number | undefined
-  readonly latencyMs: number
-  readonly usage: CompletionResult["usage"]
 }): void => {
-  const m = metrics.forModel(end.provider, end.model)
-  if (end.ttftMs !== undefined) metrics.update(m.ttft, end.ttftMs)
-  metrics.update(m.inputTokens, end.usage.inputTokens)
-  metrics.update(m.outputTokens, end.usage.outputTokens)
+  if (end.ttftMs !== undefined) metrics.update(metrics.forModel(end.provider, end.model).ttft, end.ttftMs)
 }

@@ -11,7 +11,7 @@ import * as Stream from "effect/Stream"
 import * as Tracer from "effect/Tracer"
 import * as CircuitBreaker from "../CircuitBreaker.js"
 import * as Fallback from "../Fallback.js"
-import type { CompletionRequest, CompletionRequestInput, CompletionResult } from "../Llm.js"
+import type { CompletionRequest, CompletionRequestInput, CompletionResult, StreamChunk } from "../Llm.js"
 import {
   type CircuitOpen,
   type DegradedReason,
@@ -35,6 +35,8 @@ import * as observability from "./observability.js"
 import { nonBlank, positiveDuration, positiveInteger } from "./options.js"
 import { validateRequest, withModel } from "./request.js"
 import { timeoutFail } from "./timeout.js"
+
+type StreamEnd = Extract<StreamChunk, { readonly _tag: "StreamEnd" }>
 
 interface BuiltTier {
   readonly index: number
@@ -512,35 +514,91 @@ export const make = (config: Config): Effect.Effect<Service, InvalidOptions> =>
         )
       )
 
-    const stream: Service["stream"] = (input, options) => {
-      const sources = order(options?.strategy ?? config.strategy ?? "ordered").map((tier) => {
-        const breaker = breakers.get(firstLabel(tier))
-        return {
-          name: tier.provider.name,
-          model: tier.provider.model,
-          // An open breaker refuses the stream before any request; the breaker records how each stream ends.
-          stream: (request: CompletionRequestInput) => {
-            const limited = limiter.stream(tier.provider, request)
-            return breaker === undefined ? limited : breaker.executeStream(limited)
+    // One log event per streamed request too, when the stream ends: served (its `StreamEnd` says by whom) or failed.
+    // A stream its consumer stops early is not a request outcome, and logs nothing.
+    const stream: Service["stream"] = (input, options) =>
+      Stream.unwrap(Effect.gen(function*() {
+        const clock = yield* Effect.clock
+        const startedAt = clock.unsafeCurrentTimeMillis()
+        const ordered = order(options?.strategy ?? config.strategy ?? "ordered")
+        const primary = firstLabel(ordered[0] ?? tiers[0]!)
+        const requestId = observability.nextRequestId()
+        let end: StreamEnd | undefined
+        const sources = ordered.map((tier) => {
+          const breaker = breakers.get(firstLabel(tier))
+          return {
+            name: tier.provider.name,
+            model: tier.provider.model,
+            // An open breaker refuses the stream before any request; the breaker records how each stream ends.
+            stream: (request: CompletionRequestInput) => {
+              const limited = limiter.stream(tier.provider, request)
+              return breaker === undefined ? limited : breaker.executeStream(limited)
+            }
+          }
+        })
+        const servedResult = (chunk: StreamEnd): ResilientResult => {
+          const label = `${chunk.provider}:${chunk.model}`
+          const index = ordered.findIndex((tier) => tier.provider.name === chunk.provider)
+          const tier = ordered[index]
+          const result: CompletionResult = {
+            content: "",
+            usage: chunk.usage,
+            model: chunk.model,
+            provider: chunk.provider,
+            finishReason: chunk.finishReason,
+            latencyMs: chunk.latencyMs
+          }
+          return {
+            ...result,
+            servedBy: label,
+            tier: index + 1,
+            ...(label !== primary ? { fallbackFrom: primary } : {}),
+            attempts: [],
+            costUsd: tier === undefined ? 0 : costOf(priceOf(tier.config, chunk.model), result)
           }
         }
-      })
-      const [head, ...tail] = sources
-      return head === undefined
-        ? Stream.dieMessage("a resilient chain has at least one provider")
-        : Streaming.failover([head, ...tail], input).pipe(
-          Stream.tap((chunk) =>
-            chunk._tag === "StreamEnd"
-              ? Effect.sync(() => observability.recordStreamEnd(chunk))
-              : Effect.void
-          ),
-          Stream.withSpan("llm.stream", {
-            kind: "client",
-            captureStackTrace: false,
-            attributes: { [metrics.attr.operation]: "chat", "llm.primary": `${head.name}:${head.model}` }
+        const logOutcome = <E>(exit: Exit.Exit<unknown, E>) =>
+          Effect.suspend(() => {
+            // Without a `StreamEnd`, a stream that did not fail was stopped by its consumer (which ends it with
+            // success, or interrupts it): not a request outcome.
+            let outcome: Exit.Exit<ResilientResult, unknown>
+            if (end !== undefined) outcome = Exit.succeed(servedResult(end))
+            else if (Exit.isFailure(exit) && !Exit.isInterrupted(exit)) outcome = Exit.failCause(exit.cause)
+            else return Effect.void
+            const answeredBy = Exit.isSuccess(outcome) ? outcome.value.servedBy : primary
+            const breaker = breakers.get(answeredBy)
+            return Effect.flatMap(breaker === undefined ? Effect.succeed(undefined) : breaker.state, (circuitState) =>
+              observability.logEvent(observability.recordRequest(outcome, {
+                span: undefined,
+                requestId,
+                primary,
+                startedAt,
+                endedAt: clock.unsafeCurrentTimeMillis(),
+                trace: new observability.RequestTrace(),
+                circuitState,
+                ttftMs: end?.ttftMs
+              })))
           })
-        )
-    }
+        const [head, ...tail] = sources
+        return head === undefined
+          ? Stream.dieMessage("a resilient chain has at least one provider")
+          : Streaming.failover([head, ...tail], input).pipe(
+            Stream.tap((chunk) =>
+              chunk._tag === "StreamEnd"
+                ? Effect.sync(() => {
+                  end = chunk
+                  observability.recordStreamEnd(chunk)
+                })
+                : Effect.void
+            ),
+            Stream.ensuringWith(logOutcome),
+            Stream.withSpan("llm.stream", {
+              kind: "client",
+              captureStackTrace: false,
+              attributes: { [metrics.attr.operation]: "chat", "llm.primary": primary }
+            })
+          )
+      }))
 
     return {
       complete,
