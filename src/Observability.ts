@@ -145,7 +145,7 @@ export interface RequestEvent {
  * @category Logs
  */
 export const requestEventOf: (
-  entry: Pick<Logger.Logger.Options<unknown>, "message" | "context">
+  entry: Pick<Logger.Logger.Options<unknown>, "message" | "annotations">
 ) => RequestEvent | undefined = internal.requestEventOf
 
 /**
