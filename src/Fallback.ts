@@ -111,11 +111,30 @@ const ours: ReadonlyArray<new(...args: ReadonlyArray<never>) => Error> = [
   FallbackExhausted
 ]
 
-const describeFailure = (error: unknown): Pick<FallbackAttempt, "error" | "reason" | "message" | "skipped"> => {
+/** When the step could be tried again: an open breaker's cooldown, the limiter's wait, the provider's Retry-After. */
+const retryAfterOf = (error: unknown): number | undefined => {
+  const wait = error instanceof CircuitOpen
+    ? error.remaining
+    : error instanceof RateLimitExceeded || error instanceof HardFailure
+    ? error.retryAfter
+    : undefined
+  return wait === undefined ? undefined : Duration.toMillis(wait)
+}
+
+const describeFailure = (
+  error: unknown
+): Pick<FallbackAttempt, "error" | "reason" | "message" | "skipped" | "retryAfterMs"> => {
   if (typeof error === "object" && error !== null && "_tag" in error && typeof error._tag === "string") {
     const reason = "reason" in error && typeof error.reason === "string" ? error.reason : undefined
     const message = error instanceof Error && ours.some((known) => error instanceof known) ? error.message : error._tag
-    return { error: error._tag, ...(reason !== undefined ? { reason } : {}), message, skipped: SKIPPED.has(error._tag) }
+    const retryAfterMs = retryAfterOf(error)
+    return {
+      error: error._tag,
+      ...(reason !== undefined ? { reason } : {}),
+      message,
+      skipped: SKIPPED.has(error._tag),
+      ...(retryAfterMs !== undefined ? { retryAfterMs } : {})
+    }
   }
   return { error: "Unknown", message: "a failure outside the taxonomy", skipped: false }
 }

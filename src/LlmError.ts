@@ -353,7 +353,9 @@ export class RateLimitExceeded extends Schema.TaggedError<RateLimitExceeded>(
 /**
  * One step of a fallback chain as it is reported: which tier, what it was, how it ended. `error` is the failure's
  * tag, `reason` its reason when it has one; `message` comes from the taxonomy's own messages only (never prompt
- * text). `skipped` marks a tier refused without a call (an open breaker, a full rate limiter).
+ * text). `skipped` marks a tier refused without a call (an open breaker, a full rate limiter). `retryAfterMs` is when
+ * the step could be tried again, where that is known: an open breaker's remaining cooldown, the limiter's wait, or the
+ * provider's own `Retry-After`.
  *
  * @since 0.1.0
  * @category Schemas
@@ -365,7 +367,8 @@ export const FallbackAttempt = Schema.Struct({
   reason: Schema.optional(Schema.String),
   message: Schema.String,
   skipped: Schema.Boolean,
-  latencyMs: Schema.Number
+  latencyMs: Schema.Number,
+  retryAfterMs: Schema.optional(Schema.Number)
 })
 
 /**
@@ -395,5 +398,20 @@ export class FallbackExhausted extends Schema.TaggedError<FallbackExhausted>(
       }`
     )
     return `All ${this.attempts.length} fallback tiers failed (${steps.join("; ")})`
+  }
+
+  /**
+   * The soonest any step could be tried again, when every step said: for a `Retry-After` of the application's own
+   * (an HTTP 503 to its callers, say). `undefined` when some step gave no such time.
+   *
+   * @since 0.1.0
+   */
+  get retryAfter(): Duration.Duration | undefined {
+    let soonest = Infinity
+    for (const attempt of this.attempts) {
+      if (attempt.retryAfterMs === undefined) return undefined
+      soonest = Math.min(soonest, attempt.retryAfterMs)
+    }
+    return Number.isFinite(soonest) ? Duration.millis(soonest) : undefined
   }
 }

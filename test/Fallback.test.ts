@@ -112,6 +112,31 @@ describe("Fallback.chain", () => {
       }
     }))
 
+  it.effect("each attempt says when it could be tried again; FallbackExhausted.retryAfter is the soonest", () =>
+    Effect.gen(function*() {
+      const overloaded = hardFailure({
+        reason: "Overloaded",
+        provider: "a",
+        model: "m",
+        retryAfter: Duration.seconds(30)
+      })
+      const open = new CircuitOpen({ key: "b:m", remaining: Duration.seconds(12) })
+      const full = new RateLimitExceeded({ key: "c:m", retryAfter: Duration.seconds(20), limit: "requests" })
+      const all = yield* Effect.flip(Fallback.chain([
+        { label: "a", run: Effect.fail(overloaded) },
+        { label: "b", run: Effect.fail(open) },
+        { label: "c", run: Effect.fail(full) }
+      ]))
+      if (all._tag !== "FallbackExhausted") throw new Error(`expected FallbackExhausted, got ${all._tag}`)
+      expect(all.attempts.map((attempt) => attempt.retryAfterMs)).toEqual([30_000, 12_000, 20_000])
+      expect(all.retryAfter).toEqual(Duration.seconds(12))
+      const unknown = yield* Effect.flip(Fallback.chain([
+        { label: "b", run: Effect.fail(open) },
+        { label: "d", run: Effect.fail(hardFailure({ reason: "ServerError", provider: "d", model: "m" })) }
+      ]))
+      expect(unknown._tag === "FallbackExhausted" && unknown.retryAfter).toBeUndefined()
+    }))
+
   it.effect("a caller fault ends the chain with that failure, without trying the next tier", () =>
     Effect.gen(function*() {
       const next = yield* ScriptedProvider.make({ script: [ScriptedProvider.success("x")] })
