@@ -9,7 +9,7 @@ import type { CompletionRequest, FinishReason } from "../Llm.js"
 import { makeUsage } from "../Llm.js"
 import { type HardFailure, hardFailure } from "../LlmError.js"
 import type { Service } from "../LlmProvider.js"
-import { fromApiError } from "./classify.js"
+import { fromSdkError } from "./classify.js"
 import { anthropicRateLimit } from "./headers.js"
 import { validateRequest } from "./request.js"
 import { assemble } from "./streaming.js"
@@ -216,8 +216,7 @@ export const make = (options: AnthropicOptions): Service => {
 }
 
 /**
- * Maps anything the Anthropic SDK throws to a HardFailure. A mid-stream `error` event arrives as an `APIError`
- * without a status; its `type` (`overloaded_error`, `rate_limit_error`, `api_error`) decides.
+ * Maps anything the SDK throws to a HardFailure (see `fromSdkError`).
  * @internal
  */
 export const mapError = (
@@ -227,36 +226,18 @@ export const mapError = (
   model: string,
   nowMillis: number,
   partialContent?: string
-): HardFailure => {
-  const partial = partialContent !== undefined && partialContent !== "" ? { partialContent } : {}
-  if (error instanceof sdk.APIConnectionTimeoutError) {
-    return hardFailure({ reason: "Timeout", provider, model, cause: error, ...partial })
-  }
-  if (error instanceof sdk.APIUserAbortError || error instanceof sdk.APIConnectionError) {
-    return hardFailure({ reason: "Connection", provider, model, cause: error, ...partial })
-  }
-  if (error instanceof sdk.APIError) {
-    return fromApiError({
-      status: error.status,
-      headers: error.headers,
-      requestId: error.requestID ?? undefined,
-      type: error.type ?? undefined,
-      code: error.errorCode ?? undefined,
-      message: error.message
-    }, { provider, model, nowMillis, cause: error, partialContent })
-  }
-  if (error instanceof SyntaxError) {
-    return hardFailure({
-      reason: "ServerError",
-      provider,
-      model,
-      providerCode: "malformed_response",
-      cause: error,
-      ...partial
-    })
-  }
-  if (error instanceof TypeError) {
-    return hardFailure({ reason: "Connection", provider, model, cause: error, ...partial })
-  }
-  return hardFailure({ reason: "Unknown", provider, model, cause: error, ...partial })
-}
+): HardFailure =>
+  fromSdkError(
+    sdk,
+    (apiError) => ({
+      status: apiError.status,
+      headers: apiError.headers,
+      requestId: apiError.requestID ?? undefined,
+      type: apiError.type ?? undefined,
+      code: apiError.errorCode ?? undefined,
+      message: apiError.message
+    }),
+    error,
+    { provider, model, nowMillis },
+    partialContent
+  )

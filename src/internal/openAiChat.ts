@@ -9,7 +9,7 @@ import type { ChatMessage, CompletionRequest, FinishReason, Usage } from "../Llm
 import { makeUsage } from "../Llm.js"
 import { type HardFailure, hardFailure } from "../LlmError.js"
 import type { Service } from "../LlmProvider.js"
-import { fromApiError } from "./classify.js"
+import { fromSdkError } from "./classify.js"
 import { openAiRateLimit } from "./headers.js"
 import { validateRequest } from "./request.js"
 import { assemble } from "./streaming.js"
@@ -224,7 +224,7 @@ export const make = (options: OpenAiChatOptions): Service => {
 }
 
 /**
- * Maps anything the openai SDK throws to a HardFailure. Unknown errors keep their cause and never become defects.
+ * Maps anything the SDK throws to a HardFailure (see `fromSdkError`).
  * @internal
  */
 export const mapError = (
@@ -234,37 +234,18 @@ export const mapError = (
   model: string,
   nowMillis: number,
   partialContent?: string
-): HardFailure => {
-  const partial = partialContent !== undefined && partialContent !== "" ? { partialContent } : {}
-  if (error instanceof sdk.APIConnectionTimeoutError) {
-    return hardFailure({ reason: "Timeout", provider, model, cause: error, ...partial })
-  }
-  if (error instanceof sdk.APIUserAbortError || error instanceof sdk.APIConnectionError) {
-    return hardFailure({ reason: "Connection", provider, model, cause: error, ...partial })
-  }
-  if (error instanceof sdk.APIError) {
-    return fromApiError({
-      status: error.status,
-      headers: error.headers,
-      requestId: error.requestID ?? undefined,
-      type: error.type ?? undefined,
-      code: error.code ?? undefined,
-      message: error.message
-    }, { provider, model, nowMillis, cause: error, partialContent })
-  }
-  // A body that is not JSON, or a socket reset while reading it.
-  if (error instanceof SyntaxError) {
-    return hardFailure({
-      reason: "ServerError",
-      provider,
-      model,
-      providerCode: "malformed_response",
-      cause: error,
-      ...partial
-    })
-  }
-  if (error instanceof TypeError) {
-    return hardFailure({ reason: "Connection", provider, model, cause: error, ...partial })
-  }
-  return hardFailure({ reason: "Unknown", provider, model, cause: error, ...partial })
-}
+): HardFailure =>
+  fromSdkError(
+    sdk,
+    (apiError) => ({
+      status: apiError.status,
+      headers: apiError.headers,
+      requestId: apiError.requestID ?? undefined,
+      type: apiError.type ?? undefined,
+      code: apiError.code ?? undefined,
+      message: apiError.message
+    }),
+    error,
+    { provider, model, nowMillis },
+    partialContent
+  )
