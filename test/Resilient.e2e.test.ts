@@ -3,56 +3,41 @@
  * the chain fails over to Anthropic (aimock), the primary's breaker opens, and after its cooldown — moved on the
  * TestClock — a probe finds the primary recovered and the breaker closes.
  */
-import { LLMock } from "@copilotkit/aimock"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import * as TestClock from "effect/TestClock"
-import { getLocal, type Mockttp } from "mockttp"
-import { afterAll, beforeAll } from "vitest"
 import * as Anthropic from "../src/providers/Anthropic.js"
 import * as OpenAi from "../src/providers/OpenAi.js"
 import * as Resilient from "../src/Resilient.js"
-import { completionJson, JSON_HEADERS } from "./support/openai-servers.js"
+import { completionJson, JSON_HEADERS, useLoopbackServers } from "./support/openai-servers.js"
 
-let aimock: LLMock
-let http: Mockttp
-
-beforeAll(async () => {
-  aimock = new LLMock({ port: 0, host: "127.0.0.1", logLevel: "silent" })
-  await aimock.start()
-  http = getLocal()
-  await http.start()
-})
-
-afterAll(async () => {
-  await Promise.all([aimock.stop(), http.stop()])
-})
+const servers = useLoopbackServers()
 
 describe("Resilient over real HTTP", () => {
   it.effect("503 storm → failover → breaker opens (zero calls) → recovery → breaker closes", () =>
     Effect.gen(function*() {
       const path = "/storm/v1/chat/completions"
       const storm = yield* Effect.promise(() =>
-        http.forPost(path).times(3).thenReply(
+        servers.http.forPost(path).times(3).thenReply(
           503,
           JSON.stringify({ error: { message: "overloaded", type: "server_error" } }),
           JSON_HEADERS
         )
       )
       yield* Effect.promise(() =>
-        http.forPost(path).thenReply(200, completionJson({ content: "primary is back" }), JSON_HEADERS)
+        servers.http.forPost(path).thenReply(200, completionJson({ content: "primary is back" }), JSON_HEADERS)
       )
-      aimock.onMessage("storm question", { content: "answered by the backup" })
+      servers.aimock.onMessage("storm question", { content: "answered by the backup" })
       const apiKey = Redacted.make("test-key")
       const client = yield* Resilient.make({
         chain: [
           {
-            provider: OpenAi.make({ model: "gpt-4.1", apiKey, baseURL: `${http.url}/storm/v1` }),
+            provider: OpenAi.make({ model: "gpt-4.1", apiKey, baseURL: `${servers.http.url}/storm/v1` }),
             retry: false,
             breaker: { consecutiveFailures: 3, cooldown: "30 seconds" }
           },
-          { provider: Anthropic.make({ model: "claude-sonnet-4-6", apiKey, baseURL: aimock.url }) }
+          { provider: Anthropic.make({ model: "claude-sonnet-4-6", apiKey, baseURL: servers.aimock.url }) }
         ]
       })
       const request = { messages: [{ role: "user" as const, content: "storm question" }] }

@@ -2,34 +2,19 @@
  * Resilient streaming through the real SDKs over real HTTP: mockttp plays the failing provider, aimock the healthy
  * one.
  */
-import { LLMock } from "@copilotkit/aimock"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
-import { getLocal, type Mockttp } from "mockttp"
-import { afterAll, beforeAll } from "vitest"
 import type { StreamChunk } from "../src/Llm.js"
 import * as Anthropic from "../src/providers/Anthropic.js"
 import * as OpenAi from "../src/providers/OpenAi.js"
 import * as Streaming from "../src/Streaming.js"
 import { completeStream, errorEvent, SSE_HEADERS, streamPrefix } from "./support/anthropic-servers.js"
-import { chunkEvent, sse } from "./support/openai-servers.js"
+import { chunkEvent, sse, useLoopbackServers } from "./support/openai-servers.js"
 
 const apiKey = Redacted.make("test-key")
-let aimock: LLMock
-let http: Mockttp
-
-beforeAll(async () => {
-  aimock = new LLMock({ port: 0, host: "127.0.0.1", logLevel: "silent" })
-  await aimock.start()
-  http = getLocal()
-  await http.start()
-})
-
-afterAll(async () => {
-  await Promise.all([aimock.stop(), http.stop()])
-})
+const servers = useLoopbackServers()
 
 const ask = (content: string) => ({ messages: [{ role: "user" as const, content }] })
 
@@ -45,21 +30,21 @@ const consume = <E>(stream: Stream.Stream<StreamChunk, E>) =>
   })
 
 const journalHas = (marker: string) =>
-  aimock.getRequests().some((entry) => JSON.stringify(entry.body ?? {}).includes(marker))
+  servers.aimock.getRequests().some((entry) => JSON.stringify(entry.body ?? {}).includes(marker))
 
 describe("resilient streaming over real HTTP", () => {
   it.live("an OpenAI 503 before the first chunk fails over to Anthropic", () =>
     Effect.gen(function*() {
       yield* Effect.promise(() =>
-        http.forPost("/s1/v1/chat/completions").thenReply(
+        servers.http.forPost("/s1/v1/chat/completions").thenReply(
           503,
           JSON.stringify({ error: { message: "overloaded", type: "server_error" } }),
           { "content-type": "application/json" }
         )
       )
-      aimock.onMessage("failover-one", { content: "Answer from Claude." })
-      const openai = yield* OpenAi.make({ model: "gpt-4.1", apiKey, baseURL: `${http.url}/s1/v1` })
-      const anthropic = yield* Anthropic.make({ model: "claude-sonnet-4-6", apiKey, baseURL: aimock.url })
+      servers.aimock.onMessage("failover-one", { content: "Answer from Claude." })
+      const openai = yield* OpenAi.make({ model: "gpt-4.1", apiKey, baseURL: `${servers.http.url}/s1/v1` })
+      const anthropic = yield* Anthropic.make({ model: "claude-sonnet-4-6", apiKey, baseURL: servers.aimock.url })
       const { end, outcome, text } = yield* consume(Streaming.failover([openai, anthropic], ask("failover-one")))
       expect(outcome._tag).toBe("Right")
       expect(text).toBe("Answer from Claude.")
@@ -69,7 +54,7 @@ describe("resilient streaming over real HTTP", () => {
   it.live("an OpenAI error line after the first chunk fails the stream, typed, with the text — no failover", () =>
     Effect.gen(function*() {
       yield* Effect.promise(() =>
-        http.forPost("/s2/v1/chat/completions").thenReply(
+        servers.http.forPost("/s2/v1/chat/completions").thenReply(
           200,
           sse([
             chunkEvent({ content: "Hel" }),
@@ -79,9 +64,9 @@ describe("resilient streaming over real HTTP", () => {
           SSE_HEADERS
         )
       )
-      aimock.onMessage("no-failover-after-commit", { content: "should not be used" })
-      const openai = yield* OpenAi.make({ model: "gpt-4.1", apiKey, baseURL: `${http.url}/s2/v1` })
-      const anthropic = yield* Anthropic.make({ model: "claude-sonnet-4-6", apiKey, baseURL: aimock.url })
+      servers.aimock.onMessage("no-failover-after-commit", { content: "should not be used" })
+      const openai = yield* OpenAi.make({ model: "gpt-4.1", apiKey, baseURL: `${servers.http.url}/s2/v1` })
+      const anthropic = yield* Anthropic.make({ model: "claude-sonnet-4-6", apiKey, baseURL: servers.aimock.url })
       const { outcome, text } = yield* consume(
         Streaming.failover([openai, anthropic], ask("no-failover-after-commit"))
       )
@@ -96,22 +81,22 @@ describe("resilient streaming over real HTTP", () => {
   it.live("an Anthropic overloaded_error event mid-stream continues on OpenAI when continuation is on", () =>
     Effect.gen(function*() {
       yield* Effect.promise(() =>
-        http.forPost("/s3/v1/messages").thenReply(
+        servers.http.forPost("/s3/v1/messages").thenReply(
           200,
           streamPrefix(["The breaker ", "opened "]) + errorEvent("overloaded_error", "Overloaded"),
           SSE_HEADERS
         )
       )
-      aimock.onMessage(/Continue exactly where/, { content: "and traffic moved to the backup." })
-      const anthropic = yield* Anthropic.make({ model: "claude-sonnet-4-6", apiKey, baseURL: `${http.url}/s3` })
-      const openai = yield* OpenAi.make({ model: "gpt-4.1", apiKey, baseURL: `${aimock.url}/v1` })
+      servers.aimock.onMessage(/Continue exactly where/, { content: "and traffic moved to the backup." })
+      const anthropic = yield* Anthropic.make({ model: "claude-sonnet-4-6", apiKey, baseURL: `${servers.http.url}/s3` })
+      const openai = yield* OpenAi.make({ model: "gpt-4.1", apiKey, baseURL: `${servers.aimock.url}/v1` })
       const { end, outcome, text } = yield* consume(
         Streaming.failover([anthropic, openai], ask("continuation-over-http"), { continuation: true })
       )
       expect(outcome._tag).toBe("Right")
       expect(text).toBe("The breaker opened and traffic moved to the backup.")
       expect(end?._tag === "StreamEnd" && end.provider).toBe("openai")
-      const continued = aimock.getRequests().find((entry) =>
+      const continued = servers.aimock.getRequests().find((entry) =>
         JSON.stringify(entry.body ?? {}).includes("continuation-over-http")
       )
       expect(JSON.stringify(continued?.body)).toContain("The breaker opened ")
@@ -119,10 +104,10 @@ describe("resilient streaming over real HTTP", () => {
 
   it.live("a stream that sends nothing within the first-chunk timeout fails over; the slow request is aborted", () =>
     Effect.gen(function*() {
-      yield* Effect.promise(() => http.forPost("/s4/v1/messages").thenTimeout())
-      aimock.onMessage("ttft-over-http", { content: "Fast answer." })
-      const anthropic = yield* Anthropic.make({ model: "claude-sonnet-4-6", apiKey, baseURL: `${http.url}/s4` })
-      const openai = yield* OpenAi.make({ model: "gpt-4.1", apiKey, baseURL: `${aimock.url}/v1` })
+      yield* Effect.promise(() => servers.http.forPost("/s4/v1/messages").thenTimeout())
+      servers.aimock.onMessage("ttft-over-http", { content: "Fast answer." })
+      const anthropic = yield* Anthropic.make({ model: "claude-sonnet-4-6", apiKey, baseURL: `${servers.http.url}/s4` })
+      const openai = yield* OpenAi.make({ model: "gpt-4.1", apiKey, baseURL: `${servers.aimock.url}/v1` })
       const { outcome, text } = yield* consume(
         Streaming.failover([anthropic, openai], ask("ttft-over-http"), { firstChunkTimeout: "300 millis" })
       )
@@ -133,13 +118,13 @@ describe("resilient streaming over real HTTP", () => {
   it.live("a complete Anthropic stream passes through the guard with its usage and TTFT", () =>
     Effect.gen(function*() {
       yield* Effect.promise(() =>
-        http.forPost("/s5/v1/messages").thenReply(
+        servers.http.forPost("/s5/v1/messages").thenReply(
           200,
           completeStream(["Hi ", "there"], { inputTokens: 7, outputTokens: 2 }),
           SSE_HEADERS
         )
       )
-      const anthropic = yield* Anthropic.make({ model: "claude-sonnet-4-6", apiKey, baseURL: `${http.url}/s5` })
+      const anthropic = yield* Anthropic.make({ model: "claude-sonnet-4-6", apiKey, baseURL: `${servers.http.url}/s5` })
       const { end, outcome, text } = yield* consume(
         Streaming.failover([anthropic], ask("guarded"), { firstChunkTimeout: "5 seconds", stallTimeout: "5 seconds" })
       )

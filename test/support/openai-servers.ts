@@ -11,6 +11,7 @@ import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
 import { getLocal, type Mockttp } from "mockttp"
 import { EventEmitter, once } from "node:events"
+import { afterAll, beforeAll } from "vitest"
 import type { CompletionRequestInput, StreamChunk } from "../../src/Llm.js"
 import type { HardFailure, InvalidRequest } from "../../src/LlmError.js"
 
@@ -160,3 +161,22 @@ export const sse = (events: ReadonlyArray<unknown>): string =>
 
 export const SSE_HEADERS = { "content-type": "text/event-stream", "cache-control": "no-cache" } as const
 export const JSON_HEADERS = { "content-type": "application/json" } as const
+
+/** aimock and a plain mockttp server for a test file: started before its tests, stopped after them. */
+export class LoopbackServers {
+  aimock!: LLMock
+  http!: Mockttp
+}
+
+export const useLoopbackServers = (): LoopbackServers => {
+  const servers = new LoopbackServers()
+  beforeAll(async () => {
+    servers.aimock = await startAimock()
+    servers.http = getLocal()
+    await servers.http.start()
+  })
+  afterAll(async () => {
+    await Promise.all([servers.aimock.stop(), servers.http.stop()])
+  })
+  return servers
+}
