@@ -20,6 +20,7 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as internal from "./internal/config.js"
+import * as internalResilient from "./internal/resilient.js"
 import { InvalidConfig } from "./internal/configError.js"
 import * as Resilient from "./Resilient.js"
 
@@ -155,7 +156,7 @@ export const fromFile = (
   )
 
 const build = (source: string) => (config: Resilient.Config): Effect.Effect<Resilient.Service, InvalidConfig> =>
-  Effect.mapError(Resilient.make(config), internal.fromInvalidOptions(source))
+  Effect.mapError(internalResilient.makeFromContext(config), internal.fromInvalidOptions(source))
 
 /**
  * The `Resilient` client described by a configuration text.

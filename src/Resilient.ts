@@ -113,6 +113,18 @@ export interface Config {
   } | undefined
   /** Shared by every tier: `limits` of each tier become per-key limits of this limiter. */
   readonly rateLimit?: Omit<RateLimit.Options, "limits" | "perKey"> | undefined
+  /**
+   * Take each `provider:model` breaker from this registry instead of building one: with a shared registry
+   * (`effect-llm-resilience/redis`) a trip seen by one instance stops every instance. The registry's options apply;
+   * a tier's `breaker: false` still turns its breakers off, and its other breaker settings are ignored (with a
+   * warning). {@link layer} takes the `CircuitBreakerRegistry` from its context when this is not set.
+   */
+  readonly breakers?: CircuitBreaker.Registry | undefined
+  /**
+   * Send every call through this limiter instead of building one from `rateLimit` and the tiers' `limits`, which are
+   * then ignored (with a warning). {@link layer} takes the `RateLimiter` from its context when this is not set.
+   */
+  readonly limiter?: RateLimit.Limiter | undefined
 }
 
 /**
@@ -182,10 +194,15 @@ export class Resilient extends Context.Tag("effect-llm-resilience/Resilient")<Re
 export const make: (config: Config) => Effect.Effect<Service, InvalidOptions> = internal.make
 
 /**
+ * {@link make} as a Layer. A `CircuitBreakerRegistry` or a `RateLimiter` in the context (`CircuitBreaker.layer`,
+ * `RateLimit.layer`, or their Redis-backed versions) supplies the breakers or the limiter, unless `config` names its
+ * own: the client then shares them with everything else that uses them.
+ *
  * @since 0.1.0
  * @category Layers
  */
-export const layer = (config: Config): Layer.Layer<Resilient, InvalidOptions> => Layer.effect(Resilient, make(config))
+export const layer = (config: Config): Layer.Layer<Resilient, InvalidOptions> =>
+  Layer.effect(Resilient, internal.makeFromContext(config))
 
 /**
  * @since 0.1.0

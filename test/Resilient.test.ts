@@ -2,10 +2,15 @@ import { describe, expect, it } from "@effect/vitest"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as HashMap from "effect/HashMap"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
 import * as TestClock from "effect/TestClock"
+import * as CircuitBreaker from "../src/CircuitBreaker.js"
 import * as Quality from "../src/Quality.js"
+import * as RateLimit from "../src/RateLimit.js"
 import * as Resilient from "../src/Resilient.js"
 import * as Streaming from "../src/Streaming.js"
 import * as ScriptedProvider from "../src/testing/ScriptedProvider.js"
@@ -423,5 +428,64 @@ describe("Resilient: the tier timeout", () => {
       const client = yield* Resilient.make({ chain: [{ provider: primary, timeout: "5 seconds" }] })
       const outcome = yield* settle(client.complete(ask()))
       expect(outcome._tag === "Right" && outcome.right.content).toBe("in time")
+    }))
+})
+
+describe("Resilient: shared breakers and limiter", () => {
+  it.effect("clients given one registry share each provider:model's breaker", () =>
+    Effect.gen(function*() {
+      const registry = yield* CircuitBreaker.makeRegistry({ consecutiveFailures: 1 })
+      const primary = yield* scripted("openai", [ScriptedProvider.failure("ServerError", { status: 502 })])
+      const backup = yield* scripted("anthropic", [ScriptedProvider.success("backup")])
+      const chain = [{ provider: primary, retry: false as const }, { provider: backup }] as const
+      const first = yield* Resilient.make({ chain, breakers: registry })
+      const second = yield* Resilient.make({ chain, breakers: registry })
+      expect((yield* first.complete(ask())).servedBy).toBe("anthropic:anthropic-model")
+      expect(yield* (yield* registry.get("openai:openai-model")).state).toBe("Open")
+      const other = yield* second.complete(ask())
+      expect(other.servedBy).toBe("anthropic:anthropic-model")
+      expect(other.attempts.map((attempt) => [attempt.error, attempt.skipped])).toEqual([["CircuitOpen", true]])
+      expect((yield* primary.calls).length).toBe(1)
+    }))
+
+  it.effect("Resilient.layer takes the registry and the limiter from its context", () =>
+    Effect.gen(function*() {
+      const primary = yield* scripted("openai", [ScriptedProvider.success("primary")])
+      const backup = yield* scripted("anthropic", [ScriptedProvider.success("backup")])
+      const shared = Layer.mergeAll(
+        CircuitBreaker.layer({ consecutiveFailures: 1 }),
+        RateLimit.layer({ limits: { rpm: 1 }, mode: "fail-fast" })
+      )
+      const client = Resilient.layer({ chain: [{ provider: primary }, { provider: backup }] })
+      yield* Effect.gen(function*() {
+        const registry = yield* CircuitBreaker.CircuitBreakerRegistry
+        const limiter = yield* RateLimit.RateLimiter
+        const service = yield* Resilient.Resilient
+        expect(service.limiter).toBe(limiter)
+        expect(service.breakers.get("openai:openai-model")).toBe(yield* registry.get("openai:openai-model"))
+        // The shared limiter's one request a minute goes to the first call; the second is refused and fails over.
+        expect((yield* service.complete(ask())).servedBy).toBe("openai:openai-model")
+        const next = yield* service.complete(ask())
+        expect(next.servedBy).toBe("anthropic:anthropic-model")
+        expect(next.attempts.map((attempt) => attempt.error)).toEqual(["RateLimitExceeded"])
+      }).pipe(Effect.provide(client.pipe(Layer.provideMerge(shared))))
+    }))
+
+  it.effect("settings a shared registry or limiter makes moot are named in a warning", () =>
+    Effect.gen(function*() {
+      const primary = yield* scripted("openai", [ScriptedProvider.success("primary")])
+      const warnings: Array<string> = []
+      const logger = Logger.make(({ annotations, logLevel, message }) => {
+        if (logLevel._tag === "Warning") {
+          warnings.push(`${String(message)} | ${String(HashMap.unsafeGet(annotations, "fields"))}`)
+        }
+      })
+      yield* Resilient.make({
+        chain: [{ provider: primary, breaker: { consecutiveFailures: 9 }, limits: { rpm: 5 } }],
+        breakers: yield* CircuitBreaker.makeRegistry(),
+        limiter: yield* RateLimit.make()
+      }).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
+      expect(warnings).toHaveLength(1)
+      expect(warnings[0]).toContain("chain[0].breaker, chain[0].limits")
     }))
 })

@@ -106,6 +106,8 @@ export const make = (config: Config): Effect.Effect<Service, InvalidOptions> =>
     const tiers: Array<BuiltTier> = []
     const breakers = new Map<string, CircuitBreaker.CircuitBreaker>()
     const perKey: Record<string, RateLimit.Limits> = {}
+    // Settings a shared registry or limiter makes moot: said once, at construction, rather than dropped silently.
+    const ignored: Array<string> = []
     for (const [index, tier] of config.chain.entries()) {
       const path = `chain[${index}].`
       const provider = Effect.isEffect(tier.provider)
@@ -123,13 +125,18 @@ export const make = (config: Config): Effect.Effect<Service, InvalidOptions> =>
       for (const model of models) {
         const key = `${provider.name}:${model}`
         if (tier.breaker !== false && !breakers.has(key)) {
-          const breaker = yield* Effect.mapError(
-            CircuitBreaker.make({ ...tier.breaker, key }),
-            within(`${path}breaker.`)
-          )
+          const breaker = config.breakers !== undefined
+            ? yield* config.breakers.get(key)
+            : yield* Effect.mapError(CircuitBreaker.make({ ...tier.breaker, key }), within(`${path}breaker.`))
           breakers.set(key, breaker)
         }
         if (tier.limits !== undefined && tier.limits !== false) perKey[key] = tier.limits
+      }
+      if (config.breakers !== undefined && tier.breaker !== undefined && tier.breaker !== false) {
+        ignored.push(`${path}breaker`)
+      }
+      if (config.limiter !== undefined && tier.limits !== undefined && tier.limits !== false) {
+        ignored.push(`${path}limits`)
       }
       tiers.push({
         index,
@@ -142,7 +149,16 @@ export const make = (config: Config): Effect.Effect<Service, InvalidOptions> =>
         qualityRank: tier.qualityRank ?? index
       })
     }
-    const limiter = yield* Effect.mapError(RateLimit.make({ ...config.rateLimit, perKey }), within("rateLimit."))
+    if (config.limiter !== undefined && config.rateLimit !== undefined) ignored.push("rateLimit")
+    if (ignored.length > 0) {
+      yield* Effect.logWarning("settings ignored: a shared breaker registry or rate limiter decides them").pipe(
+        Effect.annotateLogs({ fields: ignored.join(", ") })
+      )
+    }
+    const limiter = config.limiter ?? (yield* Effect.mapError(
+      RateLimit.make({ ...config.rateLimit, perKey }),
+      within("rateLimit.")
+    ))
     // Breaker state → `llm.circuit_breaker.state` / `.transitions`. One daemon per breaker follows its `events`; it
     // waits on the breaker's hub and is collected with the breaker (nothing else references it). `make` returns once
     // every daemon is suspended on its subscription, so no transition of the first request is missed.
@@ -161,7 +177,7 @@ export const make = (config: Config): Effect.Effect<Service, InvalidOptions> =>
         yield* Effect.yieldNow()
       }
     }
-    const limited = config.rateLimit !== undefined || Object.keys(perKey).length > 0
+    const limited = config.limiter !== undefined || config.rateLimit !== undefined || Object.keys(perKey).length > 0
     const checked = tiers.some((tier) =>
       tier.config.quality !== undefined
     )
@@ -607,4 +623,19 @@ export const make = (config: Config): Effect.Effect<Service, InvalidOptions> =>
       limiter,
       providers: tiers.map((tier) => tier.provider)
     }
+  })
+
+/**
+ * `make`, with the breaker registry and the limiter taken from the context when the config names none.
+ * @internal
+ */
+export const makeFromContext = (config: Config): Effect.Effect<Service, InvalidOptions> =>
+  Effect.gen(function*() {
+    const registry = yield* Effect.serviceOption(CircuitBreaker.CircuitBreakerRegistry)
+    const limiter = yield* Effect.serviceOption(RateLimit.RateLimiter)
+    return yield* make({
+      ...config,
+      breakers: config.breakers ?? Option.getOrUndefined(registry),
+      limiter: config.limiter ?? Option.getOrUndefined(limiter)
+    })
   })
