@@ -20,8 +20,8 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as internal from "./internal/config.js"
-import * as internalResilient from "./internal/resilient.js"
 import { InvalidConfig } from "./internal/configError.js"
+import * as internalResilient from "./internal/resilient.js"
 import * as Resilient from "./Resilient.js"
 
 export {
