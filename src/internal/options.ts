@@ -1,5 +1,7 @@
+import * as EffectConfig from "effect/Config"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import type * as Redacted from "effect/Redacted"
 import { InvalidOptions } from "../LlmError.js"
 
 /** @internal */
@@ -39,3 +41,16 @@ export const positiveInteger = (field: string, value: number | undefined): Effec
   value === undefined || (Number.isSafeInteger(value) && value > 0)
     ? Effect.void
     : Effect.fail(new InvalidOptions({ field, reason: "must be a positive integer" }))
+
+/**
+ * An API key given as a value or as a `Config` to read (`Config.redacted("OPENAI_API_KEY")`). A key that cannot be
+ * read is `InvalidOptions` for `apiKey`, naming the variable: the message never holds a value.
+ * @internal
+ */
+export const secret = (
+  field: string,
+  value: Redacted.Redacted<string> | EffectConfig.Config<Redacted.Redacted<string>>
+): Effect.Effect<Redacted.Redacted<string>, InvalidOptions> =>
+  EffectConfig.isConfig(value)
+    ? Effect.mapError(value, (error) => new InvalidOptions({ field, reason: `cannot be read: ${String(error)}` }))
+    : Effect.succeed(value)

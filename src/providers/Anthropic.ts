@@ -38,7 +38,8 @@ export type Options =
   }
   & (
     | {
-      readonly apiKey: Redacted.Redacted<string>
+      /** The key, or the `Config` to read it from: `Config.redacted("OPENAI_API_KEY")`. */
+      readonly apiKey: Redacted.Redacted<string> | Config.Config<Redacted.Redacted<string>>
       readonly baseURL?: string | undefined
       readonly defaultHeaders?: Record<string, string> | undefined
     }
@@ -58,7 +59,7 @@ export const make = (options: Options): Effect.Effect<Service, InvalidOptions> =
     if ("apiKey" in options) yield* validate.url("baseURL", options.baseURL)
     const Sdk = yield* sdk.anthropic
     const client = "client" in options ? options.client : new Sdk({
-      apiKey: Redacted.value(options.apiKey),
+      apiKey: Redacted.value(yield* validate.secret("apiKey", options.apiKey)),
       maxRetries: 0,
       ...(options.baseURL !== undefined ? { baseURL: options.baseURL } : {}),
       ...(options.defaultHeaders !== undefined ? { defaultHeaders: options.defaultHeaders } : {})

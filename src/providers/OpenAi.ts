@@ -33,7 +33,8 @@ export type Options =
   }
   & (
     | {
-      readonly apiKey: Redacted.Redacted<string>
+      /** The key, or the `Config` to read it from: `Config.redacted("OPENAI_API_KEY")`. */
+      readonly apiKey: Redacted.Redacted<string> | Config.Config<Redacted.Redacted<string>>
       readonly baseURL?: string | undefined
       readonly organization?: string | undefined
       readonly project?: string | undefined
@@ -54,7 +55,7 @@ export const make = (options: Options): Effect.Effect<Service, InvalidOptions> =
     if ("apiKey" in options) yield* validate.url("baseURL", options.baseURL)
     const OpenAI = yield* sdk.openAi
     const client = "client" in options ? options.client : new OpenAI({
-      apiKey: Redacted.value(options.apiKey),
+      apiKey: Redacted.value(yield* validate.secret("apiKey", options.apiKey)),
       maxRetries: 0,
       ...(options.baseURL !== undefined ? { baseURL: options.baseURL } : {}),
       ...(options.organization !== undefined ? { organization: options.organization } : {}),

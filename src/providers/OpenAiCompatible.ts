@@ -3,6 +3,7 @@
  *
  * @since 0.1.0
  */
+import type * as Config from "effect/Config"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -23,7 +24,8 @@ export interface Options {
   readonly name: string
   readonly model: string
   readonly baseURL: string
-  readonly apiKey?: Redacted.Redacted<string> | undefined
+  /** The key, or the `Config` to read it from. */
+  readonly apiKey?: Redacted.Redacted<string> | Config.Config<Redacted.Redacted<string>> | undefined
   /** Per-attempt HTTP timeout; local models often need a longer one. Defaults to the SDK's (10 minutes). */
   readonly timeout?: Duration.DurationInput | undefined
   readonly defaultHeaders?: Record<string, string> | undefined
@@ -44,9 +46,10 @@ export const make = (options: Options): Effect.Effect<Service, InvalidOptions> =
     if (options.baseURL === undefined) return yield* new InvalidOptions({ field: "baseURL", reason: "is required" })
     yield* validate.url("baseURL", options.baseURL)
     const timeout = yield* validate.positiveDuration("timeout", options.timeout)
+    const apiKey = options.apiKey === undefined ? undefined : yield* validate.secret("apiKey", options.apiKey)
     const OpenAI = yield* sdk.openAi
     const client = new OpenAI({
-      apiKey: options.apiKey !== undefined ? Redacted.value(options.apiKey) : NO_KEY,
+      apiKey: apiKey !== undefined ? Redacted.value(apiKey) : NO_KEY,
       baseURL: options.baseURL,
       maxRetries: 0,
       ...(options.defaultHeaders !== undefined ? { defaultHeaders: options.defaultHeaders } : {})

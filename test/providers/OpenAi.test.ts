@@ -6,6 +6,7 @@ import type { LLMock } from "@copilotkit/aimock"
 import { afterAll, beforeAll, describe, it } from "@effect/vitest"
 import { assertFalse, assertTrue, deepStrictEqual, strictEqual } from "@effect/vitest/utils"
 import * as Chunk from "effect/Chunk"
+import * as Config from "effect/Config"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -867,6 +868,33 @@ describe("OpenAi provider over HTTP", () => {
         // The key was really sent (aimock's journal redacts it; mockttp's does not).
         const [seen] = yield* Effect.promise(() => resetEndpoint.getSeenRequests())
         strictEqual(seen?.headers["authorization"], `Bearer ${SECRET_KEY}`)
+      }))
+  })
+
+  describe("the API key from configuration", () => {
+    it.effect("Config.redacted: read through the ConfigProvider and sent; a missing one is InvalidOptions apiKey", () =>
+      Effect.gen(function*() {
+        const route = http.route("config-key")
+        const endpoint = yield* Effect.promise(() =>
+          http.server.forPost(route.path).thenReply(200, completionJson({ content: "from config" }), JSON_HEADERS)
+        )
+        const fromConfig = OpenAi.make({
+          model: MODEL,
+          apiKey: Config.redacted("OPENAI_API_KEY"),
+          baseURL: route.baseURL
+        })
+        const llm = yield* fromConfig.pipe(
+          Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["OPENAI_API_KEY", SECRET_KEY]])))
+        )
+        strictEqual((yield* llm.complete(ask("config-key"))).content, "from config")
+        const [seen] = yield* Effect.promise(() => endpoint.getSeenRequests())
+        strictEqual(seen?.headers["authorization"], `Bearer ${SECRET_KEY}`)
+
+        const missing = yield* Effect.flip(
+          fromConfig.pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map())))
+        )
+        strictEqual(missing.field, "apiKey")
+        assertTrue(missing.reason.includes("OPENAI_API_KEY"), missing.reason)
       }))
   })
 
