@@ -155,10 +155,10 @@ export const make = (config: Config): Effect.Effect<Service, InvalidOptions> =>
         Effect.annotateLogs({ fields: ignored.join(", ") })
       )
     }
-    const limiter = config.limiter ?? (yield* Effect.mapError(
-      RateLimit.make({ ...config.rateLimit, perKey }),
-      within("rateLimit.")
-    ))
+    // Not `??`: the CJS build turns its right side into an arrow function, where `yield*` cannot stand.
+    const limiter = config.limiter !== undefined
+      ? config.limiter
+      : yield* Effect.mapError(RateLimit.make({ ...config.rateLimit, perKey }), within("rateLimit."))
     // Breaker state → `llm.circuit_breaker.state` / `.transitions`. One daemon per breaker follows its `events`; it
     // waits on the breaker's hub and is collected with the breaker (nothing else references it). `make` returns once
     // every daemon is suspended on its subscription, so no transition of the first request is missed.
