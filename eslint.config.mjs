@@ -33,6 +33,17 @@ export default tseslint.config(
     }
   },
   {
+    // The CJS build rewrites `a ?? b` and `a?.b` into helper calls taking arrow functions, where a `yield*` on the
+    // right is a syntax error: the CJS bundle would not even load.
+    files: ["src/**/*.ts"],
+    rules: {
+      "no-restricted-syntax": ["error", {
+        selector: "LogicalExpression[operator='??'] > YieldExpression.right, ChainExpression YieldExpression",
+        message: "yield* inside ?? or ?. breaks the CJS build; use a conditional expression"
+      }]
+    }
+  },
+  {
     files: ["src/cli/**", "bench/**", "examples/**"],
     rules: { "no-console": "off" }
   }
