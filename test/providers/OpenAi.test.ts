@@ -23,6 +23,7 @@ import type { ChatMessage, CompletionRequestInput } from "../../src/Llm.js"
 import type { HardReason } from "../../src/LlmError.js"
 import { LlmProvider } from "../../src/LlmProvider.js"
 import * as OpenAi from "../../src/providers/OpenAi.js"
+import * as Resilient from "../../src/Resilient.js"
 import {
   apiKey,
   asHard,
@@ -890,11 +891,13 @@ describe("OpenAi provider over HTTP", () => {
         const [seen] = yield* Effect.promise(() => endpoint.getSeenRequests())
         strictEqual(seen?.headers["authorization"], `Bearer ${SECRET_KEY}`)
 
-        const missing = yield* Effect.flip(
-          fromConfig.pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map())))
-        )
+        const noKeys = Effect.withConfigProvider(ConfigProvider.fromMap(new Map()))
+        const missing = yield* Effect.flip(noKeys(fromConfig))
         strictEqual(missing.field, "apiKey")
         assertTrue(missing.reason.includes("OPENAI_API_KEY"), missing.reason)
+        // In a chain, the path says which tier.
+        const chain = yield* Effect.flip(noKeys(Resilient.make({ chain: [{ provider: fromConfig }] })))
+        strictEqual(chain.field, "chain[0].apiKey")
       }))
   })
 
