@@ -23,6 +23,8 @@ import * as net from "node:net"
 import * as CircuitBreaker from "../src/CircuitBreaker.js"
 import * as RateLimit from "../src/RateLimit.js"
 import * as Redis from "../src/Redis.js"
+import * as Resilient from "../src/Resilient.js"
+import * as ScriptedProvider from "../src/testing/ScriptedProvider.js"
 
 const INSTALL_HINT = "The Redis tests need a real redis-server on PATH. Install it with `apt-get install redis-server` "
   + "(Debian/Ubuntu) or `brew install redis` (macOS); CI installs it in .ci/run."
@@ -469,5 +471,40 @@ describe("Redis-backed breakers and limits (three instances, one redis-server)",
         Layer.build(Redis.layerConfig().pipe(Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map())))))
       )
       assertTrue(Exit.isFailure(missing))
+    })))
+
+  it.scopedLive("Resilient clients in two instances share the breaker: a trip in one is skipped without a call in the other", () =>
+    quiet(Effect.gen(function*() {
+      const [a, b] = yield* fleet({ consecutiveFailures: 2, cooldown: "10 seconds" })
+      const primary = yield* ScriptedProvider.make({
+        name: "openai",
+        model: "gpt-4.1",
+        script: [ScriptedProvider.failure("ServerError", { status: 502 })]
+      })
+      const backup = yield* ScriptedProvider.make({
+        name: "anthropic",
+        model: "claude",
+        script: [ScriptedProvider.success("from backup")]
+      })
+      const chain = [{ provider: primary, retry: false as const }, { provider: backup }] as const
+      const request = { messages: [{ role: "user" as const, content: "question" }] }
+      // Instance A through its layer (the registry comes from the context), instance B through make.
+      const clientA = yield* Effect.provideService(
+        Layer.build(Resilient.layer({ chain })),
+        CircuitBreaker.CircuitBreakerRegistry,
+        a.registry
+      ).pipe(Effect.map((context) => Context.get(context, Resilient.Resilient)))
+      const clientB = yield* Resilient.make({ chain, breakers: b.registry })
+
+      yield* clientA.complete(request)
+      yield* clientA.complete(request)
+      strictEqual((yield* primary.calls).length, 2)
+      strictEqual(yield* stateOf(a.registry), "Open")
+      yield* eventually(Effect.map(stateOf(b.registry), (state) => state === "Open"), 2_000, "B sees the trip")
+
+      const answer = yield* clientB.complete(request)
+      strictEqual(answer.servedBy, "anthropic:claude")
+      strictEqual(answer.attempts[0]?.error, "CircuitOpen")
+      strictEqual((yield* primary.calls).length, 2, "instance B never called the provider")
     })))
 })
