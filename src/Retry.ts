@@ -13,6 +13,7 @@ import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import type * as Schedule from "effect/Schedule"
+import type * as Stream from "effect/Stream"
 import * as internal from "./internal/retry.js"
 import type { HardFailure, HardReason, InvalidOptions, RetryBudgetExhausted } from "./LlmError.js"
 
@@ -124,6 +125,16 @@ export interface Retrier {
     target: Target,
     options?: RetryCallOptions<E> | undefined
   ) => Effect.Effect<A, E | HardFailure | RetryBudgetExhausted, R>
+  /**
+   * Retries a stream that fails **before its first element**, by the same policies (an attempt timeout bounds the
+   * wait for that element). Once an element has been emitted the stream is committed: a later failure comes out
+   * as it is, since a retry would repeat what the caller already has.
+   */
+  readonly retryStream: <A, E, R>(
+    stream: Stream.Stream<A, E, R>,
+    target: Target,
+    options?: RetryCallOptions<E> | undefined
+  ) => Stream.Stream<A, E | HardFailure | RetryBudgetExhausted, R>
   /** Retries the budget for `name:model` still allows in the current window. */
   readonly remainingBudget: (target: Target) => Effect.Effect<number>
 }

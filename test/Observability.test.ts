@@ -364,7 +364,7 @@ describe("Observability", () => {
         const backup = yield* scripted("obs-stream-b", [
           ScriptedProvider.success("from backup", { usage: { inputTokens: 7, outputTokens: 3, totalTokens: 10 } })
         ])
-        const client = yield* Resilient.make({ chain: [{ provider: primary }, { provider: backup }] })
+        const client = yield* Resilient.make({ chain: [{ provider: primary, retry: false }, { provider: backup }] })
         const collect = (lines: Array<string>) => Effect.as(Streaming.collect(client.stream(ask())), lines)
         const [fallback] = yield* withLines(collect)
         const event = JSON.parse(fallback!)

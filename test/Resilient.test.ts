@@ -311,6 +311,30 @@ describe("Resilient", () => {
       expect((yield* primary.calls).length).toBe(0)
     }))
 
+  it.effect("stream: a failure before the first chunk is retried by the tier's policy (Retry-After honoured)", () =>
+    Effect.gen(function*() {
+      const primary = yield* scripted("openai", [
+        ScriptedProvider.failure("RateLimited", { status: 429, retryAfter: "3 seconds" }),
+        ScriptedProvider.success("after the wait", { chunks: ["after ", "the wait"] })
+      ])
+      const client = yield* Resilient.make({ chain: [{ provider: primary }] })
+      const outcome = yield* settle(Streaming.collect(client.stream(ask())))
+      expect(outcome._tag === "Right" && outcome.right.text).toBe("after the wait")
+      expect((yield* primary.calls).map((call) => call.at)).toEqual([0, 3000])
+    }))
+
+  it.effect("stream: a failure after the first chunk is not retried (the caller has that text)", () =>
+    Effect.gen(function*() {
+      const primary = yield* scripted("openai", [
+        ScriptedProvider.failure("ServerError", { status: 502, chunks: ["half "] }),
+        ScriptedProvider.success("never")
+      ])
+      const client = yield* Resilient.make({ chain: [{ provider: primary }] })
+      const outcome = yield* settle(Streaming.collect(client.stream(ask())))
+      expect(outcome._tag === "Left" && outcome.left._tag).toBe("HardFailure")
+      expect((yield* primary.calls).length).toBe(1)
+    }))
+
   it.effect("stream: skips a provider whose breaker is open and streams from the next", () =>
     Effect.gen(function*() {
       const primary = yield* scripted("openai", [ScriptedProvider.success("primary stream")])

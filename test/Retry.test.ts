@@ -1,5 +1,6 @@
 import { describe, it } from "@effect/vitest"
 import { assertTrue, deepStrictEqual, strictEqual } from "@effect/vitest/utils"
+import * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -9,6 +10,7 @@ import * as Logger from "effect/Logger"
 import * as Metric from "effect/Metric"
 import * as MetricLabel from "effect/MetricLabel"
 import * as Random from "effect/Random"
+import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import * as CircuitBreaker from "../src/CircuitBreaker.js"
 import { retriesTotal } from "../src/internal/metrics.js"
@@ -283,6 +285,43 @@ describe("Retry", () => {
         strictEqual(error._tag, "CircuitOpen")
         strictEqual(calls, 1)
       }))
+  })
+
+  describe("streams", () => {
+    it.effect("retryStream retries a failure before the first element, and never one after it", () =>
+      Effect.gen(function*() {
+        const retrier = yield* Retry.make()
+        let opened = 0
+        const flaky = Stream.suspend(() => {
+          opened++
+          return opened === 1
+            ? Stream.fail(hardFailure({ reason: "ServerError", provider: "p", model: "m", status: 503 }))
+            : Stream.make("a", "b", "c")
+        })
+        const fiber = yield* Effect.fork(Stream.runCollect(retrier.retryStream(flaky, { name: "p", model: "m" })))
+        yield* TestClock.adjust("10 seconds")
+        deepStrictEqual(Chunk.toReadonlyArray(yield* Fiber.join(fiber)), ["a", "b", "c"])
+        strictEqual(opened, 2)
+
+        let committedOpens = 0
+        const committed = Stream.suspend(() => {
+          committedOpens++
+          return Stream.concat(
+            Stream.make("first"),
+            Stream.fail(hardFailure({ reason: "ServerError", provider: "p", model: "m", status: 503 }))
+          )
+        })
+        const seen: Array<string> = []
+        const error = yield* Effect.flip(
+          Stream.runForEach(
+            retrier.retryStream(committed, { name: "p", model: "m" }),
+            (x) => Effect.sync(() => seen.push(x))
+          )
+        )
+        strictEqual(error._tag, "HardFailure")
+        deepStrictEqual(seen, ["first"])
+        strictEqual(committedOpens, 1)
+      }).pipe(noJitter))
   })
 
   describe("composed with a breaker by hand", () => {

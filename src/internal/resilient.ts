@@ -542,13 +542,20 @@ export const make = (config: Config): Effect.Effect<Service, InvalidOptions> =>
         let end: StreamEnd | undefined
         const sources = ordered.map((tier) => {
           const breaker = breakers.get(firstLabel(tier))
+          const target = { name: tier.provider.name, model: tier.provider.model }
+          // Retried (by the tier's policies) until the first chunk, the same order as a completion: an open breaker
+          // refuses the stream before any request, the breaker records how each attempt ends, and a failure that
+          // opened it ends the retries.
+          const until = breaker === undefined ? undefined : () => CircuitBreaker.isOpen(breaker)
           return {
-            name: tier.provider.name,
-            model: tier.provider.model,
-            // An open breaker refuses the stream before any request; the breaker records how each stream ends.
+            ...target,
             stream: (request: CompletionRequestInput) => {
               const limited = limiter.stream(tier.provider, request)
-              return breaker === undefined ? limited : breaker.executeStream(limited)
+              const recorded = breaker === undefined ? limited : breaker.executeStream(limited)
+              // A spent retry budget ends the stream with the failure it would have retried.
+              return tier.retrier === undefined ? recorded : tier.retrier.retryStream(recorded, target, { until }).pipe(
+                Stream.catchTag("RetryBudgetExhausted", (exhausted) => Stream.fail(exhausted.failure))
+              )
             }
           }
         })

@@ -3,9 +3,12 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import * as MetricLabel from "effect/MetricLabel"
+import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as Intervals from "effect/ScheduleIntervals"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import {
   type HardFailure,
   hardFailure,
@@ -325,8 +328,27 @@ const makeRetrier = (options: Options, budgetOptions: Exclude<Options["budget"],
       return Effect.catchAll(attempt(started), retryLoop)
     })
 
+  // The stream's first element is pulled inside the retried effect; the rest follows from the same pull. A failed
+  // attempt's pull stays in the stream's scope until the stream ends: its request has ended already.
+  const retryStream = <A, E, R>(
+    stream: Stream.Stream<A, E, R>,
+    target: Target,
+    callOptions?: RetryCallOptions<E>
+  ): Stream.Stream<A, E | HardFailure | RetryBudgetExhausted, R> => {
+    const opened: Effect.Effect<Stream.Stream<A, E, R>, E, R | Scope.Scope> = Effect.flatMap(
+      Stream.toPull(stream),
+      (pull) =>
+        Effect.matchEffect(pull, {
+          onFailure: Option.match({ onNone: () => Effect.succeed(Stream.empty), onSome: Effect.fail }),
+          onSuccess: (first) =>
+            Effect.succeed(Stream.concat(Stream.fromChunk(first), Stream.repeatEffectChunkOption(pull)))
+        })
+    )
+    return Stream.unwrapScoped(retry(opened, target, callOptions))
+  }
+
   const remainingBudget = (target: Target) =>
     Effect.map(Clock.currentTimeMillis, (now) => budgetOf(`${target.name}:${target.model}`)?.remaining(now) ?? Infinity)
 
-  return { retry, remainingBudget }
+  return { retry, retryStream, remainingBudget }
 }
