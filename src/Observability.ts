@@ -195,7 +195,7 @@ export const layerJsonLogger: Layer.Layer<never> = Layer.scopedDiscard(
 
 /**
  * Span names: `llm.request` around `Resilient.complete`, one `llm.attempt` child per ladder step (provider:model),
- * `llm.stream` around `Resilient.stream`.
+ * `llm.stream` around `Resilient.stream`, with one `llm.attempt` child per tier the stream tried.
  *
  * @since 0.1.0
  * @category Spans

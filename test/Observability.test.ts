@@ -530,6 +530,23 @@ describe("Observability", () => {
         expect(count("llm.tokens", { ...model("obs-ttft"), "gen_ai.token.type": "output" })).toBeGreaterThan(0)
         expect(spans.map((span) => span.name)).toContain("llm.stream")
       }))
+
+    it.effect("streams: one llm.attempt span per tier tried, under llm.stream", () =>
+      Effect.gen(function*() {
+        const { spans, tracer } = recordingTracer()
+        const primary = yield* scripted("obs-sspan-a", [ScriptedProvider.failure("ServerError", { status: 503 })])
+        const backup = yield* scripted("obs-sspan-b", [ScriptedProvider.success("ok")])
+        const client = yield* Resilient.make({ chain: [{ provider: primary, retry: false }, { provider: backup }] })
+        yield* Effect.withTracer(Stream.runDrain(client.stream(ask())), tracer)
+        const stream = spans.find((span) => span.name === "llm.stream")!
+        const attempts = spans.filter((span) => span.name === "llm.attempt")
+        expect(attempts.map((span) => span.parent)).toEqual([stream.spanId, stream.spanId])
+        expect(attempts.map((span) => Object.fromEntries(span.attributes))).toMatchObject([
+          { "gen_ai.system": "obs-sspan-a", "llm.attempt": 1 },
+          { "gen_ai.system": "obs-sspan-b", "llm.attempt": 2, "llm.fallback_from": "obs-sspan-a:obs-sspan-a-model" }
+        ])
+        expect(spans.every((span) => span.ended)).toBe(true)
+      }))
   })
 
   describe("alerts (TestClock)", () => {

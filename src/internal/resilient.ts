@@ -540,9 +540,21 @@ export const make = (config: Config): Effect.Effect<Service, InvalidOptions> =>
         const primary = firstLabel(ordered[0] ?? tiers[0]!)
         const requestId = observability.nextRequestId()
         let end: StreamEnd | undefined
-        const sources = ordered.map((tier) => {
+        const sources = ordered.map((tier, index) => {
           const breaker = breakers.get(firstLabel(tier))
           const target = { name: tier.provider.name, model: tier.provider.model }
+          // One `llm.attempt` span per tier tried, under `llm.stream`, as a completion has one per ladder step.
+          const attemptSpan = Stream.withSpan("llm.attempt", {
+            kind: "client",
+            captureStackTrace: false,
+            attributes: {
+              [metrics.attr.operation]: "chat",
+              [metrics.attr.system]: target.name,
+              [metrics.attr.requestModel]: target.model,
+              "llm.attempt": index + 1,
+              ...(index > 0 ? { "llm.fallback_from": primary } : {})
+            }
+          })
           // Retried (by the tier's policies) until the first chunk, the same order as a completion: an open breaker
           // refuses the stream before any request, the breaker records how each attempt ends, and a failure that
           // opened it ends the retries.
@@ -553,9 +565,12 @@ export const make = (config: Config): Effect.Effect<Service, InvalidOptions> =>
               const limited = limiter.stream(tier.provider, request)
               const recorded = breaker === undefined ? limited : breaker.executeStream(limited)
               // A spent retry budget ends the stream with the failure it would have retried.
-              return tier.retrier === undefined ? recorded : tier.retrier.retryStream(recorded, target, { until }).pipe(
-                Stream.catchTag("RetryBudgetExhausted", (exhausted) => Stream.fail(exhausted.failure))
-              )
+              const retried = tier.retrier === undefined
+                ? recorded
+                : tier.retrier.retryStream(recorded, target, { until }).pipe(
+                  Stream.catchTag("RetryBudgetExhausted", (exhausted) => Stream.fail(exhausted.failure))
+                )
+              return attemptSpan(retried)
             }
           }
         })
