@@ -227,17 +227,4 @@ export const mapError = (
   nowMillis: number,
   partialContent?: string
 ): HardFailure =>
-  fromSdkError(
-    sdk,
-    (apiError) => ({
-      status: apiError.status,
-      headers: apiError.headers,
-      requestId: apiError.requestID ?? undefined,
-      type: apiError.type ?? undefined,
-      code: apiError.errorCode ?? undefined,
-      message: apiError.message
-    }),
-    error,
-    { provider, model, nowMillis },
-    partialContent
-  )
+  fromSdkError(sdk, (apiError) => apiError.errorCode, error, { provider, model, nowMillis }, partialContent)

@@ -234,18 +234,4 @@ export const mapError = (
   model: string,
   nowMillis: number,
   partialContent?: string
-): HardFailure =>
-  fromSdkError(
-    sdk,
-    (apiError) => ({
-      status: apiError.status,
-      headers: apiError.headers,
-      requestId: apiError.requestID ?? undefined,
-      type: apiError.type ?? undefined,
-      code: apiError.code ?? undefined,
-      message: apiError.message
-    }),
-    error,
-    { provider, model, nowMillis },
-    partialContent
-  )
+): HardFailure => fromSdkError(sdk, (apiError) => apiError.code, error, { provider, model, nowMillis }, partialContent)
