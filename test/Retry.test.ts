@@ -288,6 +288,9 @@ describe("Retry", () => {
   })
 
   describe("streams", () => {
+    const unavailable = () =>
+      Stream.fail(hardFailure({ reason: "ServerError", provider: "p", model: "m", status: 503 }))
+
     it.effect("retryStream retries a failure before the first element, and never one after it", () =>
       Effect.gen(function*() {
         const retrier = yield* Retry.make()
@@ -295,7 +298,7 @@ describe("Retry", () => {
         const flaky = Stream.suspend(() => {
           opened++
           return opened === 1
-            ? Stream.fail(hardFailure({ reason: "ServerError", provider: "p", model: "m", status: 503 }))
+            ? unavailable()
             : Stream.make("a", "b", "c")
         })
         const fiber = yield* Effect.fork(Stream.runCollect(retrier.retryStream(flaky, { name: "p", model: "m" })))
@@ -306,10 +309,7 @@ describe("Retry", () => {
         let committedOpens = 0
         const committed = Stream.suspend(() => {
           committedOpens++
-          return Stream.concat(
-            Stream.make("first"),
-            Stream.fail(hardFailure({ reason: "ServerError", provider: "p", model: "m", status: 503 }))
-          )
+          return Stream.concat(Stream.make("first"), unavailable())
         })
         const seen: Array<string> = []
         const error = yield* Effect.flip(

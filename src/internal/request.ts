@@ -17,7 +17,7 @@ const fieldPath = (path: ReadonlyArray<PropertyKey>): string =>
 
 // A request is decoded where it enters: `Resilient`, the limiter and the provider each check their input, and one
 // request used to be decoded three times on its way (≈ 6.5 µs each). What this module decoded is remembered, weakly,
-// and passes again for free. Only decoder outputs (fresh objects, never the caller's) and requests `derive` built from
+// and passes again for free. Only decoder outputs (fresh objects, never the caller's) and requests `withModel` built from
 // them are remembered, and requests are immutable by type, so a remembered request is still valid.
 const decodedRequests = new WeakSet<object>()
 

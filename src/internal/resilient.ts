@@ -52,12 +52,6 @@ interface BuiltTier {
 /** What one call through the limiter can fail with. */
 type AttemptError = HardFailure | InvalidRequest | RateLimitExceeded | CircuitOpen | SoftFailure | DegradedResponse
 
-/** A failed call after which the step's breaker is open. Internal: never leaves `attempt`. */
-class BreakerOpened {
-  readonly _tag = "BreakerOpened"
-  constructor(readonly error: AttemptError) {}
-}
-
 /** Refused locally, before any call: what `Fallback.chain` reports as skipped. */
 const isRefusal = (error: { readonly _tag: string }): boolean =>
   error._tag === "CircuitOpen" || error._tag === "RateLimitExceeded"
@@ -272,24 +266,19 @@ export const make = (config: Config): Effect.Effect<Service, InvalidOptions> =>
       // so `attempts` reports it, and only a step that made no call is reported `skipped`.
       const seen: { failure: AttemptError | undefined } = { failure: undefined }
       const retrier = tier.retrier
-      // After a failed call, an open breaker would only refuse the next attempt: the failure leaves the retrier at
-      // once (wrapped in `BreakerOpened`, outside the taxonomy, which it passes through untouched) instead of sleeping
-      // a backoff and spending retry budget first.
-      const recordedCall = (limitedCall: Effect.Effect<CompletionResult, AttemptError>) => {
-        const recorded = breaker === undefined ? limitedCall : breaker.execute(limitedCall)
-        return Effect.catchAll(recorded, (error): Effect.Effect<never, AttemptError | BreakerOpened> => {
-          if (isRefusal(error)) return Effect.fail(error)
-          seen.failure = error
-          if (breaker === undefined || retrier === undefined) return Effect.fail(error)
-          return Effect.flatMap(
-            CircuitBreaker.isOpen(breaker),
-            (open) => Effect.fail(open ? new BreakerOpened(error) : error)
-          )
-        })
-      }
+      // After a failed call, an open breaker would only refuse the next attempt: `until` ends the retries at once
+      // instead of sleeping a backoff and spending retry budget first.
+      const until = breaker === undefined ? undefined : () => CircuitBreaker.isOpen(breaker)
+      const recordedCall = (limitedCall: Effect.Effect<CompletionResult, AttemptError>) =>
+        Effect.tapError(breaker === undefined ? limitedCall : breaker.execute(limitedCall), (error) =>
+          Effect.sync(() => {
+            if (!isRefusal(error)) seen.failure = error
+          }))
       const once = (input: CompletionRequest) => {
         const recorded = recordedCall(throughLimiter(input))
-        const retried = retrier === undefined ? recorded : retrier.retry(recorded, { name: tier.provider.name, model })
+        const retried = retrier === undefined
+          ? recorded
+          : retrier.retry(recorded, { name: tier.provider.name, model }, { until })
         return Effect.matchEffect(retried, {
           onSuccess: (result) => {
             if (check !== undefined) {
@@ -301,11 +290,7 @@ export const make = (config: Config): Effect.Effect<Service, InvalidOptions> =>
           },
           onFailure: (failed) => {
             trace.passedScore = undefined
-            const error = failed instanceof BreakerOpened
-              ? failed.error
-              : isRefusal(failed) && seen.failure !== undefined
-              ? seen.failure
-              : failed
+            const error = isRefusal(failed) && seen.failure !== undefined ? seen.failure : failed
             if (check !== undefined && (error._tag === "SoftFailure" || error._tag === "DegradedResponse")) {
               const format = error._tag === "SoftFailure"
                 && (error.reason === "FormatViolation" || error.reason === "SchemaMismatch")
