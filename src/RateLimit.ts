@@ -147,13 +147,14 @@ export interface Limiter {
     run?: (request: CompletionRequestInput) => Effect.Effect<CompletionResult, E, R>
   ) => Effect.Effect<CompletionResult, E | HardFailure | InvalidRequest | RateLimitExceeded, R>
   /**
-   * `provider.stream` under the limit: the permit is held until the stream ends, and the charge is reconciled from
-   * its `StreamEnd`.
+   * `provider.stream` (or `run`, e.g. the provider's stream under a breaker) under the limit: the permit is held until
+   * the stream ends, and the charge is reconciled from its `StreamEnd`.
    */
-  readonly stream: (
+  readonly stream: <E = never>(
     provider: LlmProviderService,
-    request: CompletionRequestInput
-  ) => Stream.Stream<StreamChunk, HardFailure | InvalidRequest | RateLimitExceeded>
+    request: CompletionRequestInput,
+    run?: (request: CompletionRequestInput) => Stream.Stream<StreamChunk, E>
+  ) => Stream.Stream<StreamChunk, E | HardFailure | InvalidRequest | RateLimitExceeded>
   /** The tokens `call` charges up front for this request. */
   readonly estimate: (provider: LlmProviderService, request: CompletionRequestInput) => Effect.Effect<number>
   /** Adapts the key to rate-limit headers seen elsewhere (the limiter reads them from results by itself). */

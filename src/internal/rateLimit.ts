@@ -20,7 +20,7 @@ import * as Fiber from "effect/Fiber"
 import * as Metric from "effect/Metric"
 import * as MetricLabel from "effect/MetricLabel"
 import * as Stream from "effect/Stream"
-import type { CompletionRequestInput, CompletionResult, RateLimitInfo } from "../Llm.js"
+import type { CompletionRequestInput, CompletionResult, RateLimitInfo, StreamChunk } from "../Llm.js"
 import { type HardFailure, InvalidOptions, type InvalidRequest, RateLimitExceeded } from "../LlmError.js"
 import type { Service as LlmProviderService } from "../LlmProvider.js"
 import type { Limiter, Limits, Options, Snapshot, Target } from "../RateLimit.js"
@@ -482,7 +482,11 @@ const makeLimiter = (options: Options, maxWaitMillis: number, store: Store, wind
     })
   }
 
-  const stream: Limiter["stream"] = (provider, request) =>
+  const stream: Limiter["stream"] = <E = never>(
+    provider: LlmProviderService,
+    request: CompletionRequestInput,
+    run?: (request: CompletionRequestInput) => Stream.Stream<StreamChunk, E>
+  ): Stream.Stream<StreamChunk, E | HardFailure | InvalidRequest | RateLimitExceeded> =>
     Stream.unwrapScoped(
       Effect.gen(function*() {
         yield* validateRequest(request)
@@ -497,7 +501,10 @@ const makeLimiter = (options: Options, maxWaitMillis: number, store: Store, wind
             (ticket) => Effect.addFinalizer(() => finish(state, ticket, outcome))
           )
         )
-        return provider.stream(request).pipe(
+        const source: Stream.Stream<StreamChunk, E | HardFailure | InvalidRequest> = run === undefined
+          ? provider.stream(request)
+          : run(request)
+        return source.pipe(
           Stream.tap((chunk) =>
             Effect.sync(() => {
               if (chunk._tag === "StreamEnd") {
