@@ -29,6 +29,7 @@ import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Runtime from "effect/Runtime"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Tracer from "effect/Tracer"
 import { readFileSync } from "node:fs"
@@ -43,6 +44,9 @@ import * as Observability from "../src/Observability.js"
 import * as RateLimit from "../src/RateLimit.js"
 import * as Resilient from "../src/Resilient.js"
 import * as Retry from "../src/Retry.js"
+
+// The benchmarked clients live as long as the process: their scope is never closed.
+const clients = Effect.runSync(Scope.make())
 
 // --- settings ------------------------------------------------------------------------------------------------------
 
@@ -368,9 +372,14 @@ const overhead = async (): Promise<ReadonlyArray<OverheadRow>> => {
   const limiterFull = await Effect.runPromise(RateLimit.make({ limits: { concurrency: CALLERS, rpm: 1e9, tpm: 1e12 } }))
   const stackBreaker = await Effect.runPromise(CircuitBreaker.make({ key: KEY }))
   const stackLimiter = await Effect.runPromise(RateLimit.make({ limits: { concurrency: CALLERS } }))
-  const client = await Effect.runPromise(Resilient.make({ chain: [{ provider, limits: { concurrency: CALLERS } }] }))
+  const client = await Effect.runPromise(
+    Scope.extend(Resilient.make({ chain: [{ provider, limits: { concurrency: CALLERS } }] }), clients)
+  )
   const clientTimeout = await Effect.runPromise(
-    Resilient.make({ chain: [{ provider, limits: { concurrency: CALLERS }, timeout: "30 seconds" }] })
+    Scope.extend(
+      Resilient.make({ chain: [{ provider, limits: { concurrency: CALLERS }, timeout: "30 seconds" }] }),
+      clients
+    )
   )
   const app = ManagedRuntime.make(Logger.minimumLogLevel(LogLevel.None))
   const runtime = await app.runtime()
@@ -621,10 +630,17 @@ interface ThroughputRow {
 }
 
 const throughput = async (): Promise<ReadonlyArray<ThroughputRow>> => {
-  const client = await Effect.runPromise(Resilient.make({ chain: [{ provider, limits: { concurrency: CALLERS } }] }))
-  const narrow = await Effect.runPromise(Resilient.make({ chain: [{ provider, limits: { concurrency: BULKHEAD } }] }))
+  const client = await Effect.runPromise(
+    Scope.extend(Resilient.make({ chain: [{ provider, limits: { concurrency: CALLERS } }] }), clients)
+  )
+  const narrow = await Effect.runPromise(
+    Scope.extend(Resilient.make({ chain: [{ provider, limits: { concurrency: BULKHEAD } }] }), clients)
+  )
   const clientTimeout = await Effect.runPromise(
-    Resilient.make({ chain: [{ provider, limits: { concurrency: CALLERS }, timeout: "30 seconds" }] })
+    Scope.extend(
+      Resilient.make({ chain: [{ provider, limits: { concurrency: CALLERS }, timeout: "30 seconds" }] }),
+      clients
+    )
   )
   const retrier = await Effect.runPromise(Retry.make())
   const breaker = await Effect.runPromise(CircuitBreaker.make({ key: KEY }))

@@ -19,9 +19,10 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
 import * as internal from "./internal/config.js"
 import { InvalidConfig } from "./internal/configError.js"
-import * as internalResilient from "./internal/resilient.js"
+import * as internalResilient from "./internal/resilient/make.js"
 import * as Resilient from "./Resilient.js"
 
 export {
@@ -155,8 +156,9 @@ export const fromFile = (
     (settings) => internal.toResilientConfig(settings, path)
   )
 
-const build = (source: string) => (config: Resilient.Config): Effect.Effect<Resilient.Service, InvalidConfig> =>
-  Effect.mapError(internalResilient.makeFromContext(config), internal.fromInvalidOptions(source))
+const build =
+  (source: string) => (config: Resilient.Config): Effect.Effect<Resilient.Service, InvalidConfig, Scope.Scope> =>
+    Effect.mapError(internalResilient.makeFromContext(config), internal.fromInvalidOptions(source))
 
 /**
  * The `Resilient` client described by a configuration text.
@@ -165,7 +167,7 @@ const build = (source: string) => (config: Resilient.Config): Effect.Effect<Resi
  * @category Layers
  */
 export const layerFromString = (text: string, format: Format): Layer.Layer<Resilient.Resilient, InvalidConfig> =>
-  Layer.effect(Resilient.Resilient, Effect.flatMap(fromString(text, format), build("<string>")))
+  Layer.scoped(Resilient.Resilient, Effect.flatMap(fromString(text, format), build("<string>")))
 
 /**
  * The `Resilient` client described by a configuration file. Provide a `FileSystem` (e.g. `NodeContext.layer`).
@@ -177,7 +179,7 @@ export const layerFromFile = (
   path: string,
   options?: LoadOptions
 ): Layer.Layer<Resilient.Resilient, InvalidConfig, FileSystem.FileSystem> =>
-  Layer.effect(Resilient.Resilient, Effect.flatMap(fromFile(path, options), build(path)))
+  Layer.scoped(Resilient.Resilient, Effect.flatMap(fromFile(path, options), build(path)))
 
 /**
  * The file path (and, optionally, its format) from the environment: `LLM_CONFIG_FILE`, `LLM_CONFIG_FORMAT`.
@@ -222,7 +224,7 @@ export const fileFromEnv: Effect.Effect<
  * @since 0.1.0
  * @category Layers
  */
-export const layer: Layer.Layer<Resilient.Resilient, InvalidConfig, FileSystem.FileSystem> = Layer.effect(
+export const layer: Layer.Layer<Resilient.Resilient, InvalidConfig, FileSystem.FileSystem> = Layer.scoped(
   Resilient.Resilient,
   Effect.flatMap(
     fileFromEnv,

@@ -139,6 +139,18 @@ const describeFailure = (
   return { error: "Unknown", message: "a failure outside the taxonomy", skipped: false }
 }
 
+/**
+ * How a chain reports a step that failed with `error` (the error's tag, reason and message, whether it was skipped,
+ * when it could be tried again). A stream that fails after its commit point is reported the same way.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export const attemptOf = (
+  error: unknown,
+  step: { readonly tier: number; readonly label: string; readonly latencyMs: number }
+): FallbackAttempt => ({ tier: step.tier, label: step.label, ...describeFailure(error), latencyMs: step.latencyMs })
+
 const chainImpl = <A, E, R>(
   tiers: ReadonlyArray<Tier<A, E, R>>,
   options: { readonly when?: ((error: unknown) => boolean) | undefined } = {}
@@ -158,7 +170,7 @@ const chainImpl = <A, E, R>(
             ? Effect.flatMap(Clock.currentTimeMillis, (now) =>
               step(index + 1, [
                 ...attempts,
-                { tier: index + 1, label: tier.label, ...describeFailure(error), latencyMs: now - started }
+                attemptOf(error, { tier: index + 1, label: tier.label, latencyMs: now - started })
               ]))
             : Effect.fail(error)
       }))

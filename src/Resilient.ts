@@ -12,20 +12,18 @@ import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import type * as Stream from "effect/Stream"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import type * as CircuitBreaker from "./CircuitBreaker.js"
-import * as internal from "./internal/resilient.js"
+import * as internal from "./internal/resilient/make.js"
 import type { CompletionRequestInput, CompletionResult, StreamChunk } from "./Llm.js"
 import type {
-  CircuitOpen,
   DegradedReason,
-  DegradedResponse,
   FallbackAttempt,
   FallbackExhausted,
   HardFailure,
   InvalidOptions,
-  InvalidRequest,
-  RateLimitExceeded
+  InvalidRequest
 } from "./LlmError.js"
 import type { Service as LlmProvider } from "./LlmProvider.js"
 import type * as Quality from "./Quality.js"
@@ -62,6 +60,15 @@ export interface Tier {
   readonly limits?: RateLimit.Limits | false | undefined
   /** Per-attempt timeout, inside the breaker so that a timeout counts against the provider. */
   readonly timeout?: Duration.DurationInput | undefined
+  /** A stream's time to its first content chunk (a step that misses it fails over). Default: `timeout`, if set. */
+  readonly firstChunkTimeout?: Duration.DurationInput | undefined
+  /** The longest gap between two chunks of a stream. Default: none. */
+  readonly stallTimeout?: Duration.DurationInput | undefined
+  /**
+   * Hold a stream back until it ended and passed `quality`, so that a soft failure can still fall back (for answers
+   * streamed only for transport, e.g. JSON). Default off; a call's `buffer` overrides it.
+   */
+  readonly buffer?: boolean | undefined
   /** Checks every answer must pass (soft and degraded failures). */
   readonly quality?: Quality.Check | undefined
   /** The model's context window in tokens, for trimming on `ContextLengthExceeded`. Default 128,000. */
@@ -95,6 +102,12 @@ export interface Config {
   readonly strategy?: Strategy | undefined
   /** Try a relaxed request (trimmed history, fewer output tokens, lower temperature) on the same model. Default on. */
   readonly relaxation?: boolean | undefined
+  /**
+   * A stream that fails after its first content chunk continues on the next step, from the text already sent (an
+   * assistant prefill, or a continuation instruction); the caller never sees text twice. Default off: the stream
+   * fails with the text so far as `partialContent`.
+   */
+  readonly continuation?: boolean | undefined
   /**
    * `fallback` (default): a degraded answer moves to the next tier, and is served only if no tier does better.
    * `accept`: a degraded answer (of the listed reasons, or any) is served at once, marked `degraded`.
@@ -153,7 +166,28 @@ export interface ResilientResult extends CompletionResult {
  */
 export interface CallOptions {
   readonly strategy?: Strategy | undefined
+  /** For a stream: hold it back until it passed the tier's checks (see {@link Tier.buffer}). */
+  readonly buffer?: boolean | undefined
 }
+
+/**
+ * The end of a resilient stream: the serving step's `StreamEnd`, with the `ResilientResult` of the whole stream
+ * (the assembled content, who served, after which attempts, at what cost, and whether it is degraded).
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface ResilientStreamEnd extends Extract<StreamChunk, { readonly _tag: "StreamEnd" }> {
+  readonly result: ResilientResult
+}
+
+/**
+ * What a resilient stream emits: the content chunks, then one {@link ResilientStreamEnd}.
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type ResilientStreamChunk = Exclude<StreamChunk, { readonly _tag: "StreamEnd" }> | ResilientStreamEnd
 
 /**
  * @since 0.1.0
@@ -165,13 +199,15 @@ export interface Service {
     options?: CallOptions
   ) => Effect.Effect<ResilientResult, FallbackExhausted | HardFailure | InvalidRequest>
   /**
-   * Streams from the providers in order, each under its breaker and rate limit, failing over before the first
-   * chunk (see `Streaming.failover`). A provider whose breaker is open is skipped without a request.
+   * Streams through the same ladder as `complete`. Until the first content chunk (the commit point) a failure is a
+   * failed step — retried, relaxed, downgraded, failed over, hedged — and when every step fails the last resorts are
+   * streamed (marked `degraded`) or the stream fails with `FallbackExhausted`. After it, a failure ends the stream
+   * with the text so far as `partialContent`, unless `continuation` is on. The end carries the `ResilientResult`.
    */
   readonly stream: (
     request: CompletionRequestInput,
     options?: CallOptions
-  ) => Stream.Stream<StreamChunk, HardFailure | DegradedResponse | InvalidRequest | CircuitOpen | RateLimitExceeded>
+  ) => Stream.Stream<ResilientStreamChunk, FallbackExhausted | HardFailure | InvalidRequest>
   /** Every breaker, keyed `provider:model`. */
   readonly breakers: ReadonlyMap<string, CircuitBreaker.CircuitBreaker>
   readonly limiter: RateLimit.Limiter
@@ -187,11 +223,13 @@ export class Resilient extends Context.Tag("effect-llm-resilience/Resilient")<Re
 
 /**
  * Builds the providers, breakers, limiter, retriers and cache once. Invalid options fail with `InvalidOptions`.
+ * The client lives as long as the `Scope` it is built in: each breaker has a fiber that follows its transitions into
+ * the metrics, and those end when the scope closes (so a dropped client is garbage-collected).
  *
  * @since 0.1.0
  * @category Constructors
  */
-export const make: (config: Config) => Effect.Effect<Service, InvalidOptions> = internal.make
+export const make: (config: Config) => Effect.Effect<Service, InvalidOptions, Scope.Scope> = internal.make
 
 /**
  * {@link make} as a Layer. A `CircuitBreakerRegistry` or a `RateLimiter` in the context (`CircuitBreaker.layer`,
@@ -202,7 +240,7 @@ export const make: (config: Config) => Effect.Effect<Service, InvalidOptions> = 
  * @category Layers
  */
 export const layer = (config: Config): Layer.Layer<Resilient, InvalidOptions> =>
-  Layer.effect(Resilient, internal.makeFromContext(config))
+  Layer.scoped(Resilient, internal.makeFromContext(config))
 
 /**
  * @since 0.1.0
@@ -213,3 +251,15 @@ export const complete = (
   options?: CallOptions
 ): Effect.Effect<ResilientResult, FallbackExhausted | HardFailure | InvalidRequest, Resilient> =>
   Effect.flatMap(Resilient, (service) => service.complete(request, options))
+
+/**
+ * Streams `request` through the `Resilient` client in the context (see {@link Service.stream}).
+ *
+ * @since 0.1.0
+ * @category Accessors
+ */
+export const stream = (
+  request: CompletionRequestInput,
+  options?: CallOptions
+): Stream.Stream<ResilientStreamChunk, FallbackExhausted | HardFailure | InvalidRequest, Resilient> =>
+  Stream.unwrap(Effect.map(Resilient, (service) => service.stream(request, options)))

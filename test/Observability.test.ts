@@ -143,7 +143,7 @@ const schemaKeys = [
 
 describe("Observability", () => {
   describe("metrics", () => {
-    it.effect("a served request: outcome, tokens, cost, latency, success rate, one successful attempt", () =>
+    it.scoped("a served request: outcome, tokens, cost, latency, success rate, one successful attempt", () =>
       Effect.gen(function*() {
         const primary = yield* scripted("obs-ok", [
           ScriptedProvider.success("hi", {
@@ -169,7 +169,7 @@ describe("Observability", () => {
         expect(duration !== undefined && MetricState.isHistogramState(duration) ? duration.sum : -1).toBe(250)
       }))
 
-    it.effect("a fallback: counted on the serving tier with its primary; the primary's fallback rate and errors", () =>
+    it.scoped("a fallback: counted on the serving tier with its primary; the primary's fallback rate and errors", () =>
       Effect.gen(function*() {
         const primary = yield* scripted("obs-fb-a", [ScriptedProvider.failure("ServerError", { status: 503 })])
         const backup = yield* scripted("obs-fb-b", [ScriptedProvider.success("from backup")])
@@ -185,7 +185,7 @@ describe("Observability", () => {
         expect(count("llm.attempts", { ...model("obs-fb-b"), outcome: "success" })).toBe(4)
       }))
 
-    it.effect("failed and refused requests: hard, then rejected once the only breaker is open", () =>
+    it.scoped("failed and refused requests: hard, then rejected once the only breaker is open", () =>
       Effect.gen(function*() {
         const only = yield* scripted("obs-fail", [ScriptedProvider.failure("ServerError", { status: 503 })])
         const client = yield* Resilient.make({
@@ -199,7 +199,7 @@ describe("Observability", () => {
         expect(gauge("llm.request.success_rate", model("obs-fail"))).toBe(0)
       }))
 
-    it.effect("breaker transitions move the state gauge (0 → 2 → 1 → 0) and count by from / to / reason", () =>
+    it.scoped("breaker transitions move the state gauge (0 → 2 → 1 → 0) and count by from / to / reason", () =>
       Effect.gen(function*() {
         let healthy = false
         const primary = yield* scripted(
@@ -229,7 +229,7 @@ describe("Observability", () => {
         expect(gauge("llm.circuit_breaker.state", tags)).toBe(0)
       }))
 
-    it.effect("format compliance and quality scores from the tier's checks", () =>
+    it.scoped("format compliance and quality scores from the tier's checks", () =>
       Effect.gen(function*() {
         const primary = yield* scripted("obs-fmt-a", [ScriptedProvider.success("not json")])
         const scored = yield* scripted("obs-fmt-b", [ScriptedProvider.success("{\"a\":1}")])
@@ -255,7 +255,7 @@ describe("Observability", () => {
         expect(event.attempt).toBe(3)
       }))
 
-    it.effect("rate-limit waits are observed per provider:model (TestClock)", () =>
+    it.scoped("rate-limit waits are observed per provider:model (TestClock)", () =>
       Effect.gen(function*() {
         const primary = yield* scripted("obs-rl", [ScriptedProvider.success("ok")])
         const client = yield* Resilient.make({
@@ -270,7 +270,7 @@ describe("Observability", () => {
         expect(wait !== undefined && MetricState.isHistogramState(wait) ? wait.max : 0).toBeGreaterThan(1_000)
       }))
 
-    it.effect("a passing Quality.score is recorded too, under the step that answered", () =>
+    it.scoped("a passing Quality.score is recorded too, under the step that answered", () =>
       Effect.gen(function*() {
         const primary = yield* scripted("obs-pass", [ScriptedProvider.success("good")])
         const client = yield* Resilient.make({
@@ -281,7 +281,7 @@ describe("Observability", () => {
         expect(JSON.parse(lines[0]!).quality_score).toBe(0.8)
       }))
 
-    it.effect("Observability.recordQualityScore lands in the histogram and the request's event", () =>
+    it.scoped("Observability.recordQualityScore lands in the histogram and the request's event", () =>
       Effect.gen(function*() {
         const primary = yield* scripted("obs-qs", [ScriptedProvider.success("fine")])
         const client = yield* Resilient.make({
@@ -297,7 +297,7 @@ describe("Observability", () => {
   })
 
   describe("log event", () => {
-    it.effect("one JSON line per request, exactly the schema, no prompt text", () =>
+    it.scoped("one JSON line per request, exactly the schema, no prompt text", () =>
       Effect.gen(function*() {
         const primary = yield* scripted("obs-log-a", [ScriptedProvider.failure("ServerError", { status: 503 })])
         const backup = yield* scripted("obs-log-b", [
@@ -335,7 +335,7 @@ describe("Observability", () => {
         expect(new Date(event.ts).toISOString()).toBe(event.ts)
       }))
 
-    it.effect("a failed request logs at error with the primary and the steps tried; ids differ", () =>
+    it.scoped("a failed request logs at error with the primary and the steps tried; ids differ", () =>
       Effect.gen(function*() {
         const only = yield* scripted("obs-log-f", [ScriptedProvider.failure("Unauthorized", { status: 401 })])
         const client = yield* Resilient.make({ chain: [{ provider: only, retry: false }] })
@@ -355,7 +355,7 @@ describe("Observability", () => {
         expect(first.request_id).not.toBe(second.request_id)
       }))
 
-    it.effect("a stream logs one event when it ends: by whom it was served, TTFT, tokens; or that it failed", () =>
+    it.scoped("a stream logs one event when it ends: by whom it was served, TTFT, tokens; or that it failed", () =>
       Effect.gen(function*() {
         const primary = yield* scripted("obs-stream-a", [
           ScriptedProvider.failure("ServerError", { status: 503 }),
@@ -404,7 +404,7 @@ describe("Observability", () => {
         ])
       }))
 
-    it.effect("a stream its consumer stops early logs nothing", () =>
+    it.scoped("a stream its consumer stops early logs nothing", () =>
       Effect.gen(function*() {
         const primary = yield* scripted("obs-stream-d", [
           ScriptedProvider.success("one two three", { chunks: ["one ", "two ", "three"] })
@@ -416,7 +416,7 @@ describe("Observability", () => {
         expect(lines).toEqual([])
       }))
 
-    it.effect("Effect's own loggers print the event on one line: message llm.request, the fields as annotations", () =>
+    it.scoped("Effect's own loggers print the event on one line: message llm.request, the fields as annotations", () =>
       Effect.gen(function*() {
         const primary = yield* scripted("obs-logfmt", [ScriptedProvider.success("ok")])
         const client = yield* Resilient.make({ chain: [{ provider: primary }] })
@@ -436,7 +436,7 @@ describe("Observability", () => {
         expect(line).not.toContain("fallback_from")
       }))
 
-    it.effect("layerJsonLogger takes the place of whichever console logger is installed, so nothing prints twice", () =>
+    it.scoped("layerJsonLogger takes the place of whichever console logger is installed, so nothing prints twice", () =>
       Effect.gen(function*() {
         const installed = Effect.provide(FiberRef.get(FiberRef.currentLoggers), Observability.layerJsonLogger)
         const others = Logger.make(() => undefined)
@@ -454,7 +454,7 @@ describe("Observability", () => {
         }
       }))
 
-    it.effect("makeJsonLogger renders request events and hands other messages on", () =>
+    it.scoped("makeJsonLogger renders request events and hands other messages on", () =>
       Effect.gen(function*() {
         const primary = yield* scripted("obs-json", [ScriptedProvider.success("ok")])
         const client = yield* Resilient.make({ chain: [{ provider: primary }] })
@@ -473,7 +473,7 @@ describe("Observability", () => {
   })
 
   describe("spans", () => {
-    it.effect("one llm.request span with an llm.attempt child per ladder step, GenAI attributes", () =>
+    it.scoped("one llm.request span with an llm.attempt child per ladder step, GenAI attributes", () =>
       Effect.gen(function*() {
         const { spans, tracer } = recordingTracer()
         const primary = yield* scripted("obs-span-a", [ScriptedProvider.failure("ServerError", { status: 503 })])
@@ -516,7 +516,7 @@ describe("Observability", () => {
         expect(request.attributes.get("llm.request_id")).toMatch(/^req_/)
       }))
 
-    it.effect("streams: an llm.stream span and the time to first token", () =>
+    it.scoped("streams: an llm.stream span and the time to first token", () =>
       Effect.gen(function*() {
         const { spans, tracer } = recordingTracer()
         const primary = yield* scripted("obs-ttft", [
@@ -531,7 +531,7 @@ describe("Observability", () => {
         expect(spans.map((span) => span.name)).toContain("llm.stream")
       }))
 
-    it.effect("streams: one llm.attempt span per tier tried, under llm.stream", () =>
+    it.scoped("streams: one llm.attempt span per tier tried, under llm.stream", () =>
       Effect.gen(function*() {
         const { spans, tracer } = recordingTracer()
         const primary = yield* scripted("obs-sspan-a", [ScriptedProvider.failure("ServerError", { status: 503 })])

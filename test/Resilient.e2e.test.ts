@@ -15,7 +15,7 @@ import { completionJson, JSON_HEADERS, useLoopbackServers } from "./support/open
 const servers = useLoopbackServers()
 
 describe("Resilient over real HTTP", () => {
-  it.effect("503 storm → failover → breaker opens (zero calls) → recovery → breaker closes", () =>
+  it.scoped("503 storm → failover → breaker opens (zero calls) → recovery → breaker closes", () =>
     Effect.gen(function*() {
       const path = "/storm/v1/chat/completions"
       const storm = yield* Effect.promise(() =>

@@ -29,7 +29,7 @@ const scripted = (name: string, script: ScriptedProvider.Script, model = `${name
   ScriptedProvider.make({ name, model, script })
 
 describe("Resilient", () => {
-  it.effect("the primary answers: tier 1, no fallback, cost from the price table", () =>
+  it.scoped("the primary answers: tier 1, no fallback, cost from the price table", () =>
     Effect.gen(function*() {
       const primary = yield* scripted("openai", [
         ScriptedProvider.success("hi", { usage: { inputTokens: 1000, outputTokens: 500, totalTokens: 1500 } })
@@ -46,7 +46,7 @@ describe("Resilient", () => {
       expect(result.costUsd).toBeCloseTo(0.002 + 0.004, 10)
     }))
 
-  it.effect("a 503 storm: retries on the primary, then the backup serves, and the attempt is reported", () =>
+  it.scoped("a 503 storm: retries on the primary, then the backup serves, and the attempt is reported", () =>
     Effect.gen(function*() {
       const primary = yield* scripted("openai", [ScriptedProvider.failure("ServerError", { status: 503 })])
       const backup = yield* scripted("anthropic", [ScriptedProvider.success("from backup")])
@@ -65,7 +65,7 @@ describe("Resilient", () => {
       expect((yield* primary.calls).length).toBe(3)
     }))
 
-  it.effect("once the primary's breaker is open, requests skip it with zero calls", () =>
+  it.scoped("once the primary's breaker is open, requests skip it with zero calls", () =>
     Effect.gen(function*() {
       const primary = yield* scripted("openai", [ScriptedProvider.failure("ServerError", { status: 503 })])
       const backup = yield* scripted("anthropic", [ScriptedProvider.success("backup")])
@@ -84,7 +84,7 @@ describe("Resilient", () => {
       expect(yield* client.breakers.get("openai:openai-model")!.state).toBe("Open")
     }))
 
-  it.effect("a caller fault does not fail over", () =>
+  it.scoped("a caller fault does not fail over", () =>
     Effect.gen(function*() {
       const primary = yield* scripted("openai", [ScriptedProvider.failure("BadRequest", { status: 400 })])
       const backup = yield* scripted("anthropic", [ScriptedProvider.success("never")])
@@ -97,7 +97,7 @@ describe("Resilient", () => {
       expect((yield* primary.calls).length).toBe(1)
     }))
 
-  it.effect("relaxation: on ContextLengthExceeded the same model is retried with a trimmed history", () =>
+  it.scoped("relaxation: on ContextLengthExceeded the same model is retried with a trimmed history", () =>
     Effect.gen(function*() {
       const primary = yield* scripted("openai", [
         ScriptedProvider.failure("ContextLengthExceeded", { status: 400 }),
@@ -121,7 +121,7 @@ describe("Resilient", () => {
       expect(second?.request.messages.map((message) => message.role)).toEqual(["system", "user"])
     }))
 
-  it.effect("relaxation then model downgrade on soft failures; quality checks decide", () =>
+  it.scoped("relaxation then model downgrade on soft failures; quality checks decide", () =>
     Effect.gen(function*() {
       const primary = yield* ScriptedProvider.make({
         name: "openai",
@@ -142,7 +142,7 @@ describe("Resilient", () => {
       ])
     }))
 
-  it.effect("a degraded answer falls back, and is served (marked) when nothing better comes", () =>
+  it.scoped("a degraded answer falls back, and is served (marked) when nothing better comes", () =>
     Effect.gen(function*() {
       const primary = yield* scripted("openai", [ScriptedProvider.success("half an", { finishReason: "length" })])
       const backup = yield* scripted("anthropic", [ScriptedProvider.failure("Overloaded", { status: 529 })])
@@ -164,7 +164,7 @@ describe("Resilient", () => {
       expect((yield* backup.calls).length).toBe(1)
     }))
 
-  it.effect("graceful degradation: cache within its TTL, then the static answer, then the typed final error", () =>
+  it.scoped("graceful degradation: cache within its TTL, then the static answer, then the typed final error", () =>
     Effect.gen(function*() {
       const primary = yield* scripted("openai", [
         ScriptedProvider.success("fresh answer"),
@@ -192,7 +192,7 @@ describe("Resilient", () => {
       ])
     }))
 
-  it.effect("a failed request is never cached", () =>
+  it.scoped("a failed request is never cached", () =>
     Effect.gen(function*() {
       const primary = yield* scripted("openai", [
         ScriptedProvider.failure("ServerError"),
@@ -215,7 +215,7 @@ describe("Resilient", () => {
       return { cheap, fast, best }
     })
 
-    it.effect("cost-first, quality-first, ordered and latency-first (from observed latency)", () =>
+    it.scoped("cost-first, quality-first, ordered and latency-first (from observed latency)", () =>
       Effect.gen(function*() {
         const { best, cheap, fast } = yield* providers
         const client = yield* Resilient.make({
@@ -252,7 +252,7 @@ describe("Resilient", () => {
       }))
   })
 
-  it.effect("hedging: the backup starts after the delay and the faster answer wins", () =>
+  it.scoped("hedging: the backup starts after the delay and the faster answer wins", () =>
     Effect.gen(function*() {
       const primary = yield* scripted("openai", [ScriptedProvider.success("slow", { latency: "10 seconds" })])
       const backup = yield* scripted("anthropic", [ScriptedProvider.success("fast", { latency: "1 second" })])
@@ -269,7 +269,7 @@ describe("Resilient", () => {
       expect(yield* client.breakers.get("openai:openai-model")!.state).toBe("Closed")
     }))
 
-  it.effect("a tier whose rate limit is full is skipped without waiting", () =>
+  it.scoped("a tier whose rate limit is full is skipped without waiting", () =>
     Effect.gen(function*() {
       const primary = yield* scripted("openai", [ScriptedProvider.success("primary", { latency: "5 seconds" })])
       const backup = yield* scripted("anthropic", [ScriptedProvider.success("backup")])
@@ -287,7 +287,7 @@ describe("Resilient", () => {
       expect((yield* Fiber.join(first)).servedBy).toBe("openai:openai-model")
     }))
 
-  it.effect("invalid configuration fails at construction naming the path", () =>
+  it.scoped("invalid configuration fails at construction naming the path", () =>
     Effect.gen(function*() {
       const primary = yield* scripted("openai", [ScriptedProvider.success("x")])
       const retry = yield* Effect.flip(Resilient.make({ chain: [{ provider: primary, retry: { maxAttempts: 0 } }] }))
@@ -302,7 +302,7 @@ describe("Resilient", () => {
       expect(downgrade.field).toBe("chain[0].downgrades[1]")
     }))
 
-  it.effect("a tier's adaptMessages output is checked like a request: invalid is InvalidRequest, before any call", () =>
+  it.scoped("a tier's adaptMessages output is checked like a request: invalid is InvalidRequest, before any call", () =>
     Effect.gen(function*() {
       const primary = yield* scripted("openai", [ScriptedProvider.success("never")])
       const client = yield* Resilient.make({ chain: [{ provider: primary, adaptMessages: () => [] }] })
@@ -311,7 +311,7 @@ describe("Resilient", () => {
       expect((yield* primary.calls).length).toBe(0)
     }))
 
-  it.effect("stream: a failure before the first chunk is retried by the tier's policy (Retry-After honoured)", () =>
+  it.scoped("stream: a failure before the first chunk is retried by the tier's policy (Retry-After honoured)", () =>
     Effect.gen(function*() {
       const primary = yield* scripted("openai", [
         ScriptedProvider.failure("RateLimited", { status: 429, retryAfter: "3 seconds" }),
@@ -323,7 +323,7 @@ describe("Resilient", () => {
       expect((yield* primary.calls).map((call) => call.at)).toEqual([0, 3000])
     }))
 
-  it.effect("stream: a failure after the first chunk is not retried (the caller has that text)", () =>
+  it.scoped("stream: a failure after the first chunk is not retried (the caller has that text)", () =>
     Effect.gen(function*() {
       const primary = yield* scripted("openai", [
         ScriptedProvider.failure("ServerError", { status: 502, chunks: ["half "] }),
@@ -335,7 +335,7 @@ describe("Resilient", () => {
       expect((yield* primary.calls).length).toBe(1)
     }))
 
-  it.effect("stream: skips a provider whose breaker is open and streams from the next", () =>
+  it.scoped("stream: skips a provider whose breaker is open and streams from the next", () =>
     Effect.gen(function*() {
       const primary = yield* scripted("openai", [ScriptedProvider.success("primary stream")])
       const backup = yield* scripted("anthropic", [ScriptedProvider.success("backup stream")])
@@ -351,7 +351,7 @@ describe("Resilient", () => {
 describe("Resilient: a breaker that opens during a step", () => {
   const overloaded = ScriptedProvider.failure("Overloaded", { status: 529 })
 
-  it.effect("trips on a retried failure: no backoff is slept, and the step reports the real failure", () =>
+  it.scoped("trips on a retried failure: no backoff is slept, and the step reports the real failure", () =>
     Effect.gen(function*() {
       const primary = yield* scripted("openai", [overloaded])
       const backup = yield* scripted("anthropic", [ScriptedProvider.success("backup")])
@@ -379,7 +379,7 @@ describe("Resilient: a breaker that opens during a step", () => {
       expect(yield* client.breakers.get("openai:openai-model")!.state).toBe("Open")
     }))
 
-  it.effect("opened by other traffic during the backoff: the refused retry still reports the real failure", () =>
+  it.scoped("opened by other traffic during the backoff: the refused retry still reports the real failure", () =>
     Effect.gen(function*() {
       const primary = yield* scripted("openai", [overloaded])
       const backup = yield* scripted("anthropic", [ScriptedProvider.success("backup")])
@@ -396,7 +396,7 @@ describe("Resilient: a breaker that opens during a step", () => {
       ])
     }))
 
-  it.effect("a retry refused by the rate limiter reports the call that was made, not a skip", () =>
+  it.scoped("a retry refused by the rate limiter reports the call that was made, not a skip", () =>
     Effect.gen(function*() {
       const primary = yield* scripted("openai", [overloaded])
       const backup = yield* scripted("anthropic", [ScriptedProvider.success("backup")])
@@ -413,7 +413,7 @@ describe("Resilient: a breaker that opens during a step", () => {
       ])
     }))
 
-  it.effect("a step refused before any call is still reported as skipped", () =>
+  it.scoped("a step refused before any call is still reported as skipped", () =>
     Effect.gen(function*() {
       const primary = yield* scripted("openai", [overloaded])
       const backup = yield* scripted("anthropic", [ScriptedProvider.success("backup")])
@@ -426,7 +426,7 @@ describe("Resilient: a breaker that opens during a step", () => {
 })
 
 describe("Resilient: the tier timeout", () => {
-  it.effect("interrupts a hanging call at the deadline: HardFailure Timeout attempt_timeout, retried, then failover", () =>
+  it.scoped("interrupts a hanging call at the deadline: HardFailure Timeout attempt_timeout, retried, then failover", () =>
     Effect.gen(function*() {
       const primary = yield* scripted("openai", [ScriptedProvider.hang])
       const backup = yield* scripted("anthropic", [ScriptedProvider.success("backup")])
@@ -446,7 +446,7 @@ describe("Resilient: the tier timeout", () => {
       ])
     }))
 
-  it.effect("a call that answers in time is not affected", () =>
+  it.scoped("a call that answers in time is not affected", () =>
     Effect.gen(function*() {
       const primary = yield* scripted("openai", [ScriptedProvider.success("in time", { latency: "4 seconds" })])
       const client = yield* Resilient.make({ chain: [{ provider: primary, timeout: "5 seconds" }] })
@@ -456,7 +456,7 @@ describe("Resilient: the tier timeout", () => {
 })
 
 describe("Resilient: shared breakers and limiter", () => {
-  it.effect("clients given one registry share each provider:model's breaker", () =>
+  it.scoped("clients given one registry share each provider:model's breaker", () =>
     Effect.gen(function*() {
       const registry = yield* CircuitBreaker.makeRegistry({ consecutiveFailures: 1 })
       const primary = yield* scripted("openai", [ScriptedProvider.failure("ServerError", { status: 502 })])
@@ -472,7 +472,7 @@ describe("Resilient: shared breakers and limiter", () => {
       expect((yield* primary.calls).length).toBe(1)
     }))
 
-  it.effect("Resilient.layer takes the registry and the limiter from its context", () =>
+  it.scoped("Resilient.layer takes the registry and the limiter from its context", () =>
     Effect.gen(function*() {
       const primary = yield* scripted("openai", [ScriptedProvider.success("primary")])
       const backup = yield* scripted("anthropic", [ScriptedProvider.success("backup")])
@@ -495,7 +495,7 @@ describe("Resilient: shared breakers and limiter", () => {
       }).pipe(Effect.provide(client.pipe(Layer.provideMerge(shared))))
     }))
 
-  it.effect("settings a shared registry or limiter makes moot are named in a warning", () =>
+  it.scoped("settings a shared registry or limiter makes moot are named in a warning", () =>
     Effect.gen(function*() {
       const primary = yield* scripted("openai", [ScriptedProvider.success("primary")])
       const warnings: Array<string> = []

@@ -873,7 +873,7 @@ describe("OpenAi provider over HTTP", () => {
   })
 
   describe("the API key from configuration", () => {
-    it.effect("Config.redacted: read through the ConfigProvider and sent; a missing one is InvalidOptions apiKey", () =>
+    it.scoped("Config.redacted: read through the ConfigProvider and sent; a missing one is InvalidOptions apiKey", () =>
       Effect.gen(function*() {
         const route = http.route("config-key")
         const endpoint = yield* Effect.promise(() =>

@@ -333,6 +333,7 @@ export const runConfiguration = async (options: RunOptions): Promise<Configurati
     }
     while (inFlight > 0) yield* Effect.sleep(MINUTE)
   }).pipe(
+    Effect.scoped,
     Logger.withMinimumLogLevel(LogLevel.None),
     // Retry's jitter draws from Effect's Random: seeded, a run replays exactly.
     Effect.withRandom(Random.make(scenario.seed + 3))

@@ -1,0 +1,127 @@
+/**
+ * One step of the ladder, whatever the call shape: breaker pre-check → retry → (the shape's call: rate limiter →
+ * breaker admission and record → timeouts → call → checks), then relaxation of the request and the degraded-answer
+ * rules. The step's request is the tier's adapted request for its model.
+ * @internal
+ */
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as CircuitBreaker from "../../CircuitBreaker.js"
+import * as Fallback from "../../Fallback.js"
+import type { CompletionRequest } from "../../Llm.js"
+import { CircuitOpen, DegradedResponse, type RetryBudgetExhausted } from "../../LlmError.js"
+import * as observability from "../observability.js"
+import { validateRequest, withModel } from "../request.js"
+import type { AttemptError, CallShape, Client, Outcome, RequestContext } from "./client.js"
+import type { Step } from "./plan.js"
+
+/** Refused locally, before any call: what `Fallback.chain` reports as skipped. */
+const isRefusal = (error: { readonly _tag: string }): boolean =>
+  error._tag === "CircuitOpen" || error._tag === "RateLimitExceeded"
+
+/**
+ * Refuses a step whose breaker is open before it queues in the rate limiter: admission itself happens inside the
+ * limiter (so that the breaker times the provider, not the queue), and an open breaker should cost no wait.
+ */
+const refuseWhenOpen = (breaker: CircuitBreaker.CircuitBreaker): Effect.Effect<void, CircuitOpen> =>
+  Effect.flatMap(CircuitBreaker.isOpen(breaker), (open) =>
+    open
+      ? Effect.flatMap(breaker.snapshot, (snapshot) =>
+        Effect.fail(
+          new CircuitOpen({
+            key: breaker.key,
+            remaining: snapshot.remainingMs === null ? Duration.infinity : Duration.millis(snapshot.remainingMs)
+          })
+        ))
+      : Effect.void)
+
+/** What a step can fail with: a call's failure, or a retry budget too spent to retry it. @internal */
+export type StepError = AttemptError | RetryBudgetExhausted
+
+/** Runs one step of the plan for `request` through `shape`. @internal */
+export const attempt = <A>(
+  client: Client,
+  shape: CallShape<A>,
+  step: Step,
+  request: CompletionRequest,
+  context: RequestContext
+): Effect.Effect<Outcome<A>, StepError> => {
+  const { label, model, tier } = step
+  const { trace } = context
+  const breaker = client.breakers.get(label)
+  const check = tier.config.quality
+  const refused = breaker === undefined ? undefined : refuseWhenOpen(breaker)
+  // The last failure of a call this step really made. A refusal (`CircuitOpen`, `RateLimitExceeded`) after one — a
+  // retry or a relaxed request refused because the breaker opened or the limiter filled meanwhile — is not what the
+  // step failed of: the step ends with that real failure, so `attempts` reports it, and only a step that made no
+  // call is reported `skipped`.
+  const seen: { failure: AttemptError | undefined } = { failure: undefined }
+  const retrier = tier.retrier
+  // After a failed call, an open breaker would only refuse the next attempt: `until` ends the retries at once
+  // instead of sleeping a backoff and spending retry budget first.
+  const until = breaker === undefined ? undefined : () => CircuitBreaker.isOpen(breaker)
+  const recorded = (input: CompletionRequest) => {
+    const call = shape.call(step, input, context)
+    return Effect.tapError(refused === undefined ? call : Effect.zipRight(refused, call), (error) =>
+      Effect.sync(() => {
+        if (!isRefusal(error)) seen.failure = error
+      }))
+  }
+  const once = (input: CompletionRequest): Effect.Effect<Outcome<A>, StepError> => {
+    const retried = retrier === undefined
+      ? recorded(input)
+      : retrier.retry(recorded(input), { name: tier.provider.name, model }, { until })
+    return Effect.matchEffect(retried, {
+      onSuccess: (value) => {
+        if (check !== undefined && shape.checkedBeforeCommit(step)) {
+          observability.recordFormat(label, true, trace)
+          if (trace.passedScore !== undefined) observability.recordQualityScore(label, trace.passedScore, trace)
+          trace.passedScore = undefined
+        }
+        return Effect.succeed<Outcome<A>>({ value, step, degraded: undefined })
+      },
+      onFailure: (failed) => {
+        trace.passedScore = undefined
+        const error = isRefusal(failed) && seen.failure !== undefined ? seen.failure : failed
+        if (check !== undefined && (error._tag === "SoftFailure" || error._tag === "DegradedResponse")) {
+          const format = error._tag === "SoftFailure"
+            && (error.reason === "FormatViolation" || error.reason === "SchemaMismatch")
+          observability.recordFormat(label, !format, trace)
+        }
+        if (error instanceof DegradedResponse) {
+          if (client.acceptReasons?.includes(error.reason) === true) {
+            return Effect.succeed<Outcome<A>>({
+              value: shape.fromResult(error.result, step),
+              step,
+              degraded: error.reason
+            })
+          }
+          context.degradedSeen.value ??= { value: error.result, step, degraded: error.reason }
+        }
+        return Effect.fail(error)
+      }
+    })
+  }
+  const adapt = tier.config.adaptMessages
+  // Adapted messages are the tier's own code's output: decoded again (the limiter would refuse them otherwise).
+  // A per-step preflight (capability, context window) belongs here, on the adapted request, before `once`.
+  const adapted = adapt === undefined
+    ? Effect.succeed(withModel(request, model))
+    : validateRequest({ ...request, model, messages: adapt(request.messages) })
+  return Effect.flatMap(
+    adapted,
+    (adapted) =>
+      client.config.relaxation === false ? once(adapted) : Effect.catchAll(once(adapted), (error) =>
+        Effect.flatMap(
+          Fallback.relax(adapted, error, {
+            contextWindow: tier.contextWindow,
+            countTokens: tier.provider.countTokens
+          }),
+          Option.match({
+            onNone: () => Effect.fail(error),
+            onSome: once
+          })
+        ))
+  )
+}

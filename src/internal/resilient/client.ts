@@ -1,0 +1,84 @@
+/**
+ * What the engine works with: the client built once (tiers, breakers, limiter, cache, hedgers, latency windows),
+ * the state of one request, and the two call shapes — a completion, or a stream up to its commit point.
+ * @internal
+ */
+import type * as Clock from "effect/Clock"
+import type * as Effect from "effect/Effect"
+import type * as CircuitBreaker from "../../CircuitBreaker.js"
+import type * as Fallback from "../../Fallback.js"
+import type { CompletionRequest, CompletionResult } from "../../Llm.js"
+import type {
+  CircuitOpen,
+  DegradedReason,
+  DegradedResponse,
+  HardFailure,
+  InvalidRequest,
+  RateLimitExceeded,
+  SoftFailure
+} from "../../LlmError.js"
+import type * as RateLimit from "../../RateLimit.js"
+import type { Config } from "../../Resilient.js"
+import type * as observability from "../observability.js"
+import type { BuiltTier, Latencies, Step } from "./plan.js"
+
+/** What one call of a step can fail with. @internal */
+export type AttemptError =
+  | HardFailure
+  | InvalidRequest
+  | RateLimitExceeded
+  | CircuitOpen
+  | SoftFailure
+  | DegradedResponse
+
+/** The client, built once and shared by every request. @internal */
+export interface Client {
+  readonly config: Config
+  readonly tiers: ReadonlyArray<BuiltTier>
+  readonly breakers: ReadonlyMap<string, CircuitBreaker.CircuitBreaker>
+  readonly limiter: RateLimit.Limiter
+  /** Some limit is configured: the limiter's wait is measured. */
+  readonly limited: boolean
+  /** Some tier has quality checks: requests carry a trace for their scores. */
+  readonly checked: boolean
+  readonly cache: Fallback.ResponseCache | undefined
+  /** Completion latency per label (latency-first ordering, the completion hedge's P95). */
+  readonly latency: Latencies
+  /** Time to first token per label (latency-first ordering of streams, the stream hedge's P95). */
+  readonly ttft: Latencies
+  readonly hedgers: { readonly completion: Fallback.Hedger; readonly stream: Fallback.Hedger } | undefined
+  readonly acceptReasons: ReadonlyArray<DegradedReason> | undefined
+}
+
+/** An answer (or, for a stream, a committed stream) and the step that produced it. @internal */
+export interface Outcome<A> {
+  readonly value: A
+  readonly step: Step
+  readonly degraded: DegradedReason | undefined
+}
+
+/** One request in flight. @internal */
+export interface RequestContext {
+  readonly clock: Clock.Clock
+  readonly trace: observability.RequestTrace
+  /** A tracer that exports spans is installed: each step gets an `llm.attempt` span. */
+  readonly traced: boolean
+  readonly primary: string
+  /** The first degraded answer a step gave: served if nothing better comes. */
+  readonly degradedSeen: { value: Outcome<CompletionResult> | undefined }
+}
+
+/**
+ * How a step calls its provider: a completion, or a stream opened up to its commit point. `call` is everything from
+ * the rate limiter inwards (limiter → breaker admission and record → timeouts → call → checks); the attempt pipeline
+ * around it (breaker pre-check, retry, relaxation, adapted messages, degraded answers) and the ladder are shared.
+ * @internal
+ */
+export interface CallShape<A> {
+  readonly call: (step: Step, request: CompletionRequest, context: RequestContext) => Effect.Effect<A, AttemptError>
+  /** A degraded answer served as this shape's value. */
+  readonly fromResult: (result: CompletionResult, step: Step) => A
+  /** The tier's quality check has run when `call` succeeds (a completion; a buffered stream). */
+  readonly checkedBeforeCommit: (step: Step) => boolean
+  readonly hedger: Fallback.Hedger | undefined
+}

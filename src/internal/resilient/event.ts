@@ -1,0 +1,81 @@
+/**
+ * What a request leaves behind, for completions and streams alike: one `llm.attempt` span and attempt metric per
+ * step, and when the request ends one log event, one synchronous block of metric updates and its span's attributes.
+ * @internal
+ */
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import type * as Tracer from "effect/Tracer"
+import type { ResilientResult } from "../../Resilient.js"
+import * as metrics from "../metrics.js"
+import * as observability from "../observability.js"
+import type { Client, RequestContext } from "./client.js"
+
+/** Records a ladder step: its attempt metric, and (when traced) its `llm.attempt` span. @internal */
+export const instrumentStep = <A extends { readonly degraded: unknown }, E, R>(
+  run: Effect.Effect<A, E, R>,
+  label: string,
+  position: number,
+  context: RequestContext
+): Effect.Effect<A, E, R> => {
+  const { primary, trace } = context
+  if (!context.traced) {
+    return Effect.onExit(run, (exit) => Effect.sync(() => observability.recordAttempt(undefined, label, exit, trace)))
+  }
+  const { model, system } = metrics.splitLabel(label)
+  return Effect.useSpan(
+    "llm.attempt",
+    {
+      kind: "client",
+      captureStackTrace: false,
+      attributes: {
+        [metrics.attr.operation]: "chat",
+        [metrics.attr.system]: system,
+        [metrics.attr.requestModel]: model,
+        "llm.attempt": position,
+        ...(position > 1 ? { "llm.fallback_from": primary } : {})
+      }
+    },
+    (span) =>
+      Effect.withParentSpan(
+        Effect.onExit(run, (exit) => Effect.sync(() => observability.recordAttempt(span, label, exit, trace))),
+        span
+      )
+  )
+}
+
+/** @internal */
+export interface RequestStart {
+  readonly span: Tracer.Span | undefined
+  readonly requestId: string
+  readonly primary: string
+  readonly startedAt: number
+}
+
+/** Records a request's outcome (metrics, span attributes, the breaker state gauge) and logs its event. @internal */
+export const reportRequest = (
+  client: Client,
+  start: RequestStart,
+  context: RequestContext,
+  exit: Exit.Exit<ResilientResult, unknown>,
+  ttftMs?: number | undefined
+): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    const answeredBy = Exit.isSuccess(exit) ? exit.value.servedBy : start.primary
+    const breaker = client.breakers.get(answeredBy)
+    const circuitState = breaker === undefined ? undefined : yield* breaker.state
+    if (circuitState !== undefined) {
+      metrics.update(metrics.forLabel(answeredBy).breakerState, metrics.stateValue(circuitState))
+    }
+    const event = observability.recordRequest(exit, {
+      span: start.span,
+      requestId: start.requestId,
+      primary: start.primary,
+      startedAt: start.startedAt,
+      endedAt: context.clock.unsafeCurrentTimeMillis(),
+      trace: context.trace,
+      circuitState,
+      ttftMs
+    })
+    yield* observability.logEvent(event)
+  })

@@ -1,0 +1,58 @@
+/**
+ * The start of a request, shared by `complete` and `stream`: its plan (the strategy's order), its context, and the
+ * trace that a tier's quality scorers write into.
+ * @internal
+ */
+import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
+import type * as Tracer from "effect/Tracer"
+import type { CallOptions } from "../../Resilient.js"
+import * as observability from "../observability.js"
+import type { Client, RequestContext } from "./client.js"
+import type { RequestStart } from "./event.js"
+import { labelOf, type Latencies, order, type Step, stepsOf } from "./plan.js"
+
+/** @internal */
+export interface Started {
+  readonly start: RequestStart
+  readonly context: RequestContext
+  readonly steps: ReadonlyArray<Step>
+}
+
+/** Orders the plan and opens the request's context. `latency`: what latency-first compares. @internal */
+export const begin = (
+  client: Client,
+  options: CallOptions | undefined,
+  span: Tracer.Span | undefined,
+  latency: Latencies
+): Effect.Effect<Started> =>
+  Effect.map(Effect.clock, (clock) => {
+    const ordered = order(client.tiers, options?.strategy ?? client.config.strategy ?? "ordered", latency)
+    const primary = labelOf(ordered[0] ?? client.tiers[0]!)
+    return {
+      start: { span, requestId: observability.nextRequestId(), primary, startedAt: clock.unsafeCurrentTimeMillis() },
+      context: {
+        clock,
+        trace: new observability.RequestTrace(),
+        traced: span !== undefined,
+        primary,
+        degradedSeen: { value: undefined }
+      },
+      steps: stepsOf(ordered)
+    }
+  })
+
+/**
+ * Runs `effect` with the request's trace as `Observability`'s current one, for the scores a tier's checks note (only
+ * chains with checks pay for it). Set and restored by hand: `Effect.locally` costs ~10 µs.
+ * @internal
+ */
+export const withTrace = <A, E>(
+  client: Client,
+  context: RequestContext,
+  effect: Effect.Effect<A, E>
+): Effect.Effect<A, E> =>
+  client.checked
+    ? Effect.flatMap(FiberRef.getAndSet(observability.currentTrace, context.trace), (outer) =>
+      Effect.ensuring(effect, FiberRef.set(observability.currentTrace, outer)))
+    : effect
