@@ -13,8 +13,9 @@ import { dual } from "effect/Function"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import { shouldFallBack } from "./Fallback.js"
+import { continuationRequest, dropRepeated } from "./internal/resilient/continuation.js"
 import { timeoutFail } from "./internal/timeout.js"
-import type { ChatMessage, CompletionRequestInput, StreamChunk } from "./Llm.js"
+import type { CompletionRequestInput, StreamChunk } from "./Llm.js"
 import { DegradedResponse, type HardFailure, hardFailure, type InvalidRequest } from "./LlmError.js"
 
 /**
@@ -126,61 +127,17 @@ export const guard: {
   }))
 })
 
-// Below this many characters an overlap may be coincidence (a space, a word): it is kept.
-const MIN_OVERLAP = 8
-// How much of a continuation is buffered to decide whether it repeats text the caller already has.
-const DECISION_WINDOW = 64
-
 /**
- * Drops the part of a continuation that repeats `delivered`: a model asked to continue sometimes starts over, or
- * re-emits the last words. The first characters are buffered (up to 64) to decide.
+ * Drops the part of a continuation that repeats `delivered`: a model asked to continue sometimes starts over — from
+ * the beginning or from the start of its sentence — or re-emits the last words, often in other case or spacing.
+ * The first characters are held back while they could still be a repeat.
  *
  * @since 0.1.0
  * @category Combinators
  */
-export const dropRepeatedPrefix =
-  (delivered: string) => <E, R>(self: Stream.Stream<StreamChunk, E, R>): Stream.Stream<StreamChunk, E, R> =>
-    Stream.suspend(() => {
-      const window = Math.min(delivered.length, DECISION_WINDOW)
-      let buffer = ""
-      // "deciding" → "restart" (skipping a repeat of `delivered` from its start) or "pass"
-      let mode: "deciding" | "restart" | "pass" = window < MIN_OVERLAP ? "pass" : "deciding"
-      let skipped = 0
-
-      const delta = (text: string): Array<StreamChunk> => text === "" ? [] : [{ _tag: "ContentDelta", text }]
-
-      const skipRestart = (text: string): string => {
-        let i = 0
-        while (i < text.length && skipped < delivered.length && text[i] === delivered[skipped]) {
-          i++
-          skipped++
-        }
-        if (skipped >= delivered.length || i < text.length) mode = "pass"
-        return text.slice(i)
-      }
-
-      const decide = (): string => {
-        const text = buffer
-        buffer = ""
-        if (text.length >= MIN_OVERLAP && delivered.startsWith(text.slice(0, Math.min(text.length, window)))) {
-          mode = "restart"
-          return skipRestart(text)
-        }
-        mode = "pass"
-        for (let k = Math.min(delivered.length, text.length); k >= MIN_OVERLAP; k--) {
-          if (delivered.endsWith(text.slice(0, k))) return text.slice(k)
-        }
-        return text
-      }
-
-      return Stream.mapConcat(self, (chunk): Array<StreamChunk> => {
-        if (chunk._tag !== "ContentDelta") return mode === "deciding" ? [...delta(decide()), chunk] : [chunk]
-        if (mode === "pass") return [chunk]
-        if (mode === "restart") return delta(skipRestart(chunk.text))
-        buffer += chunk.text
-        return buffer.length < window ? [] : delta(decide())
-      })
-    })
+export const dropRepeatedPrefix: (
+  delivered: string
+) => <E, R>(self: Stream.Stream<StreamChunk, E, R>) => Stream.Stream<StreamChunk, E, R> = dropRepeated
 
 /**
  * Anything that streams a request: a provider service, or one wrapped in a breaker or a rate limiter.
@@ -215,23 +172,12 @@ export interface FailoverOptions<E = HardFailure | InvalidRequest> {
   readonly shouldFailover?: ((error: E | HardFailure | DegradedResponse) => boolean) | undefined
 }
 
-/** The instruction sent with a continuation. */
-const CONTINUE = "Continue exactly where your previous message stopped. Do not repeat any of it."
-
-const continuationRequest = (request: CompletionRequestInput, delivered: string): CompletionRequestInput => ({
-  ...request,
-  messages: [
-    ...request.messages,
-    { role: "assistant", content: delivered } satisfies ChatMessage,
-    { role: "user", content: CONTINUE } satisfies ChatMessage
-  ]
-})
-
 /**
  * Streams `request` from the first provider, moving to the next on a failure **before the first content chunk
  * reached the caller** (the commit point). After it, the stream fails with the failure (carrying
  * `partialContent`) — or, with `continuation`, the next provider continues the text: it gets the text so far as an
- * assistant message and an instruction to continue, and any repeat of delivered text is dropped.
+ * assistant prefill (Anthropic) or as an assistant message and an instruction to continue, and any repeat of
+ * delivered text is dropped.
  *
  * @since 0.1.0
  * @category Constructors
@@ -268,7 +214,7 @@ export const failover = <E = HardFailure | InvalidRequest>(
           if (!canMove) return Stream.fail(error)
           if (soFar === "") return from(index + 1, attempt, "")
           return options.continuation === true
-            ? from(index + 1, continuationRequest(request, soFar), soFar)
+            ? from(index + 1, continuationRequest(request, soFar, providers[index + 1]?.name ?? ""), soFar)
             : Stream.fail(error)
         })
       )

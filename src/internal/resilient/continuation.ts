@@ -6,7 +6,7 @@
  */
 import * as Stream from "effect/Stream"
 import type { ChatMessage, CompletionRequest, CompletionRequestInput, StreamChunk } from "../../Llm.js"
-import { prepare, remainder, repeatedLength } from "./overlap.js"
+import { endsInSpace, prepare, repeatedLength } from "./overlap.js"
 
 /** The instruction sent with a continuation. */
 const CONTINUE = "Continue exactly where your previous message stopped. Do not repeat any of it."
@@ -42,17 +42,25 @@ export const dropRepeated =
       const prepared = prepare(delivered)
       let buffer = ""
       let deciding = true
+      // Until the first new character, leading whitespace would double the delivered text's trailing space.
+      let trimming = endsInSpace(delivered)
+      const emit = (raw: string): Array<StreamChunk> => {
+        const text = trimming ? raw.trimStart() : raw
+        if (text === "") return []
+        trimming = false
+        return [{ _tag: "ContentDelta", text }]
+      }
       const decide = (final: boolean): Array<StreamChunk> => {
         const repeated = repeatedLength(prepared, buffer, final)
         if (repeated === undefined) return []
         deciding = false
-        const text = remainder(prepared, buffer, repeated)
+        const rest = buffer.slice(repeated)
         buffer = ""
-        return text === "" ? [] : [{ _tag: "ContentDelta", text }]
+        return emit(rest)
       }
       return Stream.mapConcat(self, (chunk): Array<StreamChunk> => {
-        if (!deciding) return [chunk]
-        if (chunk._tag !== "ContentDelta") return [...decide(true), chunk]
+        if (chunk._tag !== "ContentDelta") return deciding ? [...decide(true), chunk] : [chunk]
+        if (!deciding) return trimming ? emit(chunk.text) : [chunk]
         buffer += chunk.text
         return decide(false)
       })

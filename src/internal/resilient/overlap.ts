@@ -98,17 +98,12 @@ export const repeatedLength = (delivered: Delivered, continuation: string, final
   return undecided ? undefined : 0
 }
 
-/**
- * The continuation without its repeat, joined to the delivered text without a doubled space.
- * @internal
- */
-export const remainder = (delivered: Delivered, continuation: string, repeated: number): string => {
-  const rest = continuation.slice(repeated)
-  return delivered.raw !== "" && isSpace(delivered.raw[delivered.raw.length - 1]!) ? rest.trimStart() : rest
-}
+/** The delivered text ends in whitespace: the continuation's leading whitespace would double it. @internal */
+export const endsInSpace = (delivered: string): boolean => delivered !== "" && isSpace(delivered[delivered.length - 1]!)
 
 /** The whole continuation at once, without what repeats `delivered`. @internal */
 export const dedupe = (delivered: string, continuation: string): string => {
   const prepared = prepare(delivered)
-  return remainder(prepared, continuation, repeatedLength(prepared, continuation, true) ?? 0)
+  const rest = continuation.slice(repeatedLength(prepared, continuation, true) ?? 0)
+  return endsInSpace(delivered) ? rest.trimStart() : rest
 }
