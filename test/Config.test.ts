@@ -37,6 +37,63 @@ chain: [gpt]
 
 const tier = (s: ResilienceConfig.Settings, index: number): ResilienceConfig.TierSettings => s.chain[index]!
 
+describe("ResilienceConfig: stream timeouts and continuation", () => {
+  const STREAMING = `
+continuation: true
+models:
+  - id: gpt
+    provider: openai
+    model: gpt-4.1
+    timeout: 30 seconds
+    first_chunk_timeout: 2 seconds
+    stall_timeout: 5 seconds
+  - id: claude
+    provider: anthropic
+    model: claude-sonnet-4-6
+chain:
+  - gpt
+  - model: claude
+    stall_timeout: 3 seconds
+`
+
+  it.effect("first_chunk_timeout and stall_timeout per model or chain entry; continuation for the chain", () =>
+    Effect.gen(function*() {
+      const s = yield* settings(STREAMING, "yaml")
+      expect(s.continuation).toBe(true)
+      expect(tier(s, 0).firstChunkTimeout).toEqual(Duration.seconds(2))
+      expect(tier(s, 0).stallTimeout).toEqual(Duration.seconds(5))
+      expect(tier(s, 1).firstChunkTimeout).toBeUndefined()
+      expect(tier(s, 1).stallTimeout).toEqual(Duration.seconds(3))
+      const config = yield* ResilienceConfig.toResilientConfig(s).pipe(withEnv(KEYS))
+      expect(config.continuation).toBe(true)
+      expect(config.chain[0].firstChunkTimeout).toEqual(Duration.seconds(2))
+      expect(config.chain[0].stallTimeout).toEqual(Duration.seconds(5))
+    }))
+
+  it.effect("LLM_FIRST_CHUNK_TIMEOUT, LLM_STALL_TIMEOUT and LLM_CONTINUATION override the file", () =>
+    Effect.gen(function*() {
+      const s = yield* settings(STREAMING, "yaml", {
+        LLM_FIRST_CHUNK_TIMEOUT: "1 second",
+        LLM_STALL_TIMEOUT: "4 seconds",
+        LLM_CONTINUATION: "false"
+      })
+      expect(s.continuation).toBe(false)
+      expect([tier(s, 0).firstChunkTimeout, tier(s, 1).firstChunkTimeout]).toEqual([
+        Duration.seconds(1),
+        Duration.seconds(1)
+      ])
+      expect([tier(s, 0).stallTimeout, tier(s, 1).stallTimeout]).toEqual([Duration.seconds(4), Duration.seconds(4)])
+    }))
+
+  it.effect("a stall_timeout that is not a positive duration is refused, naming the key", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(
+        settings(STREAMING.replace("stall_timeout: 5 seconds", "stall_timeout: -1"), "yaml")
+      )
+      expect(JSON.stringify(error)).toContain("stall_timeout")
+    }))
+})
+
 describe("ResilienceConfig: defaults and presets", () => {
   it.effect("a minimal file gets the documented defaults", () =>
     Effect.gen(function*() {
@@ -44,6 +101,7 @@ describe("ResilienceConfig: defaults and presets", () => {
       expect(s).toEqual({
         strategy: "ordered",
         relaxation: true,
+        continuation: false,
         degraded: "fallback",
         rateLimit: {},
         degrade: {},
@@ -369,7 +427,7 @@ hedging: { delay: 1 second }
   it("lists every override variable", () => {
     expect(ResilienceConfig.overrideVariables).toContain("LLM_CIRCUIT_BREAKER_THRESHOLD")
     expect(ResilienceConfig.overrideVariables).toContain("LLM_CACHE_TTL")
-    expect(ResilienceConfig.overrideVariables.length).toBe(27)
+    expect(ResilienceConfig.overrideVariables.length).toBe(30)
   })
 })
 

@@ -60,6 +60,8 @@ export interface TierSettings {
   readonly breaker: CircuitBreaker.Options | false
   readonly limits: RateLimit.Limits | false
   readonly timeout?: Duration.Duration | undefined
+  readonly firstChunkTimeout?: Duration.Duration | undefined
+  readonly stallTimeout?: Duration.Duration | undefined
   readonly contextWindow?: number | undefined
   readonly price?: Resilient.Price | Readonly<Record<string, Resilient.Price>> | undefined
   readonly qualityRank?: number | undefined
@@ -69,6 +71,7 @@ export interface TierSettings {
 export interface Settings {
   readonly strategy: Resilient.Strategy
   readonly relaxation: boolean
+  readonly continuation: boolean
   readonly degraded: "fallback" | "accept" | ReadonlyArray<DegradedReason>
   readonly rateLimit: Omit<RateLimit.Options, "limits" | "perKey">
   readonly chain: readonly [TierSettings, ...Array<TierSettings>]
@@ -383,6 +386,8 @@ export const resolve = (doc: S.Document, env: S.EnvValues): Either.Either<Settin
       m.price === undefined ? [] : [[m.model, toPrice(m.price)] as [string, Resilient.Price]]
     )
     const timeout = env.LLM_TIMEOUT ?? options?.timeout ?? model.timeout ?? doc.timeout
+    const firstChunkTimeout = env.LLM_FIRST_CHUNK_TIMEOUT ?? options?.first_chunk_timeout ?? model.first_chunk_timeout
+    const stallTimeout = env.LLM_STALL_TIMEOUT ?? options?.stall_timeout ?? model.stall_timeout
     tiers.push(compact<TierSettings>({
       id,
       provider: providerOf(model),
@@ -391,6 +396,8 @@ export const resolve = (doc: S.Document, env: S.EnvValues): Either.Either<Settin
       breaker: resolveBreaker(options?.breaker ?? doc.breaker, env),
       limits: model.limits === undefined || model.limits === false ? false : compact({ ...model.limits }),
       timeout: timeout === undefined ? undefined : duration(timeout),
+      firstChunkTimeout: firstChunkTimeout === undefined ? undefined : duration(firstChunkTimeout),
+      stallTimeout: stallTimeout === undefined ? undefined : duration(stallTimeout),
       contextWindow: model.context_window,
       price: prices.length === 0
         ? undefined
@@ -438,6 +445,9 @@ export const resolve = (doc: S.Document, env: S.EnvValues): Either.Either<Settin
   return Either.right(compact<Settings>({
     strategy: env.LLM_STRATEGY ?? doc.strategy ?? "ordered",
     relaxation: env.LLM_RELAXATION === undefined ? doc.relaxation ?? true : S.parseBoolean(env.LLM_RELAXATION),
+    continuation: env.LLM_CONTINUATION === undefined
+      ? doc.continuation ?? false
+      : S.parseBoolean(env.LLM_CONTINUATION),
     degraded: env.LLM_DEGRADED ?? doc.degraded ?? "fallback",
     rateLimit: compact<Settings["rateLimit"]>({
       mode: env.LLM_RATE_LIMIT_MODE ?? rateLimit.mode,
@@ -569,6 +579,8 @@ export const toResilientConfig = (
         breaker: tier.breaker,
         limits: tier.limits,
         timeout: tier.timeout,
+        firstChunkTimeout: tier.firstChunkTimeout,
+        stallTimeout: tier.stallTimeout,
         contextWindow: tier.contextWindow,
         price: tier.price,
         qualityRank: tier.qualityRank
@@ -579,6 +591,7 @@ export const toResilientConfig = (
       chain: tiers as unknown as Resilient.Config["chain"],
       strategy: settings.strategy,
       relaxation: settings.relaxation,
+      continuation: settings.continuation,
       degraded: settings.degraded,
       rateLimit: settings.rateLimit,
       degrade: settings.degrade,

@@ -234,6 +234,8 @@ export const Model = Schema.Struct({
   headers: optional(Schema.Record({ key: Schema.String, value: Schema.String })),
   default_max_tokens: optional(PositiveInt),
   timeout: optional(PositiveDuration),
+  first_chunk_timeout: optional(PositiveDuration),
+  stall_timeout: optional(PositiveDuration),
   context_window: optional(PositiveInt),
   price: optional(Price),
   limits: optional(Schema.Union(Schema.Literal(false), Limits)),
@@ -252,6 +254,8 @@ export const ChainEntry = Schema.Union(
     retry: optional(Retry),
     breaker: optional(Breaker),
     timeout: optional(PositiveDuration),
+    first_chunk_timeout: optional(PositiveDuration),
+    stall_timeout: optional(PositiveDuration),
     quality_rank: optional(NonNegative)
   })
 )
@@ -263,6 +267,7 @@ export type ChainEntry = typeof ChainEntry.Type
 export const Document = Schema.Struct({
   strategy: optional(Strategy),
   relaxation: optional(Schema.Boolean),
+  continuation: optional(Schema.Boolean),
   degraded: optional(Schema.Union(Schema.Literal("fallback", "accept"), Schema.NonEmptyArray(DegradedReason))),
   retry: optional(Retry),
   breaker: optional(Breaker),
@@ -330,6 +335,9 @@ export const env = {
   LLM_RELAXATION: BooleanString,
   LLM_DEGRADED: Schema.Literal("fallback", "accept"),
   LLM_TIMEOUT: PositiveDuration,
+  LLM_FIRST_CHUNK_TIMEOUT: PositiveDuration,
+  LLM_STALL_TIMEOUT: PositiveDuration,
+  LLM_CONTINUATION: BooleanString,
   LLM_RETRY_ENABLED: BooleanString,
   LLM_RETRY_MAX_ATTEMPTS: numeric(PositiveInt, "a positive integer"),
   LLM_RETRY_ATTEMPT_TIMEOUT: PositiveDuration,
