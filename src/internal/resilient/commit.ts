@@ -119,12 +119,15 @@ export const streamShape = (
     const { label, model, tier } = step
     const breaker = client.breakers.get(label)
     const run = (admitted: CompletionRequestInput) => {
-      const guarded = Streaming.guard(tier.provider.stream(admitted), {
-        provider: tier.provider.name,
-        model,
-        firstChunkTimeout: tier.firstChunkTimeout,
-        stallTimeout: tier.stallTimeout
-      })
+      // The guard pulls chunk by chunk: only a tier with stream timeouts pays for it.
+      const guarded = tier.firstChunkTimeout === undefined && tier.stallTimeout === undefined
+        ? tier.provider.stream(admitted)
+        : Streaming.guard(tier.provider.stream(admitted), {
+          provider: tier.provider.name,
+          model,
+          firstChunkTimeout: tier.firstChunkTimeout,
+          stallTimeout: tier.stallTimeout
+        })
       return breaker === undefined ? guarded : breaker.executeStream(guarded)
     }
     const entered = context.clock.unsafeCurrentTimeMillis()
