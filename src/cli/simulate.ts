@@ -19,6 +19,7 @@ import {
   configurations,
   runConfiguration
 } from "../internal/simulation/run.js"
+import type { LatencySummary } from "../internal/simulation/samples.js"
 import {
   type Background,
   type BackgroundKind,
@@ -202,6 +203,14 @@ const availabilityText = (report: ConfigurationReport) =>
 
 const orDash = (value: number | null) => value === null ? "—" : ms(value)
 
+/** `p50 / p99 / max` or `p99 / p99.9 / max`; a dash when no request was answered (nothing to measure). */
+const spread = (summary: LatencySummary, from: "p50" | "p99") =>
+  summary.count === 0
+    ? "— (none answered)"
+    : from === "p50"
+    ? `${ms(summary.p50)} / ${ms(summary.p99)} / ${ms(summary.max)}`
+    : `${ms(summary.p99)} / ${ms(summary.p999)} / ${ms(summary.max)}`
+
 /** The report as text: one row per configuration, then where each answer came from. */
 export const formatReport = ({ realSeconds, reports, scenario }: Simulation): string => {
   const primary = scenario.profiles[0]?.name ?? ""
@@ -240,9 +249,7 @@ export const formatReport = ({ realSeconds, reports, scenario }: Simulation): st
         count(report.degraded + report.truncated),
         `${count(report.duringPrimaryOutage.served)} / ${count(report.duringPrimaryOutage.requests)}`,
         count(report.wastedCalls),
-        `${ms(report.addedLatencyInIncidentsMs.p99)} / ${ms(report.addedLatencyInIncidentsMs.p999)} / ${
-          ms(report.addedLatencyInIncidentsMs.max)
-        }`,
+        spread(report.addedLatencyInIncidentsMs, "p99"),
         `$${report.costUsd.toFixed(2)}`
       ])
     ),
@@ -269,9 +276,7 @@ export const formatReport = ({ realSeconds, reports, scenario }: Simulation): st
               count(incident.callsToProvider),
               orDash(incident.detectMs),
               orDash(incident.recoverMs),
-              `${ms(incident.addedAfterTripMs.p50)} / ${ms(incident.addedAfterTripMs.p99)} / ${
-                ms(incident.addedAfterTripMs.max)
-              }`
+              spread(incident.addedAfterTripMs, "p50")
             ]
           })
         ),
