@@ -70,6 +70,7 @@ export type Reason =
   | "FailureRate"
   | "LatencyP95"
   | "SlowCallRate"
+  | "Hanging"
   | "FatalFailure"
   | "ProbeFailed"
   | "ProbeTimeout"
@@ -144,11 +145,23 @@ export interface Options {
     readonly threshold: Duration.DurationInput
     readonly rate?: number | undefined
   } | undefined
+  /**
+   * Hang detection: opens when the provider has gone silent — at least `calls` (default 5) calls are running, none has
+   * finished since the first of them started, and that one has run longer than `after` (default 3 seconds) or
+   * `multiplier` (default 3) times the learned median latency, whichever is longer. A provider that starts hanging
+   * trips within about `after`, instead of after your attempt timeout has failed `consecutiveFailures` calls. Only
+   * `execute` calls count (a stream runs as long as its answer). `false` turns it off. On by default.
+   */
+  readonly hangs?: false | {
+    readonly after?: Duration.DurationInput | undefined
+    readonly calls?: number | undefined
+    readonly multiplier?: number | undefined
+  } | undefined
   /** How long the breaker stays open before it lets a probe through. Default 60 seconds. */
   readonly cooldown?: Duration.DurationInput | undefined
   /**
    * Grows the cooldown each time a probe fails and the breaker re-opens: `cooldown × factor^n`, capped at `max`.
-   * `true` means factor 2, max 10 minutes. Off by default. Closing resets it.
+   * On by default (`true`: factor 2, max 10 minutes); `false` keeps the cooldown fixed. Closing resets it.
    */
   readonly cooldownGrowth?: boolean | {
     readonly factor?: number | undefined

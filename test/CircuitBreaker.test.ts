@@ -445,11 +445,23 @@ describe("CircuitBreaker", () => {
 
     it.effect("a failed probe re-opens for another cooldown", () =>
       Effect.gen(function*() {
-        const breaker = yield* tripped()
+        const breaker = yield* tripped({ cooldownGrowth: false })
         yield* TestClock.adjust("60 seconds")
         yield* failWith(breaker, soft)
         expect(yield* breaker.state).toBe("Open")
         expect(yield* remainingMs(breaker)).toBe(60_000)
+      }))
+
+    it.effect("by default the cooldown doubles on each failed probe, up to 10 minutes", () =>
+      Effect.gen(function*() {
+        const breaker = yield* tripped()
+        const seen: Array<number> = [yield* remainingMs(breaker)]
+        for (let i = 0; i < 5; i++) {
+          yield* TestClock.adjust(seen[seen.length - 1]!)
+          yield* failWith(breaker, hard())
+          seen.push(yield* remainingMs(breaker))
+        }
+        expect(seen).toEqual([60_000, 120_000, 240_000, 480_000, 600_000, 600_000])
       }))
 
     it.effect("the cooldown grows on each re-open, capped, and resets on close", () =>
@@ -579,7 +591,7 @@ describe("CircuitBreaker", () => {
 
     it.effect("a probe that never finishes is given up on after the probe timeout", () =>
       Effect.gen(function*() {
-        const registry = yield* CircuitBreaker.makeRegistry({ probeTimeout: "30 seconds" })
+        const registry = yield* CircuitBreaker.makeRegistry({ probeTimeout: "30 seconds", cooldownGrowth: false })
         const events = yield* registry.subscribe
         const breaker = yield* registry.get("k")
         yield* repeat(5, failWith(breaker, hard()))
@@ -605,7 +617,7 @@ describe("CircuitBreaker", () => {
 
     it.effect("a late result cannot change a newer period (generation fencing)", () =>
       Effect.gen(function*() {
-        const breaker = yield* tripped({ probeTimeout: "30 seconds", consecutiveFailures: 1 })
+        const breaker = yield* tripped({ probeTimeout: "30 seconds", consecutiveFailures: 1, cooldownGrowth: false })
         yield* TestClock.adjust("60 seconds")
         const late = yield* Deferred.make<void>()
         const probe = yield* Effect.fork(breaker.execute(Effect.zipRight(Deferred.await(late), Effect.fail(hard()))))

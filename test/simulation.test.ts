@@ -3,11 +3,12 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import { simulate } from "../src/cli/simulate.js"
-import { configurations, runConfiguration } from "../src/internal/simulation/run.js"
+import { autoSampling, configurations, runConfiguration } from "../src/internal/simulation/run.js"
 import {
   DAY,
   defaultProfiles,
   HOUR,
+  incidentMinutes,
   incidentWindows,
   makeScenario,
   MINUTE,
@@ -65,8 +66,9 @@ describe("scenario", () => {
     expect(makeScenario({ seed: 8 }).outages).not.toEqual(a.outages)
     for (const profile of defaultProfiles) {
       const own = a.outages.filter((outage) => outage.provider === profile.name)
-      expect(own.length).toBeGreaterThanOrEqual(profile.incidentsPerYear[0])
-      expect(own.length).toBeLessThanOrEqual(profile.incidentsPerYear[1])
+      const [range] = profile.incidents
+      expect(own.length).toBeGreaterThanOrEqual(range!.perYear[0])
+      expect(own.length).toBeLessThanOrEqual(range!.perYear[1])
       for (const outage of own) {
         expect(outage.end).toBeGreaterThan(outage.start)
         expect(outage.end).toBeLessThanOrEqual(YEAR)
@@ -78,9 +80,9 @@ describe("scenario", () => {
     const scenario: Scenario = {
       ...makeScenario({ seed: 1, durationMs: DAY }),
       outages: [
-        { provider: "openai", start: 2 * HOUR, end: 3 * HOUR, kind: "errors" },
-        { provider: "gemini", start: 3 * HOUR + 10 * MINUTE, end: 4 * HOUR, kind: "timeouts" },
-        { provider: "anthropic", start: 10 * HOUR, end: 11 * HOUR, kind: "overloaded" }
+        { provider: "openai", start: 2 * HOUR, end: 3 * HOUR, kind: "errors", share: 1 },
+        { provider: "gemini-openai-compatible", start: 3 * HOUR + 10 * MINUTE, end: 4 * HOUR, kind: "hang", share: 1 },
+        { provider: "anthropic", start: 10 * HOUR, end: 11 * HOUR, kind: "overloaded", share: 1 }
       ]
     }
     expect(incidentWindows(scenario, 15 * MINUTE)).toEqual([
@@ -94,8 +96,7 @@ describe("runConfiguration", () => {
   // One day, the primary down with 503s for an hour, every request simulated.
   const scenario: Scenario = {
     ...makeScenario({ seed: 3, durationMs: DAY }),
-    outages: [{ provider: "openai", start: 6 * HOUR, end: 7 * HOUR, kind: "errors" }],
-    backgroundErrorRate: 0
+    outages: [{ provider: "openai", start: 6 * HOUR, end: 7 * HOUR, kind: "errors", share: 1 }]
   }
   // Quiet hours are sampled; the incident window (±20 minutes) is simulated request by request.
   const run = (name: string, quietSampling = 20) =>
@@ -123,7 +124,12 @@ describe("runConfiguration", () => {
     expect(primary[primary.length - 1]?.to).toBe("Closed")
     expect(primary[primary.length - 1]?.at).toBeGreaterThanOrEqual(7 * HOUR)
     // Falling back costs latency only inside the outage, and the cost of Anthropic's answers shows.
-    expect(full.addedLatencyDuringOutageMs.p50).toBeLessThan(fallback.addedLatencyDuringOutageMs.p50)
+    expect(full.addedLatencyInIncidentsMs.p50).toBeLessThan(fallback.addedLatencyInIncidentsMs.p50)
+    // Every failure is the incident's: background errors are off.
+    expect(single.failedInIncidents).toBe(single.failed)
+    expect(single.failedBackground).toBe(0)
+    expect(full.incidents[0]?.detectMs).toBeLessThan(5 * MINUTE)
+    expect(full.incidents[0]?.recoverMs).not.toBeNull()
     expect(full.costUsd).toBeGreaterThan(single.costUsd)
   })
 
@@ -135,6 +141,60 @@ describe("runConfiguration", () => {
     // Every request of the incident window is simulated, so the outage's failures are counted exactly.
     expect(sampled.failed).toBe(sampled.duringPrimaryOutage.requests)
   })
+})
+
+describe("the simulator against arithmetic", () => {
+  it(
+    "with background errors off, a single provider's availability is 1 − incident minutes ÷ minutes simulated",
+    async () => {
+      for (const seed of [1, 2, 3]) {
+        // 60 days of the paper preset, full outages that fail every call (errors, overload, hangs), 10 requests a minute.
+        const scenario = makeScenario({ seed, durationMs: 60 * DAY, kinds: { errors: 1, overloaded: 1, hang: 1 } })
+        const rate = 10
+        const sampling = autoSampling(scenario, rate)
+        const report = await runConfiguration({
+          scenario,
+          configuration: configuration("single"),
+          requestsPerMinute: rate,
+          quietSampling: sampling
+        })
+        const expected = 1 - incidentMinutes(scenario, "openai") / (scenario.durationMs / MINUTE)
+        // The sampling interval, widened by the Poisson noise of the arrivals inside incidents (simulated exactly, but
+        // random): three standard deviations of the incident failures.
+        const arrivals = (3 * Math.sqrt(Math.max(1, report.failed))) / report.requests
+        const [low, high] = report.availabilityInterval ?? [report.availability, report.availability]
+        expect(report.failedBackground).toBe(0)
+        expect(expected).toBeGreaterThanOrEqual(low - arrivals)
+        expect(expected).toBeLessThanOrEqual(high + arrivals)
+        expect(report.sampling.sampled).toBeGreaterThanOrEqual(10_000)
+      }
+    },
+    120_000
+  )
+})
+
+describe("one incident on demand", () => {
+  it(
+    "a 45-minute hang at 10 requests a second: the default breaker sends at most 60 calls to it and fails nothing",
+    async () => {
+      // Two healthy minutes (the breaker learns the median latency), the outage, two minutes after: every request.
+      const scenario = makeScenario({
+        seed: 1,
+        durationMs: 49 * MINUTE,
+        outage: { provider: "openai", start: 2 * MINUTE, minutes: 45, kind: "hang" }
+      })
+      const full = await runConfiguration({ scenario, configuration: configuration("full"), requestsPerMinute: 600 })
+      const [incident] = full.incidents
+      expect(full.failed).toBe(0)
+      expect(incident!.failed).toBe(0)
+      expect(incident!.requests).toBeGreaterThan(25_000)
+      expect(incident!.callsToProvider).toBeLessThanOrEqual(60)
+      // Detected by hang detection within seconds, not after attempt timeouts pile up.
+      expect(incident!.detectMs).toBeLessThan(10_000)
+      expect(full.breakerChanges.find((change) => change.to === "Open")).toBeDefined()
+    },
+    300_000
+  )
 })
 
 describe("simulate", () => {

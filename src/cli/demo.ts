@@ -128,6 +128,8 @@ const chainConfig = (backend: Backend, timing: Plan, stats: DemoStats, outage: O
     window: 20,
     minimumCalls: 10,
     cooldown: timing.cooldown,
+    // The demo's recovery is scripted to the cooldown: keep it fixed rather than doubling after a failed probe.
+    cooldownGrowth: false,
     probes: 1,
     successThreshold: 1,
     // A probe that never answers re-opens the breaker a little after the tier's own timeout would have fired.

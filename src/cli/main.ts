@@ -17,5 +17,23 @@ const root = Command.make("effect-llm-resilience").pipe(
 
 const cli = Command.run(root, { name: "effect-llm-resilience", version: "0.1.0" })
 
+// @effect/cli styles its help with ANSI codes whatever the output is. Into a pipe or a file, or with NO_COLOR set
+// (no-color.org), they are noise: strip them at the stream.
+const plain = (stream: NodeJS.WriteStream) => {
+  const write = stream.write.bind(stream)
+
+  const ansi = /\u001b\[[0-9;]*m/g
+  stream.write =
+    ((chunk: unknown, ...rest: Array<never>) =>
+      write(typeof chunk === "string" ? chunk.replace(ansi, "") : chunk as Uint8Array, ...rest)) as typeof stream.write
+}
+if (isMainThread && (process.env.NO_COLOR !== undefined && process.env.NO_COLOR !== "")) {
+  plain(process.stdout)
+  plain(process.stderr)
+} else if (isMainThread) {
+  if (process.stdout.isTTY !== true) plain(process.stdout)
+  if (process.stderr.isTTY !== true) plain(process.stderr)
+}
+
 // The simulator's worker threads load this bundle too; only the main thread runs the command line.
 if (isMainThread) cli(process.argv).pipe(Effect.provide(NodeContext.layer), NodeRuntime.runMain)

@@ -321,6 +321,7 @@ const settle = (
   ticket: number,
   startedAt: number,
   probe: string | undefined,
+  watched: boolean,
   exit: Exit.Exit<unknown, unknown>
 ): Effect.Effect<void> => {
   const outcome = classifyExit(self.shared, exit)
@@ -337,7 +338,8 @@ const settle = (
         now - startedAt,
         outcome.retryAfterMs,
         now,
-        begin()
+        begin(),
+        watched
       )
       announcement = settled(self, m, now)
       return [undefined, m]
@@ -356,7 +358,7 @@ const settle = (
 /** Gives back a local probe permit the fleet refused. */
 const releaseLocal = (self: BreakerImpl, ticket: number): Effect.Effect<void> =>
   self.step((m, now, changes) =>
-    machine.record(m, self.shared.config, ticket, machine.IGNORED, 0, 0, undefined, now, changes)
+    machine.record(m, self.shared.config, ticket, machine.IGNORED, 0, 0, undefined, now, changes, false)
   )
 
 /**
@@ -367,6 +369,7 @@ const admit = <A, E, R>(
   self: BreakerImpl,
   clock: Clock.Clock,
   use: (ticket: number, now: number, probe: string | undefined) => Effect.Effect<A, E, R>,
+  watched: boolean,
   retried = false
 ): Effect.Effect<A, E | CircuitOpen, R> => {
   const now = clock.unsafeCurrentTimeMillis()
@@ -375,7 +378,7 @@ const admit = <A, E, R>(
   let announcement: Announcement | undefined
   return Effect.flatMap(
     Ref.modify(self.ref, (m): [number, machine.Machine] => {
-      const ticket = machine.admit(m, self.shared.config, now, begin())
+      const ticket = machine.admit(m, self.shared.config, now, begin(), watched)
       announcement = settled(self, m, now)
       if (ticket === machine.REJECTED) wait = machine.remaining(m, now)
       else probing = m.state === "HalfOpen"
@@ -404,7 +407,7 @@ const admit = <A, E, R>(
                 // The fleet has moved on (closed, or re-opened): follow it, then ask again once.
                 return Effect.zipRight(
                   Effect.zipRight(releaseLocal(self, ticket), self.adopt(answer.remote, answer.reason)),
-                  retried ? Effect.fail(rejection(self.key, 0)) : admit(self, clock, use, true)
+                  retried ? Effect.fail(rejection(self.key, 0)) : admit(self, clock, use, watched, true)
                 )
             }
           }
@@ -425,7 +428,7 @@ export const execute = <A, E, R>(
         ticket === machine.BYPASS
           ? restore(effect)
           // Interrupted, failed or not, an admitted call is settled exactly once, by this one finalizer.
-          : Effect.onExit(restore(effect), (exit) => settle(self, clock, ticket, now, probe, exit)))
+          : Effect.onExit(restore(effect), (exit) => settle(self, clock, ticket, now, probe, true, exit)), true)
     )
   )
 
@@ -436,11 +439,16 @@ export const executeStream = <A, E, R>(
 ): Stream.Stream<A, E | CircuitOpen, R> =>
   Stream.unwrapScoped(
     Effect.uninterruptible(Effect.clockWith((clock) =>
-      admit(self, clock, (ticket, now, probe) =>
-        ticket === machine.BYPASS
-          ? Effect.succeed(stream)
-          // The stream's scope closes with the stream's own exit: completed, failed, or interrupted by its consumer.
-          : Effect.as(Effect.addFinalizer((exit) => settle(self, clock, ticket, now, probe, exit)), stream))
+      admit(
+        self,
+        clock,
+        (ticket, now, probe) =>
+          ticket === machine.BYPASS
+            ? Effect.succeed(stream)
+            // The stream's scope closes with the stream's own exit: completed, failed, or interrupted by its consumer.
+            : Effect.as(Effect.addFinalizer((exit) => settle(self, clock, ticket, now, probe, false, exit)), stream),
+        false
+      )
     ))
   )
 

@@ -56,6 +56,11 @@ export interface Config {
   readonly permits: number
   readonly successThreshold: number
   readonly probeTimeoutMs: number
+  /** A call still running this long (or `hangMultiplier` × the learned median, if longer) is hanging; `undefined`: off. */
+  readonly hangAfterMs: number | undefined
+  readonly hangMultiplier: number
+  /** Hanging calls, with no call finished since the first of them started, that open the breaker. */
+  readonly hangCalls: number
 }
 
 // One slot of the ring buffer packs a call into 16 bits: the failure weight in thousandths (0..1000, 10 bits), and
@@ -89,6 +94,9 @@ export class Machine {
   slowFixed = 0
   baselineMs = 0
   baselineSamples = 0
+  /** Calls admitted (by `execute`) since the last call finished, all still running; and when the first of them was. */
+  waiting = 0
+  waitingSince = Infinity
   // Open
   openedAt = 0
   openUntil = 0
@@ -127,6 +135,8 @@ const transition = (m: Machine, to: State, reason: Reason, at: number, changes: 
   m.state = to
   m.generation++
   m.lastChangeAt = at
+  m.waiting = 0
+  m.waitingSince = Infinity
   m.inFlight = 0
   m.successes = 0
   m.probeDeadline = Infinity
@@ -168,7 +178,9 @@ const close = (m: Machine, reason: Reason, at: number, changes: Array<Change>): 
  */
 export const poll = (m: Machine, config: Config, now: number, changes: Array<Change>): void => {
   for (;;) {
-    if (m.state === "Open" && now >= m.openUntil) {
+    if (m.state === "Closed" && hanging(m, config, now)) {
+      open(m, config, now, "Hanging", undefined, changes)
+    } else if (m.state === "Open" && now >= m.openUntil) {
       transition(m, "HalfOpen", "CooldownElapsed", m.openUntil, changes)
     } else if (m.state === "HalfOpen" && m.inFlight > 0 && now >= m.probeDeadline) {
       open(m, config, m.probeDeadline, "ProbeTimeout", undefined, changes)
@@ -184,9 +196,21 @@ export const poll = (m: Machine, config: Config, now: number, changes: Array<Cha
  *
  * @internal
  */
-export const admit = (m: Machine, config: Config, now: number, changes: Array<Change>): number => {
+export const admit = (
+  m: Machine,
+  config: Config,
+  now: number,
+  changes: Array<Change>,
+  watched: boolean
+): number => {
   switch (m.state) {
     case "Closed":
+      if (hanging(m, config, now)) {
+        open(m, config, now, "Hanging", undefined, changes)
+        return REJECTED
+      }
+      if (watched && config.hangAfterMs !== undefined && m.waiting++ === 0) m.waitingSince = now
+      return m.generation
     case "MetricsOnly":
       return m.generation
     case "Disabled":
@@ -202,6 +226,22 @@ export const admit = (m: Machine, config: Config, now: number, changes: Array<Ch
     return m.generation
   }
   return REJECTED
+}
+
+/**
+ * Hang detection: the provider has gone silent. At least `hangCalls` calls have been admitted since the last call
+ * finished (so all of them are still running), and the first of them has run past the hang threshold: `hangAfterMs`
+ * or `hangMultiplier` × the median latency, whichever is longer. Until the breaker knows the median (a fixed baseline,
+ * or `minimumCalls` successful calls learned) it cannot tell a hang from a burst of long calls, and stays quiet. Two
+ * numbers of state, O(1), and no timer: checked on admission and on state reads, it trips on the first call after it
+ * is due.
+ *
+ * @internal
+ */
+export const hanging = (m: Machine, config: Config, now: number): boolean => {
+  if (config.hangAfterMs === undefined || m.waiting < config.hangCalls) return false
+  const typical = config.baselineMs ?? (m.baselineSamples >= config.minimumCalls ? m.baselineMs : undefined)
+  return typical !== undefined && now - m.waitingSince >= Math.max(config.hangAfterMs, config.hangMultiplier * typical)
 }
 
 /** Milliseconds until a rejected caller could be admitted (at most: a probe may finish sooner). @internal */
@@ -284,9 +324,18 @@ export const record = (
   latencyMs: number,
   retryAfterMs: number | undefined,
   now: number,
-  changes: Array<Change>
+  changes: Array<Change>,
+  watched: boolean
 ): void => {
   if (ticket !== m.generation) return
+  if (verdict !== IGNORED) {
+    // A call finished: the provider is answering, whatever it answered.
+    m.waiting = 0
+    m.waitingSince = Infinity
+  } else if (watched && m.waiting > 0 && now - latencyMs >= m.waitingSince && --m.waiting === 0) {
+    // Interrupted or ignored: it no longer waits, and says nothing about the provider.
+    m.waitingSince = Infinity
+  }
   if (m.state === "HalfOpen") {
     m.inFlight--
     if (verdict === IGNORED) {
@@ -310,7 +359,10 @@ export const record = (
   let slot = weight
   if (slowAgainstBaseline(m, config, latencyMs)) slot |= SLOW_BASELINE
   if (config.slowCallMs !== undefined && latencyMs > config.slowCallMs) slot |= SLOW_FIXED
-  if (verdict === SUCCESS && config.latencyMultiplier !== undefined && config.baselineMs === undefined) {
+  if (
+    verdict === SUCCESS && (config.latencyMultiplier !== undefined || config.hangAfterMs !== undefined)
+    && config.baselineMs === undefined
+  ) {
     learnBaseline(m, config, latencyMs)
   }
   push(m, config, slot)

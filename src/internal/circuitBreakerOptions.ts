@@ -25,7 +25,10 @@ export const defaults = {
   maxCooldown: Duration.minutes(10),
   probes: 1,
   successThreshold: 1,
-  probeTimeout: Duration.minutes(2)
+  probeTimeout: Duration.minutes(2),
+  hangAfter: Duration.seconds(3),
+  hangCalls: 5,
+  hangMultiplier: 3
 } as const
 
 // Errors that say the caller (or a local policy) refused the call: the provider never had a chance to fail.
@@ -160,8 +163,12 @@ export const resolve = (options: Api.Options): Effect.Effect<Settings, InvalidOp
     const cooldownMs = yield* millis("cooldown", options.cooldown ?? defaults.cooldown, true)
     let growthFactor = 1
     let maxCooldownMs = cooldownMs
-    if (options.cooldownGrowth !== undefined && options.cooldownGrowth !== false) {
-      const growth = options.cooldownGrowth === true ? {} : options.cooldownGrowth
+    // On by default: a provider that is still down after a probe is probed less and less often (Envoy's outlier
+    // ejection grows the same way), so a long outage costs a handful of probes, not one a minute.
+    if (options.cooldownGrowth !== false) {
+      const growth = options.cooldownGrowth === true || options.cooldownGrowth === undefined
+        ? {}
+        : options.cooldownGrowth
       growthFactor = growth.factor ?? defaults.growthFactor
       if (!(Number.isFinite(growthFactor) && growthFactor >= 1)) {
         return yield* invalid("cooldownGrowth.factor", "must be a finite number of at least 1")
@@ -179,6 +186,19 @@ export const resolve = (options: Api.Options): Effect.Effect<Settings, InvalidOp
       options.successThreshold ?? defaults.successThreshold
     )
     const probeTimeoutMs = yield* millis("probeTimeout", options.probeTimeout ?? defaults.probeTimeout, false)
+
+    let hangAfterMs: number | undefined
+    let hangCalls: number = defaults.hangCalls
+    let hangMultiplier: number = defaults.hangMultiplier
+    if (options.hangs !== false) {
+      const hangs = options.hangs ?? {}
+      hangAfterMs = yield* millis("hangs.after", hangs.after ?? defaults.hangAfter, false)
+      hangCalls = yield* positiveInteger("hangs.calls", hangs.calls ?? defaults.hangCalls)
+      hangMultiplier = hangs.multiplier ?? defaults.hangMultiplier
+      if (!(Number.isFinite(hangMultiplier) && hangMultiplier >= 1)) {
+        return yield* invalid("hangs.multiplier", "must be a finite number of at least 1")
+      }
+    }
 
     const classify = options.classify ?? defaultClassify
     const ignore = options.ignore ?? defaultIgnore
@@ -201,7 +221,10 @@ export const resolve = (options: Api.Options): Effect.Effect<Settings, InvalidOp
         retryAfter,
         permits,
         successThreshold,
-        probeTimeoutMs
+        probeTimeoutMs,
+        hangAfterMs,
+        hangMultiplier,
+        hangCalls
       },
       ignore,
       classify

@@ -236,6 +236,7 @@ const breakerOptions = (section: S.BreakerSection): CircuitBreaker.Options => {
   const growth = section.cooldown_growth
   const latency = section.latency
   const slow = section.slow_calls
+  const hangs = section.hangs
   return compact<CircuitBreaker.Options>({
     ...CircuitBreaker.presets[section.preset ?? "balanced"],
     ...compact<CircuitBreaker.Options>({
@@ -259,7 +260,12 @@ const breakerOptions = (section: S.BreakerSection): CircuitBreaker.Options => {
       }),
       slowCalls: slow === undefined || slow === false
         ? slow
-        : compact({ threshold: duration(slow.threshold), rate: slow.rate })
+        : compact({ threshold: duration(slow.threshold), rate: slow.rate }),
+      hangs: hangs === undefined || hangs === false ? hangs : compact({
+        after: hangs.after === undefined ? undefined : duration(hangs.after),
+        calls: hangs.calls,
+        multiplier: hangs.multiplier
+      })
     })
   })
 }

@@ -199,6 +199,14 @@ export const BreakerSection = Schema.Struct({
   slow_calls: optional(Schema.Union(
     Schema.Literal(false),
     Schema.Struct({ threshold: PositiveDuration, rate: optional(Percent) })
+  )),
+  hangs: optional(Schema.Union(
+    Schema.Literal(false),
+    Schema.Struct({
+      after: optional(PositiveDuration),
+      calls: optional(PositiveInt),
+      multiplier: optional(GreaterThanOne)
+    })
   ))
 })
 

@@ -122,6 +122,7 @@ const reasons: ReadonlySet<string> = new Set<Api.Reason>([
   "FatalFailure",
   "ProbeFailed",
   "ProbeTimeout",
+  "Hanging",
   "CooldownElapsed",
   "ProbesSucceeded",
   "Manual"

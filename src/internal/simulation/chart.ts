@@ -245,13 +245,15 @@ export const renderHtml = (scenario: Scenario, reports: ReadonlyArray<Configurat
     `<tr><td>${escape(report.title)}</td><td>${percent(report.availability)}</td><td>${
       Math.round(report.failed).toLocaleString("en-US")
     }</td><td>${Math.round(report.wastedCalls).toLocaleString("en-US")}</td><td>${
-      Math.round(report.addedLatencyDuringOutageMs.p50)
-    } / ${Math.round(report.addedLatencyDuringOutageMs.p99)} ms</td><td>$${report.costUsd.toFixed(2)}</td></tr>`
+      Math.round(report.addedLatencyInIncidentsMs.p99)
+    } / ${Math.round(report.addedLatencyInIncidentsMs.p999)} / ${
+      Math.round(report.addedLatencyInIncidentsMs.max)
+    } ms</td><td>$${report.costUsd.toFixed(2)}</td></tr>`
   ).join("")
   return `<!doctype html><html><head><meta charset="utf-8"><title>effect-llm-resilience simulation</title>
 <style>body{font-family:system-ui,sans-serif;margin:24px;color:#111827}table{border-collapse:collapse}td,th{padding:4px 10px;border-bottom:1px solid #e5e7eb;text-align:right}td:first-child,th:first-child{text-align:left}</style>
 </head><body><h1>Simulated ${Math.round(scenario.durationMs / DAY)} days, seed ${scenario.seed}</h1>
 <p>${scenario.outages.length} incidents. Every request went through the real library code in virtual time.</p>
-<table><tr><th>configuration</th><th>availability</th><th>failed</th><th>calls to a down provider</th><th>added latency in incidents p50 / p99</th><th>cost</th></tr>${rows}</table>
+<table><tr><th>configuration</th><th>availability</th><th>failed</th><th>calls to a down provider</th><th>added latency in incidents p99 / p99.9 / max</th><th>cost</th></tr>${rows}</table>
 ${sections.join("\n")}</body></html>\n`
 }

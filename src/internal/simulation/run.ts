@@ -12,7 +12,8 @@ import * as Stream from "effect/Stream"
 import { PCGRandom } from "effect/Utils"
 import type { CompletionRequestInput } from "../../Llm.js"
 import * as Resilient from "../../Resilient.js"
-import { incidentWindows, MINUTE, OutageIndex, type Scenario } from "./scenario.js"
+import { type LatencySummary, Samples, wilson } from "./samples.js"
+import { incidentWindows, MINUTE, type Outage, OutageIndex, type Scenario } from "./scenario.js"
 import { makeUpstream } from "./upstream.js"
 import { VirtualTime } from "./virtualTime.js"
 
@@ -79,54 +80,12 @@ export const configurations: ReadonlyArray<Configuration> = [
     name: "full",
     title: "full stack",
     description:
-      "three providers, retry, a breaker per provider:model, 10 s attempt timeouts, then the cache and a static answer",
+      "three providers, retry, the library's default breaker per provider:model, 10 s attempt timeouts, then the cache and a static answer",
     tiers: 3,
-    policies: {
-      retry: { deadline: "30 seconds" },
-      breaker: { consecutiveFailures: 3, cooldown: "30 seconds", cooldownGrowth: { max: "5 minutes" } },
-      timeout: "10 seconds"
-    },
+    policies: { retry: { deadline: "30 seconds" }, timeout: "10 seconds" },
     degrade: { cache: { ttl: "1 hour", capacity: 1_000 }, staticResponse: "The assistant is busy; please retry." }
   }
 ]
-
-/** Weighted samples, growable, without boxing: a year of latencies. */
-class Samples {
-  private values = new Float64Array(1 << 14)
-  private weights = new Float64Array(1 << 14)
-  size = 0
-  totalWeight = 0
-  weightedSum = 0
-  push(value: number, weight: number): void {
-    if (this.size === this.values.length) {
-      const values = new Float64Array(this.values.length * 2)
-      const weights = new Float64Array(this.values.length * 2)
-      values.set(this.values)
-      weights.set(this.weights)
-      this.values = values
-      this.weights = weights
-    }
-    this.values[this.size] = value
-    this.weights[this.size++] = weight
-    this.totalWeight += weight
-    this.weightedSum += value * weight
-  }
-  get mean(): number {
-    return this.totalWeight === 0 ? 0 : this.weightedSum / this.totalWeight
-  }
-  quantile(q: number): number {
-    if (this.size === 0) return 0
-    const order = Uint32Array.from({ length: this.size }, (_, index) => index)
-    order.sort((a, b) => this.values[a]! - this.values[b]!)
-    const target = q * this.totalWeight
-    let seen = 0
-    for (const index of order) {
-      seen += this.weights[index]!
-      if (seen >= target) return this.values[index]!
-    }
-    return this.values[order[order.length - 1]!]!
-  }
-}
 
 export interface BreakerChange {
   readonly at: number
@@ -149,6 +108,25 @@ export interface ProviderCalls {
   readonly callsDuringOutage: number
 }
 
+/** One incident of the primary, as the application lived it. */
+export interface IncidentReport {
+  readonly start: number
+  readonly end: number
+  readonly kind: Outage["kind"]
+  readonly share: number
+  /** Requests that arrived during it, and how many of them failed. */
+  readonly requests: number
+  readonly failed: number
+  /** Calls the primary received during it. */
+  readonly callsToProvider: number
+  /** From its start to the primary's breaker opening; `null`: no breaker opened. */
+  readonly detectMs: number | null
+  /** From its end to the primary's breaker closing; `null`: it did not close (or there is no breaker). */
+  readonly recoverMs: number | null
+  /** Added latency of the answered requests that arrived after the breaker opened (all of them without a breaker). */
+  readonly addedAfterTripMs: LatencySummary
+}
+
 export interface ConfigurationReport {
   readonly name: ConfigurationName
   readonly title: string
@@ -159,26 +137,51 @@ export interface ConfigurationReport {
   readonly simulatedRequests: number
   /** Fresh answers from a provider. */
   readonly served: number
+  /** Fresh answers cut short (`finishReason: "length"`, from a "degraded" incident). */
+  readonly truncated: number
   /** Answers from the cache or the static answer. */
   readonly degraded: number
   readonly failed: number
+  /** Failed requests whose lifetime overlapped an incident of a provider of the chain. */
+  readonly failedInIncidents: number
+  /** The other failed requests: the background error rate's. */
+  readonly failedBackground: number
   /** `served / requests`. */
   readonly availability: number
+  /** 95 % interval of `availability` from the quiet-time sampling; `null` when every request was simulated. */
+  readonly availabilityInterval: readonly [number, number] | null
+  /** Quiet time: one request in `factor` simulated; `sampled` of them. */
+  readonly sampling: { readonly factor: number; readonly sampled: number }
   /** Requests that arrived while the primary was in an incident, and how many of them got a fresh answer. */
   readonly duringPrimaryOutage: { readonly requests: number; readonly served: number; readonly degraded: number }
   readonly servedBy: Readonly<Record<string, number>>
   readonly providerCalls: Readonly<Record<string, ProviderCalls>>
   /** Calls sent to a provider while it was down. */
   readonly wastedCalls: number
-  /** End-to-end latency of answered requests minus the latency of the call that answered: waits, retries, failover. */
-  readonly addedLatencyMs: { readonly p50: number; readonly p99: number; readonly mean: number }
-  /** The same, over requests that arrived during a primary incident only. */
-  readonly addedLatencyDuringOutageMs: { readonly p50: number; readonly p99: number }
-  readonly latencyMs: { readonly p50: number; readonly p99: number }
+  /** End-to-end latency of answered requests. */
+  readonly latencyMs: LatencySummary
+  /**
+   * Over answered requests that arrived during a primary incident: end-to-end latency minus the latency of the call
+   * that answered (waits, retries, failover).
+   */
+  readonly addedLatencyInIncidentsMs: LatencySummary
+  readonly incidents: ReadonlyArray<IncidentReport>
   readonly costUsd: number
   readonly breakerChanges: ReadonlyArray<BreakerChange>
   readonly timeline: Timeline
   readonly real: { readonly seconds: number; readonly timersFired: number; readonly tasksRun: number }
+}
+
+/** Quiet-time requests simulated at least (below twice this, every request is). */
+export const MIN_QUIET_SAMPLES = 10_000
+export const WINDOW_MARGIN = 20 * MINUTE
+
+/** One quiet request in N, so that at least {@link MIN_QUIET_SAMPLES} are simulated; 1 for short runs. */
+export const autoSampling = (scenario: Scenario, requestsPerMinute: number, margin = WINDOW_MARGIN): number => {
+  const busy = incidentWindows(scenario, margin).reduce((sum, window) => sum + window.end - window.start, 0)
+  const quiet = ((scenario.durationMs - busy) / MINUTE) * requestsPerMinute
+  // 5 % over: arrivals are Poisson, and 5 % is five standard deviations of 10,000.
+  return quiet < 2 * MIN_QUIET_SAMPLES ? 1 : Math.floor(quiet / (1.05 * MIN_QUIET_SAMPLES))
 }
 
 export interface RunOptions {
@@ -188,7 +191,7 @@ export interface RunOptions {
   readonly requestsPerMinute: number
   /**
    * Outside the windows around incidents only one request in `quietSampling` is simulated, and counted
-   * `quietSampling` times. 1 simulates every request. Default 1.
+   * `quietSampling` times. 1 simulates every request. Default 1; see {@link autoSampling}.
    */
   readonly quietSampling?: number | undefined
   /** How far around each incident every request is simulated. Default 20 minutes. */
@@ -229,7 +232,8 @@ export const runConfiguration = async (options: RunOptions): Promise<Configurati
   const trafficRandom = new PCGRandom(scenario.seed + 1)
   const upstreamRandom = new PCGRandom(scenario.seed + 2)
   const profiles = scenario.profiles.slice(0, configuration.tiers)
-  const plan = segments(scenario, options.quietSampling ?? 1, options.windowMargin ?? 20 * MINUTE)
+  const sampling = options.quietSampling ?? 1
+  const plan = segments(scenario, sampling, options.windowMargin ?? WINDOW_MARGIN)
   let weight = 1
   const upstreams = profiles.map((profile) =>
     makeUpstream(profile, scenario, outages, upstreamRandom, now, () => weight)
@@ -243,20 +247,26 @@ export const runConfiguration = async (options: RunOptions): Promise<Configurati
   const failedSeries = series.length - 1
   const seriesIndex = new Map(series.map((name, index) => [name, index]))
   const servedBy: Record<string, number> = {}
-  const added = new Samples()
   const addedDuringOutage = new Samples()
   const total = new Samples()
+  const chainNames = profiles.map((profile) => profile.name)
   const tally = {
     requests: 0,
     simulated: 0,
     served: 0,
+    truncated: 0,
     degraded: 0,
     failed: 0,
+    failedInIncidents: 0,
     cost: 0,
     outageRequests: 0,
     outageServed: 0,
-    outageDegraded: 0
+    outageDegraded: 0,
+    quietSampled: 0,
+    quietServed: 0
   }
+  // Per primary incident: requests, failures, and (arrival, added latency) of the answered ones.
+  const perOutage = new Map<Outage, { requests: number; failed: number; answered: Array<number> }>()
   const breakerChanges: Array<BreakerChange> = []
   const requests: ReadonlyArray<CompletionRequestInput> = Array.from({ length: PROMPTS }, (_, index) => ({
     messages: [{ role: "user", content: `Simulated question ${index}` }],
@@ -265,13 +275,23 @@ export const runConfiguration = async (options: RunOptions): Promise<Configurati
   const perMs = options.requestsPerMinute / MINUTE
 
   const handle = (client: Resilient.Service, request: CompletionRequestInput, arrived: number, w: number) => {
-    const inOutage = outages.at(primary, arrived) !== undefined
+    const outage = outages.at(primary, arrived)
     return Effect.map(Effect.exit(client.complete(request)), (exit) => {
       const bucket = Math.min(buckets - 1, Math.floor(arrived / bucketMs))
       const elapsed = time.now - arrived
-      if (inOutage) tally.outageRequests += w
+      const incident = outage === undefined
+        ? undefined
+        : perOutage.get(outage) ?? { requests: 0, failed: 0, answered: [] }
+      if (outage !== undefined && incident !== undefined) {
+        perOutage.set(outage, incident)
+        incident.requests += w
+        tally.outageRequests += w
+      }
+      if (w > 1) tally.quietSampled++
       if (Exit.isFailure(exit)) {
         tally.failed += w
+        if (outages.overlaps(chainNames, arrived, time.now)) tally.failedInIncidents += w
+        if (incident !== undefined) incident.failed += w
         counts[failedSeries]![bucket]! += w
         return
       }
@@ -281,17 +301,22 @@ export const runConfiguration = async (options: RunOptions): Promise<Configurati
       if (result.degraded === undefined) {
         const extra = Math.max(0, elapsed - result.latencyMs)
         tally.served += w
+        if (w > 1) tally.quietServed++
+        if (result.finishReason === "length") tally.truncated += w
         tally.cost += result.costUsd * w
-        added.push(extra, w)
-        if (inOutage) {
+        if (incident !== undefined) {
           tally.outageServed += w
           addedDuringOutage.push(extra, w)
+          incident.answered.push(arrived, extra)
         }
         counts[seriesIndex.get(result.servedBy) ?? degradedSeries]![bucket]! += w
       } else {
         tally.degraded += w
-        if (inOutage) tally.outageDegraded += w
-        added.push(elapsed, w)
+        if (incident !== undefined) {
+          tally.outageDegraded += w
+          addedDuringOutage.push(elapsed, w)
+          incident.answered.push(arrived, elapsed)
+        }
         counts[degradedSeries]![bucket]! += w
       }
     })
@@ -346,6 +371,45 @@ export const runConfiguration = async (options: RunOptions): Promise<Configurati
   if (Exit.isFailure(exit)) throw new Error(`the ${configuration.name} simulation failed: ${String(exit.cause)}`)
   options.onProgress?.(1)
   const providerCalls = Object.fromEntries(upstreams.map(({ counters, provider }) => [provider.key, { ...counters }]))
+  const primaryKey = upstreams[0]?.provider.key ?? ""
+  const primaryCalls = upstreams[0]?.byOutage ?? new Map<Outage, number>()
+  const incidents = scenario.outages.filter((outage) => outage.provider === primary).map((outage): IncidentReport => {
+    const own = perOutage.get(outage) ?? { requests: 0, failed: 0, answered: [] }
+    const opened = breakerChanges.find((change) =>
+      change.key === primaryKey && change.to === "Open" && change.at >= outage.start && change.at < outage.end
+    )
+    const closed = opened === undefined
+      ? undefined
+      : breakerChanges.find((change) => change.key === primaryKey && change.to === "Closed" && change.at >= outage.end)
+    const trip = opened?.at ?? outage.start
+    const after = new Samples()
+    for (let index = 0; index < own.answered.length; index += 2) {
+      if (own.answered[index]! >= trip) after.push(own.answered[index + 1]!, 1)
+    }
+    return {
+      start: outage.start,
+      end: outage.end,
+      kind: outage.kind,
+      share: outage.share,
+      requests: own.requests,
+      failed: own.failed,
+      callsToProvider: primaryCalls.get(outage) ?? 0,
+      detectMs: opened === undefined ? null : opened.at - outage.start,
+      recoverMs: closed === undefined ? null : closed.at - outage.end,
+      addedAfterTripMs: after.summary()
+    }
+  })
+  const availability = tally.requests === 0 ? 1 : tally.served / tally.requests
+  let availabilityInterval: readonly [number, number] | null = null
+  if (sampling > 1 && tally.requests > 0) {
+    const [low, high] = wilson(tally.quietServed, tally.quietSampled)
+    const quietRequests = tally.quietSampled * sampling
+    const windowServed = tally.served - tally.quietServed * sampling
+    availabilityInterval = [
+      (windowServed + low * quietRequests) / tally.requests,
+      (windowServed + high * quietRequests) / tally.requests
+    ]
+  }
   return {
     name: configuration.name,
     title: configuration.title,
@@ -353,9 +417,14 @@ export const runConfiguration = async (options: RunOptions): Promise<Configurati
     requests: tally.requests,
     simulatedRequests: tally.simulated,
     served: tally.served,
+    truncated: tally.truncated,
     degraded: tally.degraded,
     failed: tally.failed,
-    availability: tally.requests === 0 ? 1 : tally.served / tally.requests,
+    failedInIncidents: tally.failedInIncidents,
+    failedBackground: tally.failed - tally.failedInIncidents,
+    availability,
+    availabilityInterval,
+    sampling: { factor: sampling, sampled: tally.quietSampled },
     duringPrimaryOutage: {
       requests: tally.outageRequests,
       served: tally.outageServed,
@@ -364,9 +433,9 @@ export const runConfiguration = async (options: RunOptions): Promise<Configurati
     servedBy,
     providerCalls,
     wastedCalls: upstreams.reduce((sum, { counters }) => sum + counters.callsDuringOutage, 0),
-    addedLatencyMs: { p50: added.quantile(0.5), p99: added.quantile(0.99), mean: added.mean },
-    addedLatencyDuringOutageMs: { p50: addedDuringOutage.quantile(0.5), p99: addedDuringOutage.quantile(0.99) },
-    latencyMs: { p50: total.quantile(0.5), p99: total.quantile(0.99) },
+    latencyMs: total.summary(),
+    addedLatencyInIncidentsMs: addedDuringOutage.summary(),
+    incidents,
     costUsd: tally.cost,
     breakerChanges,
     timeline: { bucketMs, series, counts },

@@ -1,6 +1,6 @@
 /**
- * A simulated upstream: an `LlmProvider` whose answers follow the scenario — log-normal latency when healthy, a
- * small background error rate, and 5xx / overload / hanging calls during its incidents. It plays the provider's
+ * A simulated upstream: an `LlmProvider` whose answers follow the scenario — log-normal latency when healthy, an
+ * optional background error rate, and 5xx / overload / hanging / slow / truncated answers during its incidents. It plays the provider's
  * servers, not library code: everything in front of it (retry, breakers, limits, fallback) is the real library.
  *
  * `ScriptedProvider` keeps every call in a list; a year of traffic needs counters instead.
@@ -13,7 +13,7 @@ import type { ChatMessage, CompletionResult } from "../../Llm.js"
 import { makeUsage } from "../../Llm.js"
 import { hardFailure } from "../../LlmError.js"
 import type { Service } from "../../LlmProvider.js"
-import type { OutageIndex, ProviderProfile, Scenario } from "./scenario.js"
+import type { Outage, OutageIndex, ProviderProfile, Scenario } from "./scenario.js"
 
 /** Weighted like the requests that made the calls (see `quietSampling`). */
 export interface UpstreamCounters {
@@ -30,6 +30,9 @@ const HANG_MS = 120_000
 const LATENCY_SIGMA = 0.35
 
 const ANSWER = "A simulated answer."
+const TRUNCATED = "A simulated"
+/** A "slow" incident: healthy answers, this many times slower. */
+const SLOW_FACTOR = 10
 
 /** A standard normal deviate (Box–Muller), for log-normal latencies. */
 const gaussian = (random: PCGRandom): number =>
@@ -42,10 +45,18 @@ export const makeUpstream = (
   random: PCGRandom,
   now: () => number,
   weight: () => number
-): { readonly provider: Service; readonly counters: UpstreamCounters } => {
+): {
+  readonly provider: Service
+  readonly counters: UpstreamCounters
+  /** Calls received during each of its incidents. */
+  readonly byOutage: Map<Outage, number>
+} => {
   const counters: UpstreamCounters = { calls: 0, callsDuringOutage: 0 }
+  const byOutage = new Map<Outage, number>()
   const { name, model } = profile
   const usage = makeUsage(INPUT_TOKENS, OUTPUT_TOKENS)
+  const { background } = scenario
+  const backgroundTotal = background.mix["500"] + background.mix["429"] + background.mix.timeout
 
   const failAfter = (
     millis: number,
@@ -64,35 +75,50 @@ export const makeUpstream = (
       const started = now()
       counters.calls += weight()
       const outage = outages.at(name, started)
+      let slow = 1
+      let truncated = false
       if (outage !== undefined) {
         counters.callsDuringOutage += weight()
-        switch (outage.kind) {
-          case "errors":
-            return failAfter(150 + random.number() * 450, { reason: "ServerError", status: 503 }, requestModel)
-          case "overloaded":
-            return failAfter(
-              100 + random.number() * 200,
-              { reason: "Overloaded", status: 529, retryAfter: Duration.seconds(30) },
-              requestModel
-            )
-          case "timeouts":
-            return failAfter(HANG_MS, { reason: "Timeout", providerCode: "client_timeout" }, requestModel)
+        byOutage.set(outage, (byOutage.get(outage) ?? 0) + weight())
+        if (outage.share >= 1 || random.number() < outage.share) {
+          switch (outage.kind) {
+            case "errors":
+              return failAfter(150 + random.number() * 450, { reason: "ServerError", status: 503 }, requestModel)
+            case "overloaded":
+              return failAfter(
+                100 + random.number() * 200,
+                { reason: "Overloaded", status: 529, retryAfter: Duration.seconds(30) },
+                requestModel
+              )
+            case "hang":
+              return failAfter(HANG_MS, { reason: "Timeout", providerCode: "client_timeout" }, requestModel)
+            case "slow":
+              slow = SLOW_FACTOR
+              break
+            case "degraded":
+              truncated = true
+              break
+          }
         }
+      } else if (background.rate > 0 && random.number() < background.rate) {
+        let pick = random.number() * backgroundTotal
+        pick -= background.mix["500"]
+        if (pick < 0) return failAfter(300, { reason: "ServerError", status: 500 }, requestModel)
+        pick -= background.mix["429"]
+        if (pick < 0) {
+          return failAfter(50, { reason: "RateLimited", status: 429, retryAfter: Duration.seconds(2) }, requestModel)
+        }
+        return failAfter(HANG_MS, { reason: "Timeout", providerCode: "client_timeout" }, requestModel)
       }
-      if (random.number() < scenario.backgroundErrorRate) {
-        return random.number() < 0.5
-          ? failAfter(300, { reason: "ServerError", status: 500 }, requestModel)
-          : failAfter(50, { reason: "RateLimited", status: 429, retryAfter: Duration.seconds(2) }, requestModel)
-      }
-      const latency = profile.medianLatencyMs * Math.exp(LATENCY_SIGMA * gaussian(random))
+      const latency = slow * profile.medianLatencyMs * Math.exp(LATENCY_SIGMA * gaussian(random))
       return Effect.as(
         Effect.sleep(Duration.millis(latency)),
         {
-          content: ANSWER,
+          content: truncated ? TRUNCATED : ANSWER,
           usage,
           model: requestModel,
           provider: name,
-          finishReason: "stop",
+          finishReason: truncated ? "length" : "stop",
           latencyMs: latency
         } satisfies CompletionResult
       )
@@ -106,5 +132,5 @@ export const makeUpstream = (
     stream: () => Stream.dieMessage("the simulator sends completions only"),
     countTokens: (messages: ReadonlyArray<ChatMessage>) => Effect.succeed(messages.length * 4 + INPUT_TOKENS)
   }
-  return { provider, counters }
+  return { provider, counters, byOutage }
 }
