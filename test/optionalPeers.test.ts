@@ -37,12 +37,12 @@ describe("optional peers not installed", () => {
 
   it.scoped("Prometheus.layer and layerServer: InvalidOptions naming every package to install", () =>
     Effect.gen(function*() {
-      const layers: ReadonlyArray<Layer.Layer<unknown, { readonly _tag: string }>> = [
-        Prometheus.layer(),
-        Prometheus.layerServer({ port: 0 })
+      const builds = [
+        Effect.flip(Layer.build(Prometheus.layer())),
+        Effect.flip(Layer.build(Prometheus.layerServer({ port: 0 })))
       ]
-      for (const layer of layers) {
-        const error = yield* Effect.flip(Layer.build(layer))
+      for (const build of builds) {
+        const error = yield* build
         expect(error._tag).toBe("InvalidOptions")
         if (error._tag !== "InvalidOptions") continue
         expect(error.field).toBe("prometheus")

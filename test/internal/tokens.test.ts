@@ -105,8 +105,8 @@ describe("countTokens", () => {
 describe("estimateTokens (without gpt-tokenizer)", () => {
   const english = [
     "You are a terse assistant. Answer in one sentence.",
-    "Explain retries with exponential backoff and jitter, in plain English. The circuit breaker opens after five " +
-    "consecutive failures, and the client then fails over to the backup provider within milliseconds.",
+    "Explain retries with exponential backoff and jitter, in plain English. The circuit breaker opens after five "
+    + "consecutive failures, and the client then fails over to the backup provider within milliseconds.",
     "function add(a: number, b: number): number { return a + b } // 12345 67890",
     "The quick brown fox jumps over the lazy dog. ".repeat(20)
   ]
