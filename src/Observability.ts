@@ -72,6 +72,51 @@ export const Metrics = {
 } as const
 
 /**
+ * The OpenTelemetry GenAI client metrics, recorded beside the `llm.*` ones for every request:
+ * `gen_ai.client.operation.duration` (seconds) and `gen_ai.client.token.usage` (by `gen_ai.token.type`), tagged
+ * `gen_ai.operation.name` = `chat`, `gen_ai.provider.name` and `gen_ai.request.model`.
+ *
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const GenAiMetrics = {
+  operationDuration: metrics.genAiOperationDuration,
+  tokenUsage: metrics.genAiTokenUsage
+} as const
+
+/**
+ * The GenAI conventions' metric names.
+ *
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const genAiMetricNames: ReadonlyArray<string> = metrics.genAiNames
+
+/**
+ * The GenAI conventions' span name of a chat call, `chat {model}`.
+ *
+ * @since 0.1.0
+ * @category Spans
+ */
+export const genAiSpanName: (model: string) => string = metrics.genAiSpanName
+
+/**
+ * The GenAI conventions' request attributes of a span: `gen_ai.operation.name`, `gen_ai.provider.name`,
+ * `gen_ai.request.model`, `gen_ai.request.max_tokens`, `gen_ai.request.temperature`, and `server.address` /
+ * `server.port` from the base URL.
+ *
+ * @since 0.1.0
+ * @category Spans
+ */
+export const genAiRequestAttributes: (request: {
+  readonly provider: string
+  readonly model: string
+  readonly maxTokens?: number | undefined
+  readonly temperature?: number | undefined
+  readonly baseURL?: string | undefined
+}) => Record<string, string | number> = metrics.genAiRequestAttributes
+
+/**
  * The metric names.
  *
  * @since 0.1.0
