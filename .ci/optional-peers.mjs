@@ -80,14 +80,18 @@ const checkPrometheus = (format, prometheus) =>
     const scraped = yield* Effect.either(Effect.flatMap(prometheus.makeScraper(), (scrape) => scrape))
     if (hidden.some((name) => prometheus.packages.includes(name))) {
       const error = scraped._tag === "Left" ? scraped.left : undefined
-      if (error?._tag !== "InvalidOptions" || !prometheus.packages.every((name) => error.reason.includes(`"${name}"`))) {
+      if (
+        error?._tag !== "InvalidOptions" || !prometheus.packages.every((name) => error.reason.includes(`"${name}"`))
+      ) {
         throw new Error(`${format}: without the OpenTelemetry packages, expected InvalidOptions, got ${String(error)}`)
       }
     } else if (scraped._tag === "Left" || !scraped.right.includes("target_info")) {
       throw new Error(`${format}: the scrape failed: ${scraped._tag === "Left" ? scraped.left : scraped.right}`)
     }
   }).pipe(Effect.scoped)
-for (const [format, lib] of [["esm", await import("../dist/prometheus.js")], ["cjs", require("../dist/prometheus.cjs")]]) {
+for (
+  const [format, lib] of [["esm", await import("../dist/prometheus.js")], ["cjs", require("../dist/prometheus.cjs")]]
+) {
   await Effect.runPromise(checkPrometheus(format, lib))
 }
 process.stdout.write(`optional peers ok (ESM and CJS; hidden: ${process.env.HIDE || "none"})\n`)
