@@ -4,7 +4,18 @@ const shared: Pick<Options, "sourcemap" | "target" | "splitting" | "external"> =
   sourcemap: true,
   target: "node20",
   splitting: true,
-  external: ["openai", "@anthropic-ai/sdk", "@copilotkit/aimock", "ioredis"]
+  // Every optional peer stays a runtime import (loaded lazily, or by the bin only), never bundled.
+  external: [
+    "openai",
+    "@anthropic-ai/sdk",
+    "@copilotkit/aimock",
+    "ioredis",
+    "gpt-tokenizer",
+    "@effect/cli",
+    "@effect/platform-node",
+    "@effect/opentelemetry",
+    /^@opentelemetry\//
+  ]
 }
 
 // `npm run build` empties dist/ first: two configs build side by side and must not clean each other's output.
@@ -14,7 +25,8 @@ export default defineConfig([
     entry: {
       index: "src/index.ts",
       "testing/index": "src/testing/index.ts",
-      redis: "src/Redis.ts"
+      redis: "src/Redis.ts",
+      prometheus: "src/Prometheus.ts"
     },
     format: ["esm", "cjs"],
     dts: true

@@ -33,6 +33,9 @@ const check = (format, lib) =>
       if (built._tag === "Left") {
         throw new Error(`${format}: ${pkg} is installed but the provider failed: ${built.left}`)
       }
+      // Exact with gpt-tokenizer, an estimate without it: either way a positive count.
+      const tokens = yield* built.right.countTokens(request.messages)
+      if (!(tokens > 0)) throw new Error(`${format}: ${pkg}: countTokens gave ${tokens}`)
       const failure = yield* Effect.flip(built.right.complete(request))
       if (failure._tag !== "HardFailure" || failure.reason !== "Connection") {
         throw new Error(`${format}: ${pkg}: a refused connection classified as ${failure._tag}/${failure.reason}`)
@@ -51,7 +54,13 @@ const checkTesting = (format, testing) =>
     })
     const answer = yield* scripted.complete(request)
     if (answer.content !== "pong") throw new Error(`${format}: ScriptedProvider answered ${answer.content}`)
-    if (hidden.includes("@copilotkit/aimock")) return
+    if (hidden.includes("@copilotkit/aimock")) {
+      const error = yield* Effect.flip(testing.ProviderEmulator.make)
+      if (error._tag !== "InvalidOptions" || !error.reason.includes(`"@copilotkit/aimock"`)) {
+        throw new Error(`${format}: without aimock, expected InvalidOptions naming it, got ${String(error)}`)
+      }
+      return
+    }
     const emulator = yield* testing.ProviderEmulator.make
     if (!emulator.openAiBaseUrl.startsWith("http://127.0.0.1:")) throw new Error(`${format}: emulator not started`)
   }).pipe(Effect.scoped)
@@ -64,5 +73,25 @@ const testingEsm = await import("../dist/testing/index.js")
 const testingCjs = require("../dist/testing/index.cjs")
 for (const [format, lib] of [["esm", testingEsm], ["cjs", testingCjs]]) {
   await Effect.runPromise(checkTesting(format, lib))
+}
+// `/prometheus`: a scrape with the OpenTelemetry packages, InvalidOptions naming them without.
+const checkPrometheus = (format, prometheus) =>
+  Effect.gen(function*() {
+    const scraped = yield* Effect.either(Effect.flatMap(prometheus.makeScraper(), (scrape) => scrape))
+    if (hidden.some((name) => prometheus.packages.includes(name))) {
+      const error = scraped._tag === "Left" ? scraped.left : undefined
+      if (
+        error?._tag !== "InvalidOptions" || !prometheus.packages.every((name) => error.reason.includes(`"${name}"`))
+      ) {
+        throw new Error(`${format}: without the OpenTelemetry packages, expected InvalidOptions, got ${String(error)}`)
+      }
+    } else if (scraped._tag === "Left" || !scraped.right.includes("target_info")) {
+      throw new Error(`${format}: the scrape failed: ${scraped._tag === "Left" ? scraped.left : scraped.right}`)
+    }
+  }).pipe(Effect.scoped)
+for (
+  const [format, lib] of [["esm", await import("../dist/prometheus.js")], ["cjs", require("../dist/prometheus.cjs")]]
+) {
+  await Effect.runPromise(checkPrometheus(format, lib))
 }
 process.stdout.write(`optional peers ok (ESM and CJS; hidden: ${process.env.HIDE || "none"})\n`)

@@ -1,16 +1,14 @@
 /**
  * What a Resilient client tells the outside world: Effect metrics tagged with the OpenTelemetry GenAI attributes
  * (`gen_ai.system`, `gen_ai.request.model`), one structured log event per request, a span per request and per
- * ladder step, a Prometheus `/metrics` endpoint, and alert rules evaluated in process (typed events) or by
+ * ladder step, and alert rules evaluated in process (typed events) or by
  * Prometheus (`docs/prometheus/alerts.yml`).
  *
- * `Resilient` records all of it by itself; this module holds the definitions, the logger, the exporter Layer and
- * the alert evaluator. See docs/observability.md.
+ * `Resilient` records all of it by itself; this module holds the definitions, the logger and
+ * the alert evaluator. The Prometheus endpoint is `effect-llm-resilience/prometheus`. See docs/observability.md.
  *
  * @since 0.1.0
  */
-import type * as HttpServer from "@effect/platform/HttpServer"
-import type * as HttpServerError from "@effect/platform/HttpServerError"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -24,7 +22,6 @@ import type * as Stream from "effect/Stream"
 import * as metrics from "./internal/metrics.js"
 import * as internal from "./internal/observability.js"
 import * as alerts from "./internal/observabilityAlerts.js"
-import * as prometheus from "./internal/observabilityPrometheus.js"
 
 // --- metrics -------------------------------------------------------------------------------------------------------
 
@@ -73,6 +70,51 @@ export const Metrics = {
   formatComplianceRate: metrics.formatComplianceRate,
   qualityScore: metrics.qualityScore
 } as const
+
+/**
+ * The OpenTelemetry GenAI client metrics, recorded beside the `llm.*` ones for every request:
+ * `gen_ai.client.operation.duration` (seconds) and `gen_ai.client.token.usage` (by `gen_ai.token.type`), tagged
+ * `gen_ai.operation.name` = `chat`, `gen_ai.provider.name` and `gen_ai.request.model`.
+ *
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const GenAiMetrics = {
+  operationDuration: metrics.genAiOperationDuration,
+  tokenUsage: metrics.genAiTokenUsage
+} as const
+
+/**
+ * The GenAI conventions' metric names.
+ *
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const genAiMetricNames: ReadonlyArray<string> = metrics.genAiNames
+
+/**
+ * The GenAI conventions' span name of a chat call, `chat {model}`.
+ *
+ * @since 0.1.0
+ * @category Spans
+ */
+export const genAiSpanName: (model: string) => string = metrics.genAiSpanName
+
+/**
+ * The GenAI conventions' request attributes of a span: `gen_ai.operation.name`, `gen_ai.provider.name`,
+ * `gen_ai.request.model`, `gen_ai.request.max_tokens`, `gen_ai.request.temperature`, and `server.address` /
+ * `server.port` from the base URL.
+ *
+ * @since 0.1.0
+ * @category Spans
+ */
+export const genAiRequestAttributes: (request: {
+  readonly provider: string
+  readonly model: string
+  readonly maxTokens?: number | undefined
+  readonly temperature?: number | undefined
+  readonly baseURL?: string | undefined
+}) => Record<string, string | number> = metrics.genAiRequestAttributes
 
 /**
  * The metric names.
@@ -201,54 +243,6 @@ export const layerJsonLogger: Layer.Layer<never> = Layer.scopedDiscard(
  * @category Spans
  */
 export const spanNames = { request: "llm.request", attempt: "llm.attempt", stream: "llm.stream" } as const
-
-// --- Prometheus ----------------------------------------------------------------------------------------------------
-
-/**
- * @since 0.1.0
- * @category Prometheus
- */
-export interface PrometheusOptions {
-  /** Default 9464 (the OpenTelemetry Prometheus exporter's port). 0 picks a free port. */
-  readonly port?: number | undefined
-  /** Default `127.0.0.1`; `0.0.0.0` to be scraped from other hosts. */
-  readonly host?: string | undefined
-  /** Default `/metrics`. */
-  readonly path?: string | undefined
-  /** `service_name` of the `target_info` series. Default `effect-llm-resilience`. */
-  readonly serviceName?: string | undefined
-}
-
-/**
- * Serves every Effect metric of the process in the Prometheus text format on `GET /metrics`, through
- * `@effect/opentelemetry`'s metric producer and `@opentelemetry/exporter-prometheus`'s serializer, on a Node HTTP
- * server. Metric names become Prometheus names the OpenTelemetry way: dots → underscores, counters get `_total`.
- * The Layer also provides the `HttpServer` (its `address`, useful with port 0).
- *
- * @since 0.1.0
- * @category Prometheus
- */
-export const layerPrometheus: (options?: PrometheusOptions) => Layer.Layer<
-  HttpServer.HttpServer,
-  HttpServerError.ServeError
-> = prometheus.layer
-
-/**
- * The scrape itself, for serving `/metrics` from your own router: registers a Prometheus reader for the scope and
- * returns an Effect that renders every Effect metric in the Prometheus text format.
- *
- * @since 0.1.0
- * @category Prometheus
- */
-export const makePrometheusScraper: (
-  options?: Pick<PrometheusOptions, "serviceName">
-) => Effect.Effect<Effect.Effect<string>, never, Scope.Scope> = prometheus.makeScraper
-
-/**
- * @since 0.1.0
- * @category Prometheus
- */
-export const prometheusContentType: string = prometheus.contentType
 
 // --- alerts --------------------------------------------------------------------------------------------------------
 

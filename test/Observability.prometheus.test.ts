@@ -1,4 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
@@ -8,6 +9,7 @@ import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as Observability from "../src/Observability.js"
+import * as Prometheus from "../src/Prometheus.js"
 import * as Resilient from "../src/Resilient.js"
 import * as ScriptedProvider from "../src/testing/ScriptedProvider.js"
 
@@ -37,7 +39,7 @@ const startPrometheus = (target: string, port: number) =>
   Effect.acquireRelease(
     Effect.sync(() => {
       if (!existsSync(PROMETHEUS)) {
-        throw new Error(`${PROMETHEUS} is missing: install Debian's prometheus package (.ci/run does)`)
+        throw new Error(`${PROMETHEUS} is missing: install Debian's prometheus package (npm test's pretest step does)`)
       }
       const dir = mkdtempSync(join(tmpdir(), "llm-prometheus-"))
       writeFileSync(join(dir, "alerts.yml"), readFileSync(join(docs, "prometheus", "alerts.yml")))
@@ -98,9 +100,9 @@ describe("Observability over Prometheus", () => {
     "a real Prometheus scrapes /metrics and answers the series through its query API",
     () =>
       Effect.gen(function*() {
-        const metricsPort = yield* freePort
         const prometheusPort = yield* freePort
-        yield* Layer.build(Observability.layerPrometheus({ port: metricsPort }))
+        const server = Context.get(yield* Layer.build(Prometheus.layerServer({ port: 0 })), Prometheus.Server)
+        const metricsPort = server.port
 
         const primary = yield* ScriptedProvider.make({
           name: "promtest",
@@ -113,7 +115,7 @@ describe("Observability over Prometheus", () => {
 
         // The endpoint itself: Prometheus text format, our names and GenAI labels.
         const response = yield* Effect.promise(() => fetch(`http://127.0.0.1:${metricsPort}/metrics`))
-        expect(response.headers.get("content-type")).toBe(Observability.prometheusContentType)
+        expect(response.headers.get("content-type")).toBe(Prometheus.contentType)
         const text = yield* Effect.promise(() => response.text())
         expect(text).toMatch(
           /^llm_requests_total\{gen_ai_system="promtest",gen_ai_request_model="gpt-prom",outcome="success",llm_primary="promtest:gpt-prom"[^}]*\} 2$/m

@@ -31,10 +31,10 @@ import * as S from "./configSchema.js"
 // models
 // -----------------------------------------------------------------------------
 
-/** @internal */
+/** The configuration file's format. Public as `ResilienceConfig.Format`. */
 export type Format = "yaml" | "toml"
 
-/** @internal */
+/** One model's provider, as the file describes it. Public as `ResilienceConfig.ProviderSettings`. */
 export interface ProviderSettings {
   readonly type: "openai" | "anthropic" | "openai-compatible"
   readonly model: string
@@ -49,7 +49,7 @@ export interface ProviderSettings {
   readonly defaultMaxTokens?: number | undefined
 }
 
-/** @internal */
+/** One step of the chain, resolved. Public as `ResilienceConfig.TierSettings`. */
 export interface TierSettings {
   /** The model id in the file. */
   readonly id: string
@@ -67,7 +67,7 @@ export interface TierSettings {
   readonly qualityRank?: number | undefined
 }
 
-/** @internal */
+/** The file and the environment, decoded and resolved. Public as `ResilienceConfig.Settings`. */
 export interface Settings {
   readonly strategy: Resilient.Strategy
   readonly relaxation: boolean

@@ -17,7 +17,12 @@ export const attr = {
   outputTokens: "gen_ai.usage.output_tokens",
   tokenType: "gen_ai.token.type",
   finishReasons: "gen_ai.response.finish_reasons",
-  operation: "gen_ai.operation.name"
+  operation: "gen_ai.operation.name",
+  providerName: "gen_ai.provider.name",
+  requestMaxTokens: "gen_ai.request.max_tokens",
+  requestTemperature: "gen_ai.request.temperature",
+  serverAddress: "server.address",
+  serverPort: "server.port"
 } as const
 
 /** @internal */
@@ -130,6 +135,58 @@ export const qualityScore = Metric.histogram(
   "Quality scores (0..1) of answers, from Quality.score or Observability.recordQualityScore"
 )
 
+// --- OpenTelemetry GenAI client metrics (semantic conventions), beside the llm.* ones --------------------------------
+
+/** @internal Seconds, the buckets the GenAI conventions advise. */
+export const genAiOperationDuration = Metric.histogram(
+  "gen_ai.client.operation.duration",
+  MetricBoundaries.exponential({ start: 0.01, factor: 2, count: 14 }),
+  "GenAI operation duration, in seconds (OpenTelemetry GenAI semantic conventions)"
+)
+
+/** @internal Tokens per request and gen_ai.token.type, the buckets the GenAI conventions advise. */
+export const genAiTokenUsage = Metric.histogram(
+  "gen_ai.client.token.usage",
+  MetricBoundaries.exponential({ start: 1, factor: 4, count: 14 }),
+  "Number of input and output tokens used (OpenTelemetry GenAI semantic conventions)"
+)
+
+/** @internal The GenAI conventions' metric names. */
+export const genAiNames = ["gen_ai.client.operation.duration", "gen_ai.client.token.usage"] as const
+
+/** @internal The GenAI conventions' span name of a chat call: `chat {model}`. */
+export const genAiSpanName = (model: string): string => `chat ${model}`
+
+/**
+ * @internal The GenAI conventions' request attributes of a span: operation, provider, model, max tokens,
+ * temperature and, from the base URL, the server's address and port.
+ */
+export const genAiRequestAttributes = (request: {
+  readonly provider: string
+  readonly model: string
+  readonly maxTokens?: number | undefined
+  readonly temperature?: number | undefined
+  readonly baseURL?: string | undefined
+}): Record<string, string | number> => {
+  const attributes: Record<string, string | number> = {
+    [attr.operation]: "chat",
+    [attr.providerName]: request.provider,
+    [attr.requestModel]: request.model
+  }
+  if (request.maxTokens !== undefined) attributes[attr.requestMaxTokens] = request.maxTokens
+  if (request.temperature !== undefined) attributes[attr.requestTemperature] = request.temperature
+  if (request.baseURL !== undefined) {
+    try {
+      const url = new URL(request.baseURL)
+      attributes[attr.serverAddress] = url.hostname
+      attributes[attr.serverPort] = url.port === "" ? (url.protocol === "https:" ? 443 : 80) : Number(url.port)
+    } catch {
+      // not a URL: no server attributes
+    }
+  }
+  return attributes
+}
+
 /** @internal The names, for exporters and docs. */
 export const names = [
   "llm.requests",
@@ -202,6 +259,10 @@ export class ModelMetrics {
   readonly qualityScore: Histogram
   readonly formatValid: Counter
   readonly formatInvalid: Counter
+  /** The GenAI conventions' instruments (`gen_ai.provider.name`, `gen_ai.operation.name` = `chat`). */
+  readonly operationDuration: Histogram
+  readonly tokenUsageInput: Histogram
+  readonly tokenUsageOutput: Histogram
   readonly successes = new RollingShare()
   readonly fallbacks = new RollingShare()
   readonly formats = new RollingShare()
@@ -229,6 +290,20 @@ export class ModelMetrics {
     this.qualityScore = tag(qualityScore)
     this.formatValid = tag(formatChecks, [MetricLabel.make("valid", "true")])
     this.formatInvalid = tag(formatChecks, [MetricLabel.make("valid", "false")])
+    const genAi = [
+      MetricLabel.make(attr.operation, "chat"),
+      MetricLabel.make(attr.providerName, system),
+      MetricLabel.make(attr.requestModel, model)
+    ]
+    this.operationDuration = Metric.taggedWithLabels(genAiOperationDuration, genAi)
+    this.tokenUsageInput = Metric.taggedWithLabels(genAiTokenUsage, [
+      ...genAi,
+      MetricLabel.make(attr.tokenType, "input")
+    ])
+    this.tokenUsageOutput = Metric.taggedWithLabels(genAiTokenUsage, [
+      ...genAi,
+      MetricLabel.make(attr.tokenType, "output")
+    ])
   }
 
   /** `llm.requests{outcome, llm.primary}`. */

@@ -272,6 +272,7 @@ export const recordRequest = (
   metrics.update(m.request(outcome, report.primary), 1)
   metrics.update(m.successRate, m.successes.add(outcome === "success"))
   metrics.update(m.duration, duration)
+  metrics.update(m.operationDuration, duration / 1000)
   const fallbackFrom = result?.fallbackFrom ?? null
   const isFallback = result !== undefined && result.servedBy !== report.primary
   if (isFallback) metrics.update(m.fallback(report.primary), 1)
@@ -280,6 +281,8 @@ export const recordRequest = (
   if (result !== undefined) {
     metrics.update(m.inputTokens, result.usage.inputTokens)
     metrics.update(m.outputTokens, result.usage.outputTokens)
+    metrics.update(m.tokenUsageInput, result.usage.inputTokens)
+    metrics.update(m.tokenUsageOutput, result.usage.outputTokens)
     if (result.costUsd > 0) metrics.update(m.cost, result.costUsd)
   }
   const attempt = result?.tier ?? Math.max(1, failedSteps(exit))

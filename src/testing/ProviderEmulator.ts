@@ -7,6 +7,11 @@
 import type { LLMock } from "@copilotkit/aimock"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
+import { loader } from "../internal/optionalPeer.js"
+import type { InvalidOptions } from "../LlmError.js"
+
+// aimock is an optional peer, loaded when an emulator starts: tests using only `ScriptedProvider` need not install it.
+const loadAimock = loader("ProviderEmulator", ["@copilotkit/aimock"], () => import("@copilotkit/aimock"))
 
 /**
  * @since 0.1.0
@@ -22,18 +27,21 @@ export interface ProviderEmulator {
 }
 
 /**
- * Starts the emulator on 127.0.0.1 with an ephemeral port.
+ * Starts the emulator on 127.0.0.1 with an ephemeral port. Without `@copilotkit/aimock` installed it fails with an
+ * `InvalidOptions` naming the package.
  *
  * @since 0.1.0
  * @category Constructors
  */
-export const make: Effect.Effect<ProviderEmulator, never, Scope.Scope> = Effect.acquireRelease(
-  Effect.promise(async () => {
-    // aimock is an optional peer, loaded here so that tests using only `ScriptedProvider` need not install it.
-    const { LLMock } = await import("@copilotkit/aimock")
-    const mock = new LLMock({ port: 0, host: "127.0.0.1" })
-    await mock.start()
-    return { mock, openAiBaseUrl: `${mock.url}/v1`, anthropicBaseUrl: mock.url }
-  }),
-  ({ mock }) => Effect.promise(() => mock.stop())
+export const make: Effect.Effect<ProviderEmulator, InvalidOptions, Scope.Scope> = Effect.flatMap(
+  loadAimock,
+  ({ LLMock }) =>
+    Effect.acquireRelease(
+      Effect.promise(async () => {
+        const mock = new LLMock({ port: 0, host: "127.0.0.1" })
+        await mock.start()
+        return { mock, openAiBaseUrl: `${mock.url}/v1`, anthropicBaseUrl: mock.url }
+      }),
+      ({ mock }) => Effect.promise(() => mock.stop())
+    )
 )

@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { countTokens as cl100k } from "gpt-tokenizer/encoding/cl100k_base"
 import { countTokens as o200k } from "gpt-tokenizer/encoding/o200k_base"
-import { countTokens, openAiEncoding } from "../../src/internal/tokens.js"
+import { countTokens, estimateTokens, openAiEncoding } from "../../src/internal/tokens.js"
 import type { ChatMessage } from "../../src/Llm.js"
 
 const messages: ReadonlyArray<ChatMessage> = [
@@ -100,4 +100,28 @@ describe("countTokens", () => {
       const again = yield* Effect.all([count(messages), count(messages)], { concurrency: "unbounded" })
       expect(again).toEqual([first, first])
     }))
+})
+
+describe("estimateTokens (without gpt-tokenizer)", () => {
+  const english = [
+    "You are a terse assistant. Answer in one sentence.",
+    "Explain retries with exponential backoff and jitter, in plain English. The circuit breaker opens after five "
+    + "consecutive failures, and the client then fails over to the backup provider within milliseconds.",
+    "function add(a: number, b: number): number { return a + b } // 12345 67890",
+    "The quick brown fox jumps over the lazy dog. ".repeat(20)
+  ]
+  for (const text of english) {
+    it(`English and code land within -5 % and +30 % of the exact counts: ${text.slice(0, 30)}…`, () => {
+      for (const exact of [cl100k(text), o200k(text)]) {
+        expect(estimateTokens(text)).toBeGreaterThanOrEqual(Math.floor(exact * 0.95))
+        expect(estimateTokens(text)).toBeLessThanOrEqual(Math.ceil(exact * 1.3))
+      }
+    })
+  }
+  it("CJK within ±25 %", () => {
+    const text = "日本語のテキストを数えます。東京は晴れです。"
+    const ratio = estimateTokens(text) / cl100k(text)
+    expect(ratio).toBeGreaterThan(0.75)
+    expect(ratio).toBeLessThan(1.25)
+  })
 })
