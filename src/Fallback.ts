@@ -292,15 +292,27 @@ export interface ResponseCache {
   readonly size: Effect.Effect<number>
 }
 
-// Equal requests are equal after whitespace is normalized; metadata (tracing, tenants) does not change the answer.
+// Equal requests are equal after whitespace is normalized; metadata (tracing, tenants) does not change the answer;
+// tools, tool choice and response format do.
 const cacheKey = (request: CompletionRequestInput): string =>
   JSON.stringify([
     request.model ?? null,
     request.responseFormat ?? "text",
+    request.providerOptions ?? null,
     request.temperature ?? null,
     request.maxTokens ?? null,
     request.stopSequences ?? [],
-    request.messages.map((message) => [message.role, message.content.trim().replace(/\s+/g, " ")])
+    request.tools ?? [],
+    request.toolChoice ?? "auto",
+    request.topP ?? null,
+    request.seed ?? null,
+    request.parallelToolCalls ?? null,
+    request.messages.map((message) => [
+      message.role,
+      typeof message.content === "string" ? message.content.trim().replace(/\s+/g, " ") : message.content ?? null,
+      message.toolCalls ?? null,
+      message.toolCallId ?? null
+    ])
   ])
 
 /**

@@ -13,7 +13,7 @@ import * as Ref from "effect/Ref"
 import * as Stream from "effect/Stream"
 import { validateRequest } from "../internal/request.js"
 import type { ChatMessage, CompletionRequest, CompletionResult, FinishReason, StreamChunk, Usage } from "../Llm.js"
-import { makeUsage } from "../Llm.js"
+import { makeUsage, messageText } from "../Llm.js"
 import { type HardFailure, hardFailure, type HardReason } from "../LlmError.js"
 import { LlmProvider, type Service } from "../LlmProvider.js"
 
@@ -139,7 +139,7 @@ export interface ScriptedProvider extends Service {
 
 // A test double needs a fast, deterministic count, not a tokenizer: about four characters a token.
 const estimateTokens = (messages: ReadonlyArray<ChatMessage>): number =>
-  messages.reduce((sum, message) => sum + Math.ceil(message.content.length / 4) + 4, 0)
+  messages.reduce((sum, message) => sum + Math.ceil(messageText(message).length / 4) + 4, 0)
 
 /**
  * @since 0.1.0
