@@ -23,7 +23,8 @@ import {
   InvalidRequest,
   RateLimitExceeded,
   RetryBudgetExhausted,
-  SoftFailure
+  SoftFailure,
+  UnsupportedRequest
 } from "./LlmError.js"
 
 /**
@@ -97,7 +98,7 @@ export interface Served<A> {
   readonly attempts: ReadonlyArray<FallbackAttempt>
 }
 
-const SKIPPED = new Set(["CircuitOpen", "RateLimitExceeded"])
+const SKIPPED = new Set(["CircuitOpen", "RateLimitExceeded", "UnsupportedRequest"])
 
 // Only this library's errors have messages known to be free of prompt text.
 const ours: ReadonlyArray<new(...args: ReadonlyArray<never>) => Error> = [
@@ -107,6 +108,7 @@ const ours: ReadonlyArray<new(...args: ReadonlyArray<never>) => Error> = [
   CircuitOpen,
   RateLimitExceeded,
   RetryBudgetExhausted,
+  UnsupportedRequest,
   InvalidRequest,
   FallbackExhausted
 ]

@@ -22,7 +22,8 @@ import {
   InvalidOptions,
   type InvalidRequest,
   type RateLimitExceeded,
-  type SoftFailure
+  type SoftFailure,
+  type UnsupportedRequest
 } from "../LlmError.js"
 import type { Service as LlmProvider } from "../LlmProvider.js"
 import * as Quality from "../Quality.js"
@@ -34,6 +35,7 @@ import * as metrics from "./metrics.js"
 import * as observability from "./observability.js"
 import { nonBlank, positiveDuration, positiveInteger } from "./options.js"
 import { validateRequest, withModel } from "./request.js"
+import { refusal } from "./resilient/capabilities.js"
 import { timeoutFail } from "./timeout.js"
 
 type StreamEnd = Extract<StreamChunk, { readonly _tag: "StreamEnd" }>
@@ -305,9 +307,14 @@ export const make = (config: Config): Effect.Effect<Service, InvalidOptions> =>
           }
         })
       }
+      // Capabilities (src/internal/resilient/capabilities.ts): a step that cannot take the request is skipped, with no
+      // call and no breaker count.
+      const unsupported = refusal(request, label, tier.provider.capabilities, tier.config.capabilities)
       const adapt = tier.config.adaptMessages
       // Adapted messages are the tier's own code's output: decoded again (the limiter would refuse them otherwise).
-      const adapted = adapt === undefined
+      const adapted: Effect.Effect<CompletionRequest, InvalidRequest | UnsupportedRequest> = unsupported !== undefined
+        ? Effect.fail(unsupported)
+        : adapt === undefined
         ? Effect.succeed(withModel(request, model))
         : validateRequest({ ...request, model, messages: adapt(request.messages) })
       return Effect.flatMap(adapted, (adapted) =>
