@@ -21,6 +21,9 @@ timeout 120 npx tsx examples/chat-service.ts
 step "examples/batch-summariser.ts: cost-first with rate limits"
 timeout 120 npx tsx examples/batch-summariser.ts
 
+step "examples/tool-agent.ts: an agent loop with two tools, its primary down after the first turn"
+timeout 120 npx tsx examples/tool-agent.ts
+
 step "examples/breaker-timing.test.ts: breaker timing under TestClock"
 timeout 120 npx vitest run --config examples/vitest.config.ts
 

@@ -23,7 +23,8 @@ import {
   InvalidRequest,
   RateLimitExceeded,
   RetryBudgetExhausted,
-  SoftFailure
+  SoftFailure,
+  UnsupportedRequest
 } from "./LlmError.js"
 
 /**
@@ -97,7 +98,7 @@ export interface Served<A> {
   readonly attempts: ReadonlyArray<FallbackAttempt>
 }
 
-const SKIPPED = new Set(["CircuitOpen", "RateLimitExceeded"])
+const SKIPPED = new Set(["CircuitOpen", "RateLimitExceeded", "UnsupportedRequest"])
 
 // Only this library's errors have messages known to be free of prompt text.
 const ours: ReadonlyArray<new(...args: ReadonlyArray<never>) => Error> = [
@@ -107,6 +108,7 @@ const ours: ReadonlyArray<new(...args: ReadonlyArray<never>) => Error> = [
   CircuitOpen,
   RateLimitExceeded,
   RetryBudgetExhausted,
+  UnsupportedRequest,
   InvalidRequest,
   FallbackExhausted
 ]
@@ -304,15 +306,27 @@ export interface ResponseCache {
   readonly size: Effect.Effect<number>
 }
 
-// Equal requests are equal after whitespace is normalized; metadata (tracing, tenants) does not change the answer.
+// Equal requests are equal after whitespace is normalized; metadata (tracing, tenants) does not change the answer;
+// tools, tool choice and response format do.
 const cacheKey = (request: CompletionRequestInput): string =>
   JSON.stringify([
     request.model ?? null,
     request.responseFormat ?? "text",
+    request.providerOptions ?? null,
     request.temperature ?? null,
     request.maxTokens ?? null,
     request.stopSequences ?? [],
-    request.messages.map((message) => [message.role, message.content.trim().replace(/\s+/g, " ")])
+    request.tools ?? [],
+    request.toolChoice ?? "auto",
+    request.topP ?? null,
+    request.seed ?? null,
+    request.parallelToolCalls ?? null,
+    request.messages.map((message) => [
+      message.role,
+      typeof message.content === "string" ? message.content.trim().replace(/\s+/g, " ") : message.content ?? null,
+      message.toolCalls ?? null,
+      message.toolCallId ?? null
+    ])
   ])
 
 /**

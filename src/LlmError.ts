@@ -9,8 +9,11 @@
  *
  * @since 0.1.0
  */
+import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
+import * as classify from "./internal/classify.js"
 import { CompletionResult } from "./Llm.js"
 
 /**
@@ -351,6 +354,46 @@ export class RateLimitExceeded extends Schema.TaggedError<RateLimitExceeded>(
 }
 
 /**
+ * @since 0.2.0
+ * @category Schemas
+ */
+export const Capability = Schema.Literal("tools", "images", "jsonSchema")
+
+/**
+ * @since 0.2.0
+ * @category Models
+ */
+export type Capability = typeof Capability.Type
+
+/**
+ * A step of a chain cannot take the request (`missing` lists what it lacks: tools, images, JSON-schema outputs): it
+ * was skipped without a call, and its breaker did not count it.
+ *
+ * @since 0.2.0
+ * @category Errors
+ */
+export class UnsupportedRequest extends Schema.TaggedError<UnsupportedRequest>(
+  "effect-llm-resilience/UnsupportedRequest"
+)("UnsupportedRequest", {
+  key: Schema.String,
+  missing: Schema.Array(Capability)
+}) {
+  /**
+   * @since 0.2.0
+   */
+  get reason(): string {
+    return "Unsupported"
+  }
+
+  /**
+   * @since 0.2.0
+   */
+  override get message(): string {
+    return `${this.key} cannot take this request (no ${this.missing.join(", ")})`
+  }
+}
+
+/**
  * One step of a fallback chain as it is reported: which tier, what it was, how it ended. `error` is the failure's
  * tag, `reason` its reason when it has one; `message` comes from the taxonomy's own messages only (never prompt
  * text). `skipped` marks a tier refused without a call (an open breaker, a full rate limiter). `retryAfterMs` is when
@@ -414,4 +457,36 @@ export class FallbackExhausted extends Schema.TaggedError<FallbackExhausted>(
     }
     return Number.isFinite(soonest) ? Duration.millis(soonest) : undefined
   }
+}
+
+/**
+ * Classifies what an official SDK (`openai`, `@anthropic-ai/sdk`) threw, for code that must call an SDK directly:
+ * the same {@link HardFailure} the built-in providers produce, with the reason, `Retry-After` (read against the
+ * Effect `Clock`) and the provider's error code, and without the provider's message (it may quote the prompt).
+ *
+ * @example
+ * ```ts
+ * import OpenAI from "openai"
+ * const call = Effect.tryPromise({ try: () => client.files.list(), catch: (e) => e }).pipe(
+ *   Effect.catchAll((error) => Effect.flip(LlmError.fromSdkError(OpenAI, error, { provider: "openai", model: "-" })))
+ * )
+ * ```
+ *
+ * @since 0.2.0
+ * @category Constructors
+ */
+export const fromSdkError = <E extends classify.SdkApiError>(
+  sdk: classify.SdkErrorClasses<E>,
+  error: unknown,
+  context: { readonly provider: string; readonly model: string }
+): Effect.Effect<HardFailure> =>
+  Effect.map(
+    Clock.currentTimeMillis,
+    (nowMillis) => classify.fromSdkError(sdk, sdkErrorCode, error, { ...context, nowMillis })
+  )
+
+// openai names the provider's error code `code`, @anthropic-ai/sdk `errorCode`.
+const sdkErrorCode = (error: classify.SdkApiError): string | undefined => {
+  const code = "errorCode" in error ? error.errorCode : "code" in error ? error.code : undefined
+  return typeof code === "string" ? code : undefined
 }

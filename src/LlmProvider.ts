@@ -7,7 +7,14 @@ import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
 import type * as Stream from "effect/Stream"
 import * as internalRequest from "./internal/request.js"
-import type { ChatMessage, CompletionRequest, CompletionRequestInput, CompletionResult, StreamChunk } from "./Llm.js"
+import type {
+  ChatMessage,
+  CompletionRequest,
+  CompletionRequestInput,
+  CompletionResult,
+  StreamChunk,
+  Tool
+} from "./Llm.js"
 import type { HardFailure, InvalidRequest } from "./LlmError.js"
 
 /**
@@ -30,9 +37,35 @@ export interface Service {
    * `HardFailure` carrying the text received so far in `partialContent`.
    */
   readonly stream: (request: CompletionRequestInput) => Stream.Stream<StreamChunk, HardFailure | InvalidRequest>
-  /** Prompt tokens for these messages, including per-message overhead. */
-  readonly countTokens: (messages: ReadonlyArray<ChatMessage>) => Effect.Effect<number>
+  /** Prompt tokens for these messages (and tool definitions), including per-message overhead. */
+  readonly countTokens: (
+    messages: ReadonlyArray<ChatMessage>,
+    tools?: ReadonlyArray<Tool> | undefined
+  ) => Effect.Effect<number>
+  /** What requests the provider can take; a resilient chain skips it for others. Unset: everything. */
+  readonly capabilities?: Capabilities | undefined
 }
+
+/**
+ * What a provider (or a tier of a resilient chain) can take: tool definitions, images, JSON-schema outputs. A chain
+ * skips a step whose capabilities a request needs but it lacks, without calling it.
+ *
+ * @since 0.2.0
+ * @category Models
+ */
+export interface Capabilities {
+  readonly tools: boolean
+  readonly images: boolean
+  readonly jsonSchema: boolean
+}
+
+/**
+ * Everything: the built-in OpenAI and Anthropic providers, and any provider that says nothing.
+ *
+ * @since 0.2.0
+ * @category Constants
+ */
+export const allCapabilities: Capabilities = { tools: true, images: true, jsonSchema: true }
 
 /**
  * @since 0.1.0

@@ -9,6 +9,7 @@
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import type * as Either from "effect/Either"
 import { dual } from "effect/Function"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
@@ -57,6 +58,13 @@ const parseJson = (content: string): { readonly ok: true; readonly value: unknow
   } catch {
     return { ok: false }
   }
+}
+
+const issuePaths = (error: ParseResult.ParseError): string => {
+  const paths = ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) =>
+    issue.path.length === 0 ? "(root)" : issue.path.map(String).join(".")
+  )
+  return [...new Set(paths)].join(", ")
 }
 
 /**
@@ -132,11 +140,8 @@ export const decode = <A, I>(schema: Schema.Schema<A, I>) => {
     if (!parsed.ok) return Effect.fail(soft(result, "FormatViolation", "content is not valid JSON"))
     const decoded = decodeValue(parsed.value)
     if (decoded._tag === "Right") return Effect.succeed(decoded.right)
-    const paths = ParseResult.ArrayFormatter.formatErrorSync(decoded.left).map((issue) =>
-      issue.path.length === 0 ? "(root)" : issue.path.map(String).join(".")
-    )
     return Effect.fail(
-      soft(result, "SchemaMismatch", `schema mismatch at ${[...new Set(paths)].join(", ")}`, { cause: decoded.left })
+      soft(result, "SchemaMismatch", `schema mismatch at ${issuePaths(decoded.left)}`, { cause: decoded.left })
     )
   }
 }
@@ -149,6 +154,63 @@ export const decode = <A, I>(schema: Schema.Schema<A, I>) => {
  */
 export const schema = <A, I>(target: Schema.Schema<A, I>): Check => {
   const run = decode(target)
+  return (result) => Effect.asVoid(run(result))
+}
+
+/**
+ * A tool call whose arguments decoded: `value` is of the tool's schema type.
+ *
+ * @since 0.2.0
+ * @category Tool calls
+ */
+export type DecodedToolCall<S extends Record<string, Schema.Schema.AnyNoContext>> = {
+  readonly [K in keyof S & string]: { readonly id: string; readonly name: K; readonly value: Schema.Schema.Type<S[K]> }
+}[keyof S & string]
+
+/**
+ * Decodes every tool call of the result with the schema of its tool (keyed by tool name). A call to a tool not in
+ * `schemas`, arguments that are not JSON, or arguments that do not match are a `SoftFailure` `SchemaMismatch` naming
+ * the call and the paths (never the values). A result without tool calls decodes to none.
+ *
+ * @since 0.2.0
+ * @category Tool calls
+ */
+export const decodeToolCalls = <S extends Record<string, Schema.Schema.AnyNoContext>>(schemas: S) => {
+  const decoders = new Map<string, (u: unknown) => Either.Either<unknown, ParseResult.ParseError>>()
+  for (const [name, schema] of Object.entries(schemas)) {
+    decoders.set(name, Schema.decodeUnknownEither(schema, { errors: "all" }))
+  }
+  return (result: CompletionResult): Effect.Effect<ReadonlyArray<DecodedToolCall<S>>, SoftFailure> => {
+    const decoded: Array<{ readonly id: string; readonly name: string; readonly value: unknown }> = []
+    for (const call of result.toolCalls ?? []) {
+      const decoder = decoders.get(call.name)
+      const where = `tool call ${call.id} (${call.name})`
+      if (decoder === undefined) return Effect.fail(soft(result, "SchemaMismatch", `${where}: unknown tool`))
+      const parsed = parseJson(call.arguments.trim() === "" ? "{}" : call.arguments)
+      if (!parsed.ok) return Effect.fail(soft(result, "SchemaMismatch", `${where}: arguments are not valid JSON`))
+      const value = decoder(parsed.value)
+      if (value._tag === "Left") {
+        return Effect.fail(
+          soft(result, "SchemaMismatch", `${where}: arguments mismatch at ${issuePaths(value.left)}`, {
+            cause: value.left
+          })
+        )
+      }
+      decoded.push({ id: call.id, name: call.name, value: value.right })
+    }
+    // Each value was decoded by the schema registered under its call's name.
+    return Effect.succeed(decoded as ReadonlyArray<DecodedToolCall<S>>)
+  }
+}
+
+/**
+ * {@link decodeToolCalls} as a check: every tool call must name a known tool and carry arguments its schema decodes.
+ *
+ * @since 0.2.0
+ * @category Tool calls
+ */
+export const toolArguments = <S extends Record<string, Schema.Schema.AnyNoContext>>(schemas: S): Check => {
+  const run = decodeToolCalls(schemas)
   return (result) => Effect.asVoid(run(result))
 }
 

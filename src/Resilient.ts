@@ -25,7 +25,7 @@ import type {
   InvalidOptions,
   InvalidRequest
 } from "./LlmError.js"
-import type { Service as LlmProvider } from "./LlmProvider.js"
+import type { Capabilities, Service as LlmProvider } from "./LlmProvider.js"
 import type * as Quality from "./Quality.js"
 import type * as RateLimit from "./RateLimit.js"
 import type * as Retry from "./Retry.js"
@@ -77,6 +77,12 @@ export interface Tier {
   readonly price?: Price | Readonly<Record<string, Price>> | undefined
   /** Rank for quality-first ordering: lower is better. Default: the position in the chain. */
   readonly qualityRank?: number | undefined
+  /**
+   * What this tier can take, over its provider's own capabilities (the built-in OpenAI and Anthropic providers take
+   * everything; OpenAI-compatible ones take tools but no images or JSON-schema outputs unless told). A request that
+   * needs what the tier lacks skips it: no call, no breaker count, an `UnsupportedRequest` in `attempts`.
+   */
+  readonly capabilities?: Partial<Capabilities> | undefined
   /** Rewrites the messages for this provider (prompt templates). */
   readonly adaptMessages?:
     | ((messages: CompletionRequestInput["messages"]) => CompletionRequestInput["messages"])

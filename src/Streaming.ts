@@ -235,5 +235,9 @@ export const collect = <E, R>(
     self,
     { text: "", end: Option.none<StreamChunk & { _tag: "StreamEnd" }>() },
     (acc, chunk) =>
-      chunk._tag === "ContentDelta" ? { ...acc, text: acc.text + chunk.text } : { ...acc, end: Option.some(chunk) }
+      chunk._tag === "ContentDelta"
+        ? { ...acc, text: acc.text + chunk.text }
+        : chunk._tag === "StreamEnd"
+        ? { ...acc, end: Option.some(chunk) }
+        : acc
   )

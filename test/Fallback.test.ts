@@ -6,6 +6,7 @@ import * as Option from "effect/Option"
 import * as TestClock from "effect/TestClock"
 import * as Fallback from "../src/Fallback.js"
 import type { ChatMessage, CompletionRequest, CompletionResult } from "../src/Llm.js"
+import { messageText } from "../src/Llm.js"
 import { CircuitOpen, hardFailure, RateLimitExceeded, SoftFailure } from "../src/LlmError.js"
 import * as ScriptedProvider from "../src/testing/ScriptedProvider.js"
 
@@ -161,7 +162,7 @@ describe("Fallback.chain", () => {
 describe("relaxation", () => {
   // One token per word, plus one per message: easy to reason about.
   const count = (messages: ReadonlyArray<ChatMessage>) =>
-    Effect.succeed(messages.reduce((sum, message) => sum + message.content.split(" ").length + 1, 0))
+    Effect.succeed(messages.reduce((sum, message) => sum + messageText(message).split(" ").length + 1, 0))
   const history: CompletionRequest = {
     messages: [
       { role: "system", content: "be brief" },

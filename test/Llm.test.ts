@@ -126,7 +126,10 @@ describe("LlmProvider.validateRequest", () => {
         const temperature = yield* rejection({ ...valid, temperature: 3 })
         expect(temperature.issues).toEqual([{ field: "temperature", message: "must be between 0 and 2" }])
         const role = yield* rejection({ messages: [{ role: "bot", content: "hi" }] })
-        expect(role.issues).toEqual([{ field: "messages[0].role", message: "must be one of system, user, assistant" }])
+        expect(role.issues).toEqual([{
+          field: "messages[0].role",
+          message: "must be one of system, user, assistant, tool"
+        }])
         const maxTokens = yield* rejection({ ...valid, maxTokens: 0 })
         expect(maxTokens.issues).toEqual([{ field: "maxTokens", message: "must be a positive integer" }])
         expect(maxTokens.message).toBe("Invalid request: maxTokens must be a positive integer")

@@ -15,7 +15,7 @@ const histogram = (name: string, tags: Record<string, string>) =>
   })
 
 describe("OpenTelemetry GenAI conventions", () => {
-  it.effect("a request records gen_ai.client.operation.duration (seconds) and gen_ai.client.token.usage", () =>
+  it.scoped("a request records gen_ai.client.operation.duration (seconds) and gen_ai.client.token.usage", () =>
     Effect.gen(function*() {
       const provider = yield* ScriptedProvider.make({
         name: "genai",

@@ -3,14 +3,14 @@ import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import type { CompletionRequest, FinishReason } from "../Llm.js"
+import type { CompletionRequest } from "../Llm.js"
 import { makeUsage } from "../Llm.js"
 import { type HardFailure, hardFailure } from "../LlmError.js"
-import type { Service } from "../LlmProvider.js"
+import { allCapabilities, type Service } from "../LlmProvider.js"
 import { fromSdkError } from "./classify.js"
 import { anthropicRateLimit } from "./headers.js"
+import * as mapping from "./providers/anthropicMapping.js"
 import { validateRequest } from "./request.js"
 import { assemble } from "./streaming.js"
 import { countTokens } from "./tokens.js"
@@ -24,65 +24,6 @@ export interface AnthropicOptions {
   readonly sdk: typeof AnthropicClient
   readonly timeout: Duration.Duration | undefined
   readonly defaultMaxTokens: number
-}
-
-const UsageBody = Schema.Struct({
-  input_tokens: Schema.optional(Schema.NullOr(Schema.Number)),
-  output_tokens: Schema.optional(Schema.NullOr(Schema.Number))
-})
-
-const MessageBody = Schema.Struct({
-  model: Schema.optional(Schema.String),
-  content: Schema.Array(Schema.Struct({ type: Schema.String, text: Schema.optional(Schema.String) })),
-  stop_reason: Schema.optional(Schema.NullOr(Schema.String)),
-  usage: UsageBody
-})
-
-const EventBody = Schema.Struct({
-  type: Schema.String,
-  message: Schema.optional(Schema.Struct({ model: Schema.optional(Schema.String), usage: Schema.optional(UsageBody) })),
-  delta: Schema.optional(Schema.Struct({
-    type: Schema.optional(Schema.String),
-    text: Schema.optional(Schema.String),
-    stop_reason: Schema.optional(Schema.NullOr(Schema.String))
-  })),
-  usage: Schema.optional(UsageBody)
-})
-
-const decodeMessage = Schema.decodeUnknownOption(MessageBody)
-const decodeEvent = Schema.decodeUnknownOption(EventBody)
-
-const finishReason = (raw: string | null | undefined): FinishReason | "content_filter" => {
-  switch (raw) {
-    case "max_tokens":
-    case "model_context_window_exceeded":
-      return "length"
-    case "tool_use":
-      return "tool_calls"
-    case "refusal":
-      return "content_filter"
-    default:
-      return "stop"
-  }
-}
-
-// The Messages API has no JSON mode: the instruction goes into the system prompt.
-const JSON_INSTRUCTION = "Respond with a single valid JSON value and nothing else."
-
-const body = (request: CompletionRequest, model: string, defaultMaxTokens: number) => {
-  const system = request.messages.filter((message) => message.role === "system").map((message) => message.content)
-  if (request.responseFormat === "json") system.push(JSON_INSTRUCTION)
-  return {
-    model,
-    max_tokens: request.maxTokens ?? defaultMaxTokens,
-    messages: request.messages.flatMap((message) =>
-      message.role === "system" ? [] : [{ role: message.role, content: message.content }]
-    ),
-    ...(system.length > 0 ? { system: system.join("\n\n") } : {}),
-    // Anthropic's temperature range is 0..1; the domain model allows OpenAI's 0..2.
-    ...(request.temperature !== undefined ? { temperature: Math.min(request.temperature, 1) } : {}),
-    ...(request.stopSequences !== undefined ? { stop_sequences: [...request.stopSequences] } : {})
-  }
 }
 
 /** @internal */
@@ -109,21 +50,22 @@ export const make = (options: AnthropicOptions): Service => {
     Effect.gen(function*() {
       const request = yield* validateRequest(input)
       const model = request.model ?? options.model
+      const { body, notes } = mapping.body(request, model, options.defaultMaxTokens)
       const started = yield* Clock.currentTimeMillis
       const { data, request_id, response } = yield* Effect.tryPromise({
         try: (signal) =>
           client.messages.create(
-            { ...body(request, model, options.defaultMaxTokens), stream: false },
+            { ...body, stream: false },
             requestOptions(request, signal)
           ).withResponse(),
         catch: (error) => error
       }).pipe(Effect.catchAll(toHardFailure(model)))
       const finished = yield* Clock.currentTimeMillis
       const requestId = request_id ?? undefined
-      const parsed = decodeMessage(data)
+      const parsed = mapping.decodeMessage(data)
       if (Option.isNone(parsed)) return yield* Effect.fail(malformed(model, requestId))
-      const content = parsed.value.content.map((block) => block.type === "text" ? block.text ?? "" : "").join("")
-      const reason = finishReason(parsed.value.stop_reason)
+      const { text: content, toolCalls } = mapping.answer(parsed.value.content)
+      const reason = mapping.finishReason(parsed.value.stop_reason)
       if (reason === "content_filter") {
         return yield* Effect.fail(hardFailure({
           reason: "ContentFiltered",
@@ -138,13 +80,19 @@ export const make = (options: AnthropicOptions): Service => {
       const rateLimit = anthropicRateLimit(response.headers, finished)
       return {
         content,
-        usage: makeUsage(parsed.value.usage.input_tokens ?? 0, parsed.value.usage.output_tokens ?? 0),
+        usage: mapping.usage(
+          parsed.value.usage.input_tokens ?? 0,
+          parsed.value.usage.output_tokens ?? 0,
+          parsed.value.usage
+        ),
         model: parsed.value.model ?? model,
         provider: name,
         finishReason: reason,
         latencyMs: finished - started,
         ...(requestId !== undefined ? { requestId } : {}),
-        ...(rateLimit !== undefined ? { rateLimit } : {})
+        ...(rateLimit !== undefined ? { rateLimit } : {}),
+        ...(toolCalls.length > 0 ? { toolCalls } : {}),
+        ...(notes.length > 0 ? { notes } : {})
       }
     })
 
@@ -154,16 +102,19 @@ export const make = (options: AnthropicOptions): Service => {
       const model = request.model ?? options.model
       const controller = new AbortController()
       yield* Effect.addFinalizer(() => Effect.sync(() => controller.abort()))
+      const { body, notes } = mapping.body(request, model, options.defaultMaxTokens)
       const started = yield* Clock.currentTimeMillis
       const { data, request_id, response } = yield* Effect.tryPromise({
         try: () =>
           client.messages.create(
-            { ...body(request, model, options.defaultMaxTokens), stream: true },
+            { ...body, stream: true },
             requestOptions(request, controller.signal)
           ).withResponse(),
         catch: (error) => error
       }).pipe(Effect.catchAll(toHardFailure(model)))
       const requestId = request_id ?? undefined
+      const readBlock = mapping.blockReader()
+      let reported: mapping.UsageBody | undefined
       return assemble({
         provider: name,
         model,
@@ -172,21 +123,25 @@ export const make = (options: AnthropicOptions): Service => {
         started,
         events: data,
         abort: () => controller.abort(),
+        notes,
         mapError: (error, state) => toHardFailure(state.model, state.text)(error),
         step: (raw, state) => {
-          const event = decodeEvent(raw)
+          const event = mapping.decodeEvent(raw)
           if (Option.isNone(event)) return malformed(state.model, requestId)
           const { delta, message, type, usage } = event.value
           switch (type) {
             case "message_start": {
               if (message?.model !== undefined) state.model = message.model
               state.inputTokens = message?.usage?.input_tokens ?? state.inputTokens
+              reported = message?.usage ?? reported
               return ""
             }
+            case "content_block_start":
             case "content_block_delta":
-              return delta?.type === "text_delta" ? delta.text ?? "" : ""
+              return readBlock(event.value)
             case "message_delta": {
-              if (delta?.stop_reason != null) state.finish = finishReason(delta.stop_reason)
+              if (delta?.stop_reason != null) state.finish = mapping.finishReason(delta.stop_reason)
+              reported = { ...reported, ...usage }
               state.outputTokens = usage?.output_tokens ?? state.outputTokens
               state.inputTokens = usage?.input_tokens ?? state.inputTokens
               return ""
@@ -203,16 +158,24 @@ export const make = (options: AnthropicOptions): Service => {
         isComplete: (state) => state.ended,
         usage: (state) =>
           state.inputTokens !== undefined && state.outputTokens !== undefined
-            ? Effect.succeed(makeUsage(state.inputTokens, state.outputTokens))
+            ? Effect.succeed(mapping.usage(state.inputTokens, state.outputTokens, reported))
             : Effect.zipWith(
-              tokens(request.messages),
+              tokens(request.messages, request.tools),
               tokens([{ role: "assistant", content: state.text.length > 0 ? state.text : " " }]),
               (input, output) => makeUsage(state.inputTokens ?? input, state.outputTokens ?? output)
             )
       })
     }))
 
-  return { name, model: options.model, key: `${name}:${options.model}`, complete, stream, countTokens: tokens }
+  return {
+    name,
+    model: options.model,
+    key: `${name}:${options.model}`,
+    complete,
+    stream,
+    countTokens: tokens,
+    capabilities: allCapabilities
+  }
 }
 
 /**

@@ -2,15 +2,15 @@ import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import type OpenAI from "openai"
-import type { ChatMessage, CompletionRequest, FinishReason, Usage } from "../Llm.js"
+import type { ChatMessage, CompletionRequest, Tool, Usage } from "../Llm.js"
 import { makeUsage } from "../Llm.js"
 import { type HardFailure, hardFailure } from "../LlmError.js"
-import type { Service } from "../LlmProvider.js"
+import type { Capabilities, Service } from "../LlmProvider.js"
 import { fromSdkError } from "./classify.js"
 import { openAiRateLimit } from "./headers.js"
+import * as mapping from "./providers/openAiMapping.js"
 import { validateRequest } from "./request.js"
 import { assemble } from "./streaming.js"
 import { countTokens, type TokenizerFamily } from "./tokens.js"
@@ -24,56 +24,10 @@ export interface OpenAiChatOptions {
   readonly sdk: typeof OpenAI
   readonly timeout: Duration.Duration | undefined
   readonly tokenizer: TokenizerFamily
+  /** Whether `providerOptions.openai` applies (OpenAI itself); OpenAI-compatible servers leave it out. */
+  readonly takesOpenAiOptions: boolean
+  readonly capabilities: Capabilities
 }
-
-const UsageBody = Schema.Struct({
-  prompt_tokens: Schema.Number,
-  completion_tokens: Schema.Number
-})
-
-const CompletionBody = Schema.Struct({
-  model: Schema.optional(Schema.String),
-  choices: Schema.NonEmptyArray(Schema.Struct({
-    message: Schema.Struct({
-      content: Schema.optional(Schema.NullOr(Schema.String)),
-      refusal: Schema.optional(Schema.NullOr(Schema.String))
-    }),
-    finish_reason: Schema.optional(Schema.NullOr(Schema.String))
-  })),
-  usage: Schema.optional(Schema.NullOr(UsageBody))
-})
-
-const ChunkBody = Schema.Struct({
-  model: Schema.optional(Schema.String),
-  choices: Schema.optional(Schema.Array(Schema.Struct({
-    delta: Schema.optional(Schema.NullOr(Schema.Struct({
-      content: Schema.optional(Schema.NullOr(Schema.String))
-    }))),
-    finish_reason: Schema.optional(Schema.NullOr(Schema.String))
-  }))),
-  usage: Schema.optional(Schema.NullOr(UsageBody))
-})
-
-const decodeCompletion = Schema.decodeUnknownOption(CompletionBody)
-const decodeChunk = Schema.decodeUnknownOption(ChunkBody)
-
-const finishReason = (raw: string | null | undefined): FinishReason | "content_filter" =>
-  raw === "length"
-    ? "length"
-    : raw === "content_filter"
-    ? "content_filter"
-    : raw === "tool_calls" || raw === "function_call"
-    ? "tool_calls"
-    : "stop"
-
-const body = (request: CompletionRequest, model: string) => ({
-  model,
-  messages: request.messages.map((message) => ({ role: message.role, content: message.content })),
-  ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
-  ...(request.maxTokens !== undefined ? { max_tokens: request.maxTokens } : {}),
-  ...(request.stopSequences !== undefined ? { stop: [...request.stopSequences] } : {}),
-  ...(request.responseFormat === "json" ? { response_format: { type: "json_object" as const } } : {})
-})
 
 /**
  * Builds the provider service over an OpenAI client. Shared by `OpenAi` and `OpenAiCompatible`.
@@ -106,15 +60,15 @@ export const make = (options: OpenAiChatOptions): Service => {
     })
 
   const usageOf = (
-    raw: typeof UsageBody.Type | null | undefined,
-    messages: ReadonlyArray<ChatMessage>,
+    raw: mapping.UsageBody | null | undefined,
+    request: { readonly messages: ReadonlyArray<ChatMessage>; readonly tools?: ReadonlyArray<Tool> | undefined },
     content: string
   ): Effect.Effect<Usage> =>
     raw != null
-      ? Effect.succeed(makeUsage(raw.prompt_tokens, raw.completion_tokens))
+      ? Effect.succeed(mapping.usage(raw))
       // Some OpenAI-compatible servers send no usage: estimate both sides with the tokenizer.
       : Effect.zipWith(
-        tokens(messages),
+        tokens(request.messages, request.tools),
         tokens([{ role: "assistant", content: content.length > 0 ? content : " " }]),
         (input, output) => makeUsage(input, output)
       )
@@ -123,20 +77,21 @@ export const make = (options: OpenAiChatOptions): Service => {
     Effect.gen(function*() {
       const request = yield* validateRequest(input)
       const model = request.model ?? options.model
+      const { body, notes } = mapping.body(request, model, options.takesOpenAiOptions)
       const started = yield* Clock.currentTimeMillis
       const { data, request_id, response } = yield* Effect.tryPromise({
         try: (signal) =>
-          client.chat.completions.create({ ...body(request, model), stream: false }, requestOptions(request, signal))
-            .withResponse(),
+          client.chat.completions.create({ ...body, stream: false }, requestOptions(request, signal)).withResponse(),
         catch: (error) => error
       }).pipe(Effect.catchAll(toHardFailure(model)))
       const finished = yield* Clock.currentTimeMillis
       const requestId = request_id ?? undefined
-      const parsed = decodeCompletion(data)
+      const parsed = mapping.decodeCompletion(data)
       if (Option.isNone(parsed)) return yield* Effect.fail(malformed(model, requestId, undefined))
       const choice = parsed.value.choices[0]
       const content = choice.message.content ?? ""
-      const reason = finishReason(choice.finish_reason)
+      const reason = mapping.finishReason(choice.finish_reason)
+      const toolCalls = mapping.toolCalls(choice.message.tool_calls)
       if (reason === "content_filter" || (choice.message.refusal != null && content === "")) {
         return yield* Effect.fail(hardFailure({
           reason: "ContentFiltered",
@@ -148,7 +103,7 @@ export const make = (options: OpenAiChatOptions): Service => {
           partialContent: content
         }))
       }
-      const usage = yield* usageOf(parsed.value.usage, request.messages, content)
+      const usage = yield* usageOf(parsed.value.usage, request, content)
       const rateLimit = openAiRateLimit(response.headers)
       return {
         content,
@@ -158,7 +113,9 @@ export const make = (options: OpenAiChatOptions): Service => {
         finishReason: reason,
         latencyMs: finished - started,
         ...(requestId !== undefined ? { requestId } : {}),
-        ...(rateLimit !== undefined ? { rateLimit } : {})
+        ...(rateLimit !== undefined ? { rateLimit } : {}),
+        ...(Option.isSome(toolCalls) ? { toolCalls: toolCalls.value } : {}),
+        ...(notes.length > 0 ? { notes } : {})
       }
     })
 
@@ -168,15 +125,17 @@ export const make = (options: OpenAiChatOptions): Service => {
       const model = request.model ?? options.model
       const controller = new AbortController()
       yield* Effect.addFinalizer(() => Effect.sync(() => controller.abort()))
+      const { body, notes } = mapping.body(request, model, options.takesOpenAiOptions)
       const started = yield* Clock.currentTimeMillis
       const { data, request_id, response } = yield* Effect.tryPromise({
         try: () =>
           client.chat.completions.create(
-            { ...body(request, model), stream: true, stream_options: { include_usage: true } },
+            { ...body, stream: true, stream_options: { include_usage: true } },
             requestOptions(request, controller.signal)
           ).withResponse(),
         catch: (error) => error
       }).pipe(Effect.catchAll(toHardFailure(model)))
+      let reported: mapping.UsageBody | undefined
       return assemble({
         provider: name,
         model,
@@ -185,31 +144,20 @@ export const make = (options: OpenAiChatOptions): Service => {
         started,
         events: data,
         abort: () => controller.abort(),
+        notes,
         mapError: (error, state) => toHardFailure(state.model, state.text)(error),
         step: (raw, state) => {
-          const chunk = decodeChunk(raw)
+          const chunk = mapping.decodeChunk(raw)
           if (Option.isNone(chunk)) return malformed(state.model, request_id ?? undefined, undefined)
           if (chunk.value.model !== undefined) state.model = chunk.value.model
-          if (chunk.value.usage != null) {
-            state.inputTokens = chunk.value.usage.prompt_tokens
-            state.outputTokens = chunk.value.usage.completion_tokens
-          }
-          let text = ""
+          if (chunk.value.usage != null) reported = chunk.value.usage
           for (const choice of chunk.value.choices ?? []) {
-            text += choice.delta?.content ?? ""
-            if (choice.finish_reason != null) state.finish = finishReason(choice.finish_reason)
+            if (choice.finish_reason != null) state.finish = mapping.finishReason(choice.finish_reason)
           }
-          return text
+          return mapping.chunkPieces(chunk.value)
         },
         isComplete: (state) => state.finish !== undefined,
-        usage: (state) =>
-          usageOf(
-            state.inputTokens !== undefined && state.outputTokens !== undefined
-              ? { prompt_tokens: state.inputTokens, completion_tokens: state.outputTokens }
-              : undefined,
-            request.messages,
-            state.text
-          )
+        usage: (state) => usageOf(reported, request, state.text)
       })
     }))
 
@@ -219,7 +167,8 @@ export const make = (options: OpenAiChatOptions): Service => {
     key: `${name}:${options.model}`,
     complete,
     stream,
-    countTokens: tokens
+    countTokens: tokens,
+    capabilities: options.capabilities
   }
 }
 

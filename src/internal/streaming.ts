@@ -1,9 +1,8 @@
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
-import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
-import type { FinishReason, RateLimitInfo, StreamChunk, Usage } from "../Llm.js"
-import { type HardFailure, hardFailure } from "../LlmError.js"
+import type { FinishReason, RateLimitInfo, StreamChunk, ToolCall, Usage } from "../Llm.js"
+import { HardFailure, hardFailure } from "../LlmError.js"
 
 /** What a provider's stream events have told so far. @internal */
 export interface StreamState {
@@ -15,7 +14,15 @@ export interface StreamState {
   inputTokens: number | undefined
   outputTokens: number | undefined
   firstTokenAt: number | undefined
+  /** Tool calls assembled from the deltas so far, by their index in the answer. */
+  toolCalls: Array<{ id: string; name: string; arguments: string }>
 }
+
+/** What one provider event carried: text, or chunks (text and tool-call deltas), or a malformed-event failure. @internal */
+export type StepOutput = string | ReadonlyArray<PieceChunk> | HardFailure
+
+/** @internal */
+export type PieceChunk = Extract<StreamChunk, { readonly _tag: "ContentDelta" | "ToolCallDelta" }>
 
 /** @internal */
 export interface AssembleOptions {
@@ -29,12 +36,30 @@ export interface AssembleOptions {
   readonly abort: () => void
   /** Maps whatever the SDK iterator throws, with the text received so far. */
   readonly mapError: (error: unknown, state: StreamState) => Effect.Effect<never, HardFailure>
-  /** Folds one event into the state; returns the text it carried, or a failure for a malformed event. */
-  readonly step: (event: unknown, state: StreamState) => string | HardFailure
+  /** Folds one event into the state; returns what it carried, or a failure for a malformed event. */
+  readonly step: (event: unknown, state: StreamState) => StepOutput
   /** Whether the events seen so far make a complete response. */
   readonly isComplete: (state: StreamState) => boolean
   readonly usage: (state: StreamState) => Effect.Effect<Usage>
+  /** What the provider left out of the request (see `CompletionResult.notes`). */
+  readonly notes?: ReadonlyArray<string> | undefined
 }
+
+// A tool-call delta extends the call at its index: `id` and `name` arrive with its first piece.
+const applyToolDelta = (state: StreamState, delta: Extract<PieceChunk, { readonly _tag: "ToolCallDelta" }>) => {
+  const call = state.toolCalls[delta.index] ?? { id: "", name: "", arguments: "" }
+  if (delta.id !== undefined) call.id = delta.id
+  if (delta.name !== undefined) call.name += delta.name
+  call.arguments += delta.argumentsDelta
+  state.toolCalls[delta.index] = call
+}
+
+const completeToolCalls = (state: StreamState): ReadonlyArray<ToolCall> =>
+  state.toolCalls.filter((call) => call !== undefined).map((call) => ({
+    ...call,
+    // A call without arguments streams none.
+    arguments: call.arguments === "" ? "{}" : call.arguments
+  }))
 
 // Stream.fromAsyncIterable ends an interrupted stream by awaiting the iterator's `return()`, and the SDK's generator
 // settles `return()` only after its pending `next()` — which waits for body bytes that may never come. Aborting the
@@ -65,7 +90,8 @@ export const assemble = (options: AssembleOptions): Stream.Stream<StreamChunk, H
     ended: false,
     inputTokens: undefined,
     outputTokens: undefined,
-    firstTokenAt: undefined
+    firstTokenAt: undefined,
+    toolCalls: []
   }
   const failure = (reason: "Connection" | "ContentFiltered", providerCode: string) =>
     hardFailure({
@@ -80,17 +106,22 @@ export const assemble = (options: AssembleOptions): Stream.Stream<StreamChunk, H
   const deltas = Stream.fromAsyncIterable(abortOnReturn(options.events, options.abort), (error) => error).pipe(
     Stream.catchAll((error) => Stream.fromEffect(options.mapError(error, state))),
     Stream.mapEffect((event) => {
-      const text = options.step(event, state)
-      if (typeof text !== "string") return Effect.fail(text)
-      if (text === "") return Effect.succeed(Option.none<StreamChunk>())
-      state.text += text
-      const delta = Option.some<StreamChunk>({ _tag: "ContentDelta", text })
-      return state.firstTokenAt !== undefined ? Effect.succeed(delta) : Effect.map(Clock.currentTimeMillis, (now) => {
+      const output = options.step(event, state)
+      if (output instanceof HardFailure) return Effect.fail(output)
+      const pieces: ReadonlyArray<PieceChunk> = typeof output === "string"
+        ? output === "" ? [] : [{ _tag: "ContentDelta", text: output }]
+        : output
+      for (const piece of pieces) {
+        if (piece._tag === "ContentDelta") state.text += piece.text
+        else applyToolDelta(state, piece)
+      }
+      if (pieces.length === 0 || state.firstTokenAt !== undefined) return Effect.succeed(pieces)
+      return Effect.map(Clock.currentTimeMillis, (now) => {
         state.firstTokenAt = now
-        return delta
+        return pieces
       })
     }),
-    Stream.filterMap((chunk) => chunk)
+    Stream.flattenIterables
   )
 
   const end = Effect.gen(function*() {
@@ -100,6 +131,7 @@ export const assemble = (options: AssembleOptions): Stream.Stream<StreamChunk, H
     }
     if (state.finish === "content_filter") return yield* Effect.fail(failure("ContentFiltered", "content_filter"))
     const usage = yield* options.usage(state)
+    const toolCalls = completeToolCalls(state)
     return {
       _tag: "StreamEnd",
       finishReason: state.finish,
@@ -109,7 +141,9 @@ export const assemble = (options: AssembleOptions): Stream.Stream<StreamChunk, H
       latencyMs: finished - options.started,
       ...(state.firstTokenAt !== undefined ? { ttftMs: state.firstTokenAt - options.started } : {}),
       ...(options.requestId !== undefined ? { requestId: options.requestId } : {}),
-      ...(options.rateLimit !== undefined ? { rateLimit: options.rateLimit } : {})
+      ...(options.rateLimit !== undefined ? { rateLimit: options.rateLimit } : {}),
+      ...(toolCalls.length > 0 ? { toolCalls } : {}),
+      ...(options.notes !== undefined && options.notes.length > 0 ? { notes: options.notes } : {})
     } satisfies StreamChunk
   })
 

@@ -1,5 +1,5 @@
 import * as Effect from "effect/Effect"
-import type { ChatMessage } from "../Llm.js"
+import type { ChatMessage, Tool } from "../Llm.js"
 
 type Encoding = "o200k_base" | "cl100k_base"
 
@@ -86,18 +86,44 @@ const OPENAI_REPLY_PRIMING = 3
 const ANTHROPIC_FACTOR = 1.2
 const ESTIMATE_PER_MESSAGE = 4
 
+// Images: OpenAI charges 85 + 170 per 512 px tile at high detail; without reading the image's size, every image is
+// counted as a 1024 x 1024 one (4 tiles): 765 tokens. Anthropic charges width x height / 750, at most about 1,600 for
+// an image it does not downscale: that bound is its estimate. The limiter reconciles with the reported usage.
+const IMAGE_TOKENS: Record<TokenizerFamily, number> = { openai: 85 + 170 * 4, anthropic: 1_600, generic: 85 + 170 * 4 }
+
+// A tool definition is sent as its JSON (name, description, parameters); a tool call as its name and arguments.
+const TOOL_OVERHEAD = 8
+
 /**
- * Counts prompt tokens for a model: exactly for OpenAI models when gpt-tokenizer is installed, an estimate otherwise.
+ * Counts prompt tokens for a model: exactly for OpenAI models' text when gpt-tokenizer is installed, an estimate
+ * otherwise. Tool definitions count as their JSON text, tool calls as their name and arguments, images as
+ * {@link IMAGE_TOKENS}.
  * @internal
  */
 export const countTokens = (family: TokenizerFamily, model: string) => {
   const exact = family === "anthropic" ? undefined : openAiEncoding(model)
-  return (messages: ReadonlyArray<ChatMessage>): Effect.Effect<number> =>
+  return (messages: ReadonlyArray<ChatMessage>, tools?: ReadonlyArray<Tool> | undefined): Effect.Effect<number> =>
     Effect.map(encoder(exact ?? "cl100k_base"), (enc) => {
       let content = 0
-      for (const message of messages) content += enc.countTokens(message.content)
-      if (exact !== undefined) return content + messages.length * OPENAI_PER_MESSAGE + OPENAI_REPLY_PRIMING
+      let images = 0
+      for (const message of messages) {
+        if (typeof message.content === "string") content += enc.countTokens(message.content)
+        else {
+          for (const part of message.content ?? []) {
+            if (part.type === "text") content += enc.countTokens(part.text)
+            else images++
+          }
+        }
+        for (const call of message.toolCalls ?? []) {
+          content += enc.countTokens(call.name) + enc.countTokens(call.arguments) + TOOL_OVERHEAD
+        }
+      }
+      for (const tool of tools ?? []) content += enc.countTokens(JSON.stringify(tool)) + TOOL_OVERHEAD
+      const pictures = images * IMAGE_TOKENS[family]
+      if (exact !== undefined) {
+        return content + pictures + messages.length * OPENAI_PER_MESSAGE + OPENAI_REPLY_PRIMING
+      }
       const scaled = family === "anthropic" ? Math.ceil(content * ANTHROPIC_FACTOR) : content
-      return scaled + messages.length * ESTIMATE_PER_MESSAGE
+      return scaled + pictures + messages.length * ESTIMATE_PER_MESSAGE
     })
 }

@@ -14,7 +14,7 @@ import * as openAiChat from "../internal/openAiChat.js"
 import * as validate from "../internal/options.js"
 import * as sdk from "../internal/sdk.js"
 import type { InvalidOptions } from "../LlmError.js"
-import { LlmProvider, type Service } from "../LlmProvider.js"
+import { allCapabilities, LlmProvider, type Service } from "../LlmProvider.js"
 
 /**
  * Either an `apiKey` (the client is built here) or a pre-built `client`. The SDK's own retries are always off:
@@ -68,7 +68,9 @@ export const make = (options: Options): Effect.Effect<Service, InvalidOptions> =
       client,
       sdk: OpenAI,
       timeout,
-      tokenizer: "openai"
+      tokenizer: "openai",
+      takesOpenAiOptions: true,
+      capabilities: allCapabilities
     })
   })
 

@@ -12,7 +12,7 @@ import * as openAiChat from "../internal/openAiChat.js"
 import * as validate from "../internal/options.js"
 import * as sdk from "../internal/sdk.js"
 import { InvalidOptions } from "../LlmError.js"
-import { LlmProvider, type Service } from "../LlmProvider.js"
+import { type Capabilities, LlmProvider, type Service } from "../LlmProvider.js"
 
 /**
  * `name` and `baseURL` are required; the API key is optional because local servers rarely check one.
@@ -29,7 +29,20 @@ export interface Options {
   /** Per-attempt HTTP timeout; local models often need a longer one. Defaults to the SDK's (10 minutes). */
   readonly timeout?: Duration.DurationInput | undefined
   readonly defaultHeaders?: Record<string, string> | undefined
+  /**
+   * What the server and model take. Default: tools, but no images and no JSON-schema outputs (many local models are
+   * text-only, and servers differ on `response_format`): a resilient chain skips this provider for such requests.
+   */
+  readonly capabilities?: Partial<Capabilities> | undefined
 }
+
+/**
+ * The capabilities an OpenAI-compatible provider has unless told otherwise.
+ *
+ * @since 0.2.0
+ * @category Constants
+ */
+export const defaultCapabilities: Capabilities = { tools: true, images: false, jsonSchema: false }
 
 // The SDK refuses to start without some key; local servers ignore the Authorization header.
 const NO_KEY = "no-key"
@@ -61,7 +74,10 @@ export const make = (options: Options): Effect.Effect<Service, InvalidOptions> =
       client,
       sdk: OpenAI,
       timeout,
-      tokenizer: "generic"
+      tokenizer: "generic",
+      // `providerOptions.openai` may hold fields a local server refuses: left out, with a note.
+      takesOpenAiOptions: false,
+      capabilities: { ...defaultCapabilities, ...options.capabilities }
     })
   })
 

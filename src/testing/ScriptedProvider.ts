@@ -12,10 +12,18 @@ import * as Layer from "effect/Layer"
 import * as Ref from "effect/Ref"
 import * as Stream from "effect/Stream"
 import { validateRequest } from "../internal/request.js"
-import type { ChatMessage, CompletionRequest, CompletionResult, FinishReason, StreamChunk, Usage } from "../Llm.js"
-import { makeUsage } from "../Llm.js"
+import type {
+  ChatMessage,
+  CompletionRequest,
+  CompletionResult,
+  FinishReason,
+  StreamChunk,
+  ToolCall,
+  Usage
+} from "../Llm.js"
+import { makeUsage, messageText } from "../Llm.js"
 import { type HardFailure, hardFailure, type HardReason } from "../LlmError.js"
-import { LlmProvider, type Service } from "../LlmProvider.js"
+import { type Capabilities, LlmProvider, type Service } from "../LlmProvider.js"
 
 /**
  * @since 0.1.0
@@ -32,6 +40,13 @@ export interface SuccessOutcome {
   readonly chunks?: ReadonlyArray<string> | undefined
   /** Time between stream chunks. */
   readonly chunkDelay?: Duration.DurationInput | undefined
+  /**
+   * Tool calls of the answer (the finish reason then defaults to `tool_calls`). A stream delivers each as
+   * `ToolCallDelta`s after the content: its id and name, then its arguments in `toolCallChunkSize`-character pieces
+   * (default: whole), and the `StreamEnd` carries them assembled.
+   */
+  readonly toolCalls?: ReadonlyArray<ToolCall> | undefined
+  readonly toolCallChunkSize?: number | undefined
 }
 
 /**
@@ -126,6 +141,8 @@ export interface Options {
   readonly script: Script
   readonly name?: string | undefined
   readonly model?: string | undefined
+  /** What the provider says it can take. Default: everything. */
+  readonly capabilities?: Capabilities | undefined
 }
 
 /**
@@ -139,7 +156,26 @@ export interface ScriptedProvider extends Service {
 
 // A test double needs a fast, deterministic count, not a tokenizer: about four characters a token.
 const estimateTokens = (messages: ReadonlyArray<ChatMessage>): number =>
-  messages.reduce((sum, message) => sum + Math.ceil(message.content.length / 4) + 4, 0)
+  messages.reduce((sum, message) => sum + Math.ceil(messageText(message).length / 4) + 4, 0)
+
+const finishOf = (outcome: SuccessOutcome): FinishReason =>
+  outcome.finishReason ?? (outcome.toolCalls !== undefined && outcome.toolCalls.length > 0 ? "tool_calls" : "stop")
+
+const toolCallDeltas = (outcome: SuccessOutcome): ReadonlyArray<StreamChunk> =>
+  (outcome.toolCalls ?? []).flatMap((call, index) => {
+    const size = Math.max(1, outcome.toolCallChunkSize ?? call.arguments.length)
+    const pieces: Array<StreamChunk> = [{
+      _tag: "ToolCallDelta",
+      index,
+      id: call.id,
+      name: call.name,
+      argumentsDelta: ""
+    }]
+    for (let at = 0; at < call.arguments.length; at += size) {
+      pieces.push({ _tag: "ToolCallDelta", index, argumentsDelta: call.arguments.slice(at, at + size) })
+    }
+    return pieces
+  })
 
 /**
  * @since 0.1.0
@@ -202,9 +238,10 @@ export const make = (options: Options): Effect.Effect<ScriptedProvider> =>
           usage: usageOf(outcome, request),
           model: call.model,
           provider: name,
-          finishReason: outcome.finishReason ?? "stop",
+          finishReason: finishOf(outcome),
           latencyMs: finished - started,
-          requestId: `${name}-${call.index}`
+          requestId: `${name}-${call.index}`,
+          ...(outcome.toolCalls !== undefined && outcome.toolCalls.length > 0 ? { toolCalls: outcome.toolCalls } : {})
         } satisfies CompletionResult
       })
 
@@ -225,7 +262,8 @@ export const make = (options: Options): Effect.Effect<ScriptedProvider> =>
               firstAt ??= yield* Clock.currentTimeMillis
               return { _tag: "ContentDelta", text } satisfies StreamChunk
             })
-          )
+          ),
+          Stream.concat(Stream.fromIterable(outcome._tag === "Success" ? toolCallDeltas(outcome) : []))
         )
         const end: Effect.Effect<StreamChunk, HardFailure> = Effect.gen(function*() {
           if (outcome._tag === "Failure") {
@@ -240,8 +278,11 @@ export const make = (options: Options): Effect.Effect<ScriptedProvider> =>
           const finished = yield* Clock.currentTimeMillis
           return {
             _tag: "StreamEnd",
-            finishReason: outcome.finishReason ?? "stop",
+            finishReason: finishOf(outcome),
             usage: usageOf(outcome, request),
+            ...(outcome.toolCalls !== undefined && outcome.toolCalls.length > 0
+              ? { toolCalls: outcome.toolCalls }
+              : {}),
             model: call.model,
             provider: name,
             latencyMs: finished - started,
@@ -260,6 +301,7 @@ export const make = (options: Options): Effect.Effect<ScriptedProvider> =>
       stream,
       countTokens: (messages) =>
         Effect.succeed(estimateTokens(messages)),
+      ...(options.capabilities !== undefined ? { capabilities: options.capabilities } : {}),
       calls: Ref.get(calls)
     }
   })

@@ -4,6 +4,7 @@ import { countTokens as cl100k } from "gpt-tokenizer/encoding/cl100k_base"
 import { countTokens as o200k } from "gpt-tokenizer/encoding/o200k_base"
 import { countTokens, estimateTokens, openAiEncoding } from "../../src/internal/tokens.js"
 import type { ChatMessage } from "../../src/Llm.js"
+import { messageText } from "../../src/Llm.js"
 
 const messages: ReadonlyArray<ChatMessage> = [
   { role: "system", content: "You are a terse assistant. Answer in one sentence." },
@@ -12,7 +13,7 @@ const messages: ReadonlyArray<ChatMessage> = [
   { role: "user", content: "Und auf Deutsch? 日本語でも。 🚀" }
 ]
 
-const sum = (count: (text: string) => number) => messages.reduce((total, m) => total + count(m.content), 0)
+const sum = (count: (text: string) => number) => messages.reduce((total, m) => total + count(messageText(m)), 0)
 
 describe("openAiEncoding", () => {
   const cases: ReadonlyArray<readonly [string, "o200k_base" | "cl100k_base" | undefined]> = [

@@ -18,6 +18,7 @@ import { countTokens as cl100kCount } from "gpt-tokenizer/encoding/cl100k_base"
 import type { MockedEndpoint, RequestRuleBuilder } from "mockttp"
 import { PassThrough } from "node:stream"
 import type { ChatMessage, CompletionRequestInput, StreamChunk } from "../../src/Llm.js"
+import { messageText } from "../../src/Llm.js"
 import { HardFailure, type HardReason, InvalidOptions, InvalidRequest } from "../../src/LlmError.js"
 import { LlmProvider, type Service } from "../../src/LlmProvider.js"
 import * as Anthropic from "../../src/providers/Anthropic.js"
@@ -1194,7 +1195,7 @@ describe("Anthropic provider", () => {
           { role: "user", content: "How many tokens does this sentence have, roughly speaking?" },
           { role: "assistant", content: "Quite a few — around a dozen." }
         ]
-        const content = messages.reduce((sum, message) => sum + cl100kCount(message.content), 0)
+        const content = messages.reduce((sum, message) => sum + cl100kCount(messageText(message)), 0)
         const expected = Math.ceil(content * 1.2) + 4 * messages.length
         expect(yield* service.countTokens(messages)).toBe(expected)
         expect(yield* service.countTokens([{ role: "user", content: "hi" }])).toBe(

@@ -20,6 +20,7 @@ import { countTokens as o200kCount } from "gpt-tokenizer/encoding/o200k_base"
 import { PassThrough } from "node:stream"
 import OpenAI from "openai"
 import type { ChatMessage, CompletionRequestInput } from "../../src/Llm.js"
+import { messageText } from "../../src/Llm.js"
 import type { HardReason } from "../../src/LlmError.js"
 import { LlmProvider } from "../../src/LlmProvider.js"
 import * as OpenAi from "../../src/providers/OpenAi.js"
@@ -782,11 +783,16 @@ describe("OpenAi provider over HTTP", () => {
         input: { messages: [{ role: "user", content: PROMPT }], temperature: 3 },
         field: "temperature"
       },
-      { name: "unknown role", input: { messages: [{ role: "tool", content: PROMPT }] }, field: "messages[0].role" },
+      { name: "unknown role", input: { messages: [{ role: "function", content: PROMPT }] }, field: "messages[0].role" },
+      {
+        name: "a tool result answering no call",
+        input: { messages: [{ role: "user", content: PROMPT }, { role: "tool", toolCallId: "call_9", content: "{}" }] },
+        field: "messages[1].toolCallId"
+      },
       {
         name: "unknown extra field",
-        input: { messages: [{ role: "user", content: PROMPT }], topP: 0.5 },
-        field: "topP"
+        input: { messages: [{ role: "user", content: PROMPT }], topK: 5 },
+        field: "topK"
       }
     ]
 
@@ -948,8 +954,8 @@ describe("OpenAi provider over HTTP", () => {
           { role: "system", content: "You are a terse assistant." },
           { role: "user", content: "Déjà vu: 🚀 naïve café, 数据 tokens?" }
         ]
-        const expected = messages.reduce((n, m) => n + o200kCount(m.content), 0) + 3 * messages.length + 3
-        const withCl100k = messages.reduce((n, m) => n + cl100kCount(m.content), 0) + 3 * messages.length + 3
+        const expected = messages.reduce((n, m) => n + o200kCount(messageText(m)), 0) + 3 * messages.length + 3
+        const withCl100k = messages.reduce((n, m) => n + cl100kCount(messageText(m)), 0) + 3 * messages.length + 3
         assertTrue(expected !== withCl100k, "the sample tells the two encodings apart")
         const llm = yield* openAi()
         strictEqual(yield* llm.countTokens(messages), expected)

@@ -9,6 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import { countTokens as cl100kCount } from "gpt-tokenizer/encoding/cl100k_base"
 import type { ChatMessage } from "../../src/Llm.js"
+import { messageText } from "../../src/Llm.js"
 import * as OpenAiCompatible from "../../src/providers/OpenAiCompatible.js"
 import {
   asHard,
@@ -201,7 +202,7 @@ describe("OpenAiCompatible provider over HTTP", () => {
 
   describe("servers that send no usage", () => {
     const generic = (messages: ReadonlyArray<ChatMessage>) =>
-      messages.reduce((n, m) => n + cl100kCount(m.content), 0) + 4 * messages.length
+      messages.reduce((n, m) => n + cl100kCount(messageText(m)), 0) + 4 * messages.length
 
     it.effect("a completion without usage is estimated with cl100k + 4 per message", () =>
       Effect.gen(function*() {
@@ -263,7 +264,7 @@ describe("OpenAiCompatible provider over HTTP", () => {
         const llm = yield* compatible()
         strictEqual(
           yield* llm.countTokens(messages),
-          messages.reduce((n, m) => n + cl100kCount(m.content), 0) + 4 * messages.length
+          messages.reduce((n, m) => n + cl100kCount(messageText(m)), 0) + 4 * messages.length
         )
       }))
   })

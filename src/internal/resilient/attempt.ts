@@ -10,15 +10,22 @@ import * as Option from "effect/Option"
 import * as CircuitBreaker from "../../CircuitBreaker.js"
 import * as Fallback from "../../Fallback.js"
 import type { CompletionRequest } from "../../Llm.js"
-import { CircuitOpen, DegradedResponse, type RetryBudgetExhausted } from "../../LlmError.js"
+import {
+  CircuitOpen,
+  DegradedResponse,
+  type InvalidRequest,
+  type RetryBudgetExhausted,
+  type UnsupportedRequest
+} from "../../LlmError.js"
 import * as observability from "../observability.js"
 import { validateRequest, withModel } from "../request.js"
+import { refusal } from "./capabilities.js"
 import type { AttemptError, CallShape, Client, Outcome, RequestContext } from "./client.js"
 import type { Step } from "./plan.js"
 
 /** Refused locally, before any call: what `Fallback.chain` reports as skipped. */
 const isRefusal = (error: { readonly _tag: string }): boolean =>
-  error._tag === "CircuitOpen" || error._tag === "RateLimitExceeded"
+  error._tag === "CircuitOpen" || error._tag === "RateLimitExceeded" || error._tag === "UnsupportedRequest"
 
 /**
  * Refuses a step whose breaker is open before it queues in the rate limiter: admission itself happens inside the
@@ -37,7 +44,7 @@ const refuseWhenOpen = (breaker: CircuitBreaker.CircuitBreaker): Effect.Effect<v
       : Effect.void)
 
 /** What a step can fail with: a call's failure, or a retry budget too spent to retry it. @internal */
-export type StepError = AttemptError | RetryBudgetExhausted
+export type StepError = AttemptError | RetryBudgetExhausted | UnsupportedRequest
 
 /** Runs one step of the plan for `request` through `shape`. @internal */
 export const attempt = <A>(
@@ -103,10 +110,13 @@ export const attempt = <A>(
       }
     })
   }
+  // A step that cannot take the request (tools, images, a JSON-schema output) is skipped: no call, no breaker count.
+  const unsupported = refusal(request, label, tier.provider.capabilities, tier.config.capabilities)
   const adapt = tier.config.adaptMessages
   // Adapted messages are the tier's own code's output: decoded again (the limiter would refuse them otherwise).
-  // A per-step preflight (capability, context window) belongs here, on the adapted request, before `once`.
-  const adapted = adapt === undefined
+  const adapted: Effect.Effect<CompletionRequest, InvalidRequest | UnsupportedRequest> = unsupported !== undefined
+    ? Effect.fail(unsupported)
+    : adapt === undefined
     ? Effect.succeed(withModel(request, model))
     : validateRequest({ ...request, model, messages: adapt(request.messages) })
   return Effect.flatMap(

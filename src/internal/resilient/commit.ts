@@ -41,7 +41,9 @@ export const resultChunks = (result: CompletionResult): Array<StreamChunk> => [
     provider: result.provider,
     latencyMs: result.latencyMs,
     ...(result.requestId !== undefined ? { requestId: result.requestId } : {}),
-    ...(result.rateLimit !== undefined ? { rateLimit: result.rateLimit } : {})
+    ...(result.rateLimit !== undefined ? { rateLimit: result.rateLimit } : {}),
+    ...(result.toolCalls !== undefined ? { toolCalls: result.toolCalls } : {}),
+    ...(result.notes !== undefined ? { notes: result.notes } : {})
   }
 ]
 
@@ -54,10 +56,15 @@ export const resultOf = (text: string, end: StreamEnd): CompletionResult => ({
   finishReason: end.finishReason,
   latencyMs: end.latencyMs,
   ...(end.requestId !== undefined ? { requestId: end.requestId } : {}),
-  ...(end.rateLimit !== undefined ? { rateLimit: end.rateLimit } : {})
+  ...(end.rateLimit !== undefined ? { rateLimit: end.rateLimit } : {}),
+  ...(end.toolCalls !== undefined ? { toolCalls: end.toolCalls } : {}),
+  ...(end.notes !== undefined ? { notes: end.notes } : {})
 })
 
-/** Pulls `source` in `scope` until its first content chunk, or (with `buffer`) to its end. */
+/**
+ * Pulls `source` in `scope` until its first content chunk — text or a piece of a tool call, the first thing a consumer
+ * may render — or (with `buffer`) to its end.
+ */
 const open = (
   source: Stream.Stream<StreamChunk, AttemptError>,
   scope: Scope.CloseableScope,
@@ -69,7 +76,8 @@ const open = (
     const head: Array<StreamChunk> = []
     let text = ""
     let end: StreamEnd | undefined
-    while (end === undefined && (buffer || text === "")) {
+    let committed = false
+    while (end === undefined && (buffer || !committed)) {
       const pulled = yield* Effect.matchEffect(pull, {
         onSuccess: (chunk) => Effect.succeed(Option.some(chunk)),
         onFailure: Option.match({ onNone: () => Effect.succeed(Option.none()), onSome: Effect.fail })
@@ -77,8 +85,11 @@ const open = (
       if (Option.isNone(pulled)) break
       for (const chunk of pulled.value) {
         head.push(chunk)
-        if (chunk._tag === "ContentDelta") text += chunk.text
-        else if (chunk._tag === "StreamEnd") end = chunk
+        if (chunk._tag === "ContentDelta") {
+          text += chunk.text
+          committed ||= chunk.text !== ""
+        } else if (chunk._tag === "ToolCallDelta") committed = true
+        else end = chunk
       }
     }
     const check = step.tier.config.quality

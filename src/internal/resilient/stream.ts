@@ -79,6 +79,8 @@ const deliver = (
 ): Stream.Stream<ResilientStreamChunk, StreamError> => {
   const { client, context, input, request, shape, start, steps } = delivery
   let text = ""
+  // A continuation resumes text; a tool call cut short cannot be resumed on another provider without repeating it.
+  let toolCallDelivered = false
   let firstAt: number | undefined
   let end: StreamEnd | undefined
   let outcome = first.value
@@ -99,16 +101,18 @@ const deliver = (
             end = chunk
             return false
           }
-          if (chunk._tag === "ContentDelta") {
-            text += chunk.text
-            firstAt ??= context.clock.unsafeCurrentTimeMillis()
-          }
+          if (chunk._tag === "ContentDelta") text += chunk.text
+          else toolCallDelivered = true
+          firstAt ??= context.clock.unsafeCurrentTimeMillis()
           return true
         }),
         Stream.catchAll((error): Stream.Stream<Exclude<StreamChunk, StreamEnd>, StreamError> => {
           const failure = withDelivered(error, text)
           const next = steps.slice(current.step.index + 1)
-          if (client.config.continuation !== true || next.length === 0 || !Fallback.shouldFallBack(failure)) {
+          if (
+            client.config.continuation !== true || toolCallDelivered || next.length === 0
+            || !Fallback.shouldFallBack(failure)
+          ) {
             return afterCommit(failure)
           }
           const failed = Fallback.attemptOf(failure, {
