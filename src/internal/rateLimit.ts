@@ -25,6 +25,7 @@ import { type HardFailure, InvalidOptions, type InvalidRequest, RateLimitExceede
 import type { Service as LlmProviderService } from "../LlmProvider.js"
 import type { Limiter, Limits, Options, Snapshot, Target } from "../RateLimit.js"
 import { rateLimitRejections as rejectionsTotal } from "./metrics.js"
+import { checkDuration } from "./options.js"
 import {
   type Blocked,
   type Bucket,
@@ -49,14 +50,16 @@ const checkLimit = (field: string, value: unknown): InvalidOptions | undefined =
     ? undefined
     : invalid(field, "must be a positive integer (or Infinity for no limit)")
 
-const checkLimits = (prefix: string, limits: Limits | undefined): InvalidOptions | undefined => {
+/** @internal */
+export const checkLimits = (prefix: string, limits: Limits | undefined): InvalidOptions | undefined => {
   if (limits === undefined) return undefined
   if (typeof limits !== "object" || limits === null) return invalid(prefix, "must be an object")
   return checkLimit(`${prefix}.concurrency`, limits.concurrency) ?? checkLimit(`${prefix}.rpm`, limits.rpm)
     ?? checkLimit(`${prefix}.tpm`, limits.tpm)
 }
 
-const validate = (options: Options): InvalidOptions | { readonly maxWaitMillis: number } => {
+/** Every option of a limiter; `limits` and `perKey` name their keys. @internal */
+export const validate = (options: Options): InvalidOptions | { readonly maxWaitMillis: number } => {
   const problem = checkLimits("limits", options.limits)
     ?? Object.entries(options.perKey ?? {}).map(([key, limits]) =>
       key.trim() === "" ? invalid("perKey", "keys must not be empty") : checkLimits(`perKey.${key}`, limits)
@@ -72,16 +75,11 @@ const validate = (options: Options): InvalidOptions | { readonly maxWaitMillis: 
     return invalid("outputTokenEstimate", "must be a non-negative integer")
   }
   if (options.maxWait === undefined) return { maxWaitMillis: 30_000 }
-  // Duration clamps negative numbers to zero; a negative input is a mistake worth naming.
-  if (typeof options.maxWait === "number" && !(options.maxWait >= 0)) {
-    return invalid("maxWait", "must be a non-negative duration")
-  }
   if (typeof options.maxWait === "string" && options.maxWait.trim().toLowerCase() === "infinity") {
     return { maxWaitMillis: Infinity }
   }
-  const decoded = Duration.decodeUnknown(options.maxWait)
-  if (decoded._tag === "None") return invalid("maxWait", "must be a duration")
-  return { maxWaitMillis: Duration.toMillis(decoded.value) }
+  const checked = checkDuration(options.maxWait, { allowZero: true })
+  return "millis" in checked ? { maxWaitMillis: checked.millis } : invalid("maxWait", checked.problem)
 }
 
 const resolveLimits = (options: Options, key: string): ResolvedLimits => {

@@ -34,6 +34,7 @@ import * as metrics from "./metrics.js"
 import * as observability from "./observability.js"
 import { nonBlank, positiveDuration, positiveInteger } from "./options.js"
 import { validateRequest, withModel } from "./request.js"
+import { checkCallOptions, uniqueSteps, validateConfig } from "./resilient/options.js"
 import { timeoutFail } from "./timeout.js"
 
 type StreamEnd = Extract<StreamChunk, { readonly _tag: "StreamEnd" }>
@@ -94,9 +95,7 @@ class LatencyWindow {
 /** @internal */
 export const make = (config: Config): Effect.Effect<Service, InvalidOptions> =>
   Effect.gen(function*() {
-    if (config.chain.length === 0) {
-      return yield* new InvalidOptions({ field: "chain", reason: "must hold at least one tier" })
-    }
+    yield* validateConfig(config)
     const tiers: Array<BuiltTier> = []
     const breakers = new Map<string, CircuitBreaker.CircuitBreaker>()
     const perKey: Record<string, RateLimit.Limits> = {}
@@ -143,6 +142,7 @@ export const make = (config: Config): Effect.Effect<Service, InvalidOptions> =>
         qualityRank: tier.qualityRank ?? index
       })
     }
+    yield* uniqueSteps(tiers.map((tier) => ({ provider: tier.provider, downgrades: tier.config.downgrades })))
     if (config.limiter !== undefined && config.rateLimit !== undefined) ignored.push("rateLimit")
     if (ignored.length > 0) {
       yield* Effect.logWarning("settings ignored: a shared breaker registry or rate limiter decides them").pipe(
@@ -472,6 +472,8 @@ export const make = (config: Config): Effect.Effect<Service, InvalidOptions> =>
       span: Tracer.Span | undefined
     ): Effect.Effect<ResilientResult, FallbackExhausted | HardFailure | InvalidRequest> =>
       Effect.gen(function*() {
+        const refused = checkCallOptions(options)
+        if (refused !== undefined) return yield* refused
         const clock = yield* Effect.clock
         const startedAt = clock.unsafeCurrentTimeMillis()
         const ordered = order(options?.strategy ?? config.strategy ?? "ordered")
@@ -519,6 +521,8 @@ export const make = (config: Config): Effect.Effect<Service, InvalidOptions> =>
     // A stream its consumer stops early is not a request outcome, and logs nothing.
     const stream: Service["stream"] = (input, options) =>
       Stream.unwrap(Effect.gen(function*() {
+        const refused = checkCallOptions(options)
+        if (refused !== undefined) return yield* refused
         const clock = yield* Effect.clock
         const startedAt = clock.unsafeCurrentTimeMillis()
         const ordered = order(options?.strategy ?? config.strategy ?? "ordered")

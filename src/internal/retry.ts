@@ -20,6 +20,7 @@ import {
 } from "../LlmError.js"
 import type { Options, Policy, Retrier, RetryCallOptions, RetryReason, Settings, Target } from "../Retry.js"
 import { retriesTotal } from "./metrics.js"
+import { checkDuration as durationCheck } from "./options.js"
 import { RetryBudget } from "./retryBudget.js"
 import { timeoutFail } from "./timeout.js"
 
@@ -113,12 +114,8 @@ const invalid = (field: string, reason: string) => new InvalidOptions({ field, r
 
 const checkDuration = (field: string, value: Duration.DurationInput | undefined, positive: boolean) => {
   if (value === undefined) return undefined
-  // Duration clamps negative numbers to zero; a negative input is a mistake worth naming.
-  if (typeof value === "number" && value < 0) return invalid(field, "must not be negative")
-  const decoded = Duration.decodeUnknown(value)
-  if (decoded._tag === "None" || !Duration.isFinite(decoded.value)) return invalid(field, "must be a finite duration")
-  if (positive && Duration.lessThanOrEqualTo(decoded.value, Duration.zero)) return invalid(field, "must be positive")
-  return undefined
+  const checked = durationCheck(value, { allowZero: !positive })
+  return "problem" in checked ? invalid(field, checked.problem) : undefined
 }
 
 const checkAttempts = (field: string, value: number | undefined) =>
