@@ -60,6 +60,7 @@ export interface TierSettings {
   readonly breaker: CircuitBreaker.Options | false
   readonly limits: RateLimit.Limits | false
   readonly timeout?: Duration.Duration | undefined
+  readonly connectTimeout?: Duration.Duration | undefined
   readonly contextWindow?: number | undefined
   readonly price?: Resilient.Price | Readonly<Record<string, Resilient.Price>> | undefined
   readonly qualityRank?: number | undefined
@@ -391,6 +392,7 @@ export const resolve = (doc: S.Document, env: S.EnvValues): Either.Either<Settin
       breaker: resolveBreaker(options?.breaker ?? doc.breaker, env),
       limits: model.limits === undefined || model.limits === false ? false : compact({ ...model.limits }),
       timeout: timeout === undefined ? undefined : duration(timeout),
+      connectTimeout: model.connect_timeout === undefined ? undefined : duration(model.connect_timeout),
       contextWindow: model.context_window,
       price: prices.length === 0
         ? undefined
@@ -569,6 +571,7 @@ export const toResilientConfig = (
         breaker: tier.breaker,
         limits: tier.limits,
         timeout: tier.timeout,
+        connectTimeout: tier.connectTimeout,
         contextWindow: tier.contextWindow,
         price: tier.price,
         qualityRank: tier.qualityRank

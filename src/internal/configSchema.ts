@@ -245,6 +245,7 @@ export const Model = Schema.Struct({
   headers: optional(Schema.Record({ key: Schema.String, value: Schema.String })),
   default_max_tokens: optional(PositiveInt),
   timeout: optional(PositiveDuration),
+  connect_timeout: optional(PositiveDuration),
   context_window: optional(PositiveInt),
   price: optional(Price),
   limits: optional(Schema.Union(Schema.Literal(false), Limits)),

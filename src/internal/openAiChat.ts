@@ -1,5 +1,5 @@
 import * as Clock from "effect/Clock"
-import * as Duration from "effect/Duration"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
@@ -11,6 +11,7 @@ import { type HardFailure, hardFailure } from "../LlmError.js"
 import type { Service } from "../LlmProvider.js"
 import { fromSdkError } from "./classify.js"
 import { openAiRateLimit } from "./headers.js"
+import { boundResponse, boundStream, sdkOptions } from "./providerTimeouts.js"
 import { validateRequest } from "./request.js"
 import { assemble } from "./streaming.js"
 import { countTokens, type TokenizerFamily } from "./tokens.js"
@@ -23,6 +24,7 @@ export interface OpenAiChatOptions {
   /** The loaded SDK, whose error classes classify what the client throws. */
   readonly sdk: typeof OpenAI
   readonly timeout: Duration.Duration | undefined
+  readonly connectTimeout?: Duration.Duration | undefined
   readonly tokenizer: TokenizerFamily
 }
 
@@ -83,10 +85,7 @@ export const make = (options: OpenAiChatOptions): Service => {
   const { client, name } = options
   const tokens = countTokens(options.tokenizer, options.model)
 
-  const requestOptions = (request: CompletionRequest, signal: AbortSignal) => {
-    const timeout = request.timeout ?? options.timeout
-    return { signal, maxRetries: 0, ...(timeout !== undefined ? { timeout: Duration.toMillis(timeout) } : {}) }
-  }
+  const requestOptions = (request: CompletionRequest, signal: AbortSignal) => sdkOptions(request, options, signal)
 
   const toHardFailure =
     (model: string, partialContent?: string) => (error: unknown): Effect.Effect<never, HardFailure> =>
@@ -124,12 +123,18 @@ export const make = (options: OpenAiChatOptions): Service => {
       const request = yield* validateRequest(input)
       const model = request.model ?? options.model
       const started = yield* Clock.currentTimeMillis
-      const { data, request_id, response } = yield* Effect.tryPromise({
-        try: (signal) =>
-          client.chat.completions.create({ ...body(request, model), stream: false }, requestOptions(request, signal))
-            .withResponse(),
-        catch: (error) => error
-      }).pipe(Effect.catchAll(toHardFailure(model)))
+      const { data, request_id, response } = yield* boundResponse(
+        Effect.tryPromise({
+          try: (signal) =>
+            client.chat.completions.create({ ...body(request, model), stream: false }, requestOptions(request, signal))
+              .withResponse(),
+          catch: (error) => error
+        }).pipe(Effect.catchAll(toHardFailure(model))),
+        request,
+        options,
+        name,
+        model
+      )
       const finished = yield* Clock.currentTimeMillis
       const requestId = request_id ?? undefined
       const parsed = decodeCompletion(data)
@@ -162,7 +167,7 @@ export const make = (options: OpenAiChatOptions): Service => {
       }
     })
 
-  const stream: Service["stream"] = (input) =>
+  const unbounded: Service["stream"] = (input) =>
     Stream.unwrapScoped(Effect.gen(function*() {
       const request = yield* validateRequest(input)
       const model = request.model ?? options.model
@@ -212,6 +217,13 @@ export const make = (options: OpenAiChatOptions): Service => {
           )
       })
     }))
+
+  // The whole stream, headers to last event, within the timeout (see ./providerTimeouts.ts).
+  const stream: Service["stream"] = (input) =>
+    Stream.unwrap(
+      Effect.map(validateRequest(input), (request) =>
+        boundStream(unbounded(request), request, options, name, request.model ?? options.model))
+    )
 
   return {
     name,

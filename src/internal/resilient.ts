@@ -33,7 +33,7 @@ import * as Streaming from "../Streaming.js"
 import * as metrics from "./metrics.js"
 import * as observability from "./observability.js"
 import { nonBlank, positiveDuration, positiveInteger } from "./options.js"
-import { validateRequest, withModel } from "./request.js"
+import { validateRequest, withConnectTimeout, withModel } from "./request.js"
 import { checkCallOptions, uniqueSteps, validateConfig } from "./resilient/options.js"
 import { timeoutFail } from "./timeout.js"
 
@@ -308,8 +308,12 @@ export const make = (config: Config): Effect.Effect<Service, InvalidOptions> =>
       const adapt = tier.config.adaptMessages
       // Adapted messages are the tier's own code's output: decoded again (the limiter would refuse them otherwise).
       const adapted = adapt === undefined
-        ? Effect.succeed(withModel(request, model))
-        : validateRequest({ ...request, model, messages: adapt(request.messages) })
+        ? Effect.succeed(withModel(withConnectTimeout(request, tier.config.connectTimeout), model))
+        : validateRequest({
+          ...withConnectTimeout(request, tier.config.connectTimeout),
+          model,
+          messages: adapt(request.messages)
+        })
       return Effect.flatMap(adapted, (adapted) =>
         config.relaxation === false ? once(adapted) : Effect.catchAll(once(adapted), (error) =>
           Effect.flatMap(
@@ -551,7 +555,12 @@ export const make = (config: Config): Effect.Effect<Service, InvalidOptions> =>
           return {
             ...target,
             stream: (request: CompletionRequestInput) => {
-              const limited = limiter.stream(tier.provider, request)
+              const limited = limiter.stream(
+                tier.provider,
+                tier.config.connectTimeout === undefined || request.connectTimeout !== undefined
+                  ? request
+                  : { ...request, connectTimeout: Duration.decode(tier.config.connectTimeout) }
+              )
               const recorded = breaker === undefined ? limited : breaker.executeStream(limited)
               // A spent retry budget ends the stream with the failure it would have retried.
               const retried = tier.retrier === undefined
