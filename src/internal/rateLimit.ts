@@ -109,6 +109,8 @@ class KeyState {
   timerAt = Infinity
   timerGeneration = 0
   timer: Fiber.RuntimeFiber<void> | undefined = undefined
+  /** 429s in a row, for the growing default pause. */
+  rateLimitedInRow = 0
 
   constructor(readonly key: string, readonly bucket: Bucket) {}
 
@@ -207,7 +209,18 @@ interface Outcome {
   rateLimit: RateLimitInfo | undefined
   /** A 429's Retry-After, in milliseconds. */
   retryAfterMillis: number | undefined
+  /** `true`: refused with a 429, with or without a Retry-After; `false`: answered. */
+  rateLimited?: boolean | undefined
 }
+
+/**
+ * A 429 without Retry-After still says "slow down": the key pauses for 1 s, doubling while 429s follow each other
+ * (2 s, 4 s, …, at most 30 s), and back to 1 s after a call that was not refused.
+ * @internal
+ */
+export const DEFAULT_429_PAUSE_MILLIS = 1_000
+/** @internal */
+export const MAX_DEFAULT_429_PAUSE_MILLIS = 30_000
 
 const field = (value: unknown, name: string): unknown =>
   typeof value === "object" && value !== null && name in value ? (value as Record<string, unknown>)[name] : undefined
@@ -229,6 +242,7 @@ const outcomeOfError = (error: unknown, outcome: Outcome): void => {
     // The provider refused or failed the call: nothing was generated.
     outcome.actualTokens = 0
     if (field(error, "reason") === "RateLimited") {
+      outcome.rateLimited = true
       const retryAfter = field(error, "retryAfter")
       if (Duration.isDuration(retryAfter)) {
         const millis = Duration.toMillis(retryAfter)
@@ -245,7 +259,8 @@ const outcomeOfError = (error: unknown, outcome: Outcome): void => {
 const outcomeOfValue = (value: unknown): Outcome => ({
   actualTokens: totalTokensOf(value),
   rateLimit: rateLimitOf(value),
-  retryAfterMillis: undefined
+  retryAfterMillis: undefined,
+  rateLimited: false
 })
 
 const outcomeOfCause = (cause: Cause.Cause<unknown>): Outcome => {
@@ -371,7 +386,16 @@ const makeLimiter = (options: Options, maxWaitMillis: number, store: Store, wind
     state.bucket.settle(ticket, outcome.actualTokens ?? ticket.tokens, now)
     if (adaptive) {
       if (outcome.rateLimit !== undefined) state.bucket.observe(outcome.rateLimit, now)
-      if (outcome.retryAfterMillis !== undefined) state.bucket.pauseUntil(now + outcome.retryAfterMillis)
+      if (outcome.rateLimited === true) {
+        const fallback = Math.min(
+          DEFAULT_429_PAUSE_MILLIS * 2 ** Math.min(state.rateLimitedInRow, 16),
+          MAX_DEFAULT_429_PAUSE_MILLIS
+        )
+        state.rateLimitedInRow++
+        state.bucket.pauseUntil(now + (outcome.retryAfterMillis ?? fallback))
+      } else if (outcome.rateLimited === false) {
+        state.rateLimitedInRow = 0
+      }
     }
     return afterChange(state, now)
   }
