@@ -35,6 +35,7 @@ import * as observability from "./observability.js"
 import { nonBlank, positiveDuration, positiveInteger } from "./options.js"
 import { validateRequest, withConnectTimeout, withModel } from "./request.js"
 import { checkCallOptions, uniqueSteps, validateConfig } from "./resilient/options.js"
+import { preflight } from "./resilient/preflight.js"
 import { timeoutFail } from "./timeout.js"
 
 type StreamEnd = Extract<StreamChunk, { readonly _tag: "StreamEnd" }>
@@ -274,7 +275,16 @@ export const make = (config: Config): Effect.Effect<Service, InvalidOptions> =>
           Effect.sync(() => {
             if (!isRefusal(error)) seen.failure = error
           }))
-      const once = (input: CompletionRequest) => {
+      // --- preflight (./resilient/preflight.ts): refused or clamped locally, before breaker, retry and limiter ---
+      const limits = {
+        provider: tier.provider.name,
+        model,
+        contextWindow: tier.contextWindow,
+        maxOutputTokens: tier.config.maxOutputTokens,
+        countTokens: tier.provider.countTokens
+      }
+      const once = (input: CompletionRequest) => Effect.flatMap(preflight(input, limits), sent)
+      const sent = (input: CompletionRequest) => {
         const recorded = recordedCall(throughLimiter(input))
         const retried = retrier === undefined
           ? recorded
