@@ -94,7 +94,7 @@ const expectTimeout = (error: HardFailure | InvalidRequest) => {
 
 const waitForAbort = (path: string) =>
   Effect.promise(async () => {
-    for (let i = 0; i < 100 && !aborted.includes(path); i++) await new Promise((resolve) => setTimeout(resolve, 20))
+    for (let i = 0; i < 400 && !aborted.includes(path); i++) await new Promise((resolve) => setTimeout(resolve, 20))
     return aborted.includes(path)
   })
 
