@@ -12,6 +12,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import * as Option from "effect/Option"
+import * as validate from "./internal/options.js"
 import { RetryBudget } from "./internal/retryBudget.js"
 import type { ChatMessage, CompletionRequest, CompletionRequestInput, CompletionResult } from "./Llm.js"
 import {
@@ -20,6 +21,7 @@ import {
   type FallbackAttempt,
   FallbackExhausted,
   HardFailure,
+  type InvalidOptions,
   InvalidRequest,
   RateLimitExceeded,
   RetryBudgetExhausted,
@@ -337,9 +339,10 @@ const cacheKey = (request: CompletionRequestInput): string =>
  */
 export const makeResponseCache = (
   options: { readonly ttl: Duration.DurationInput; readonly capacity: number }
-): Effect.Effect<ResponseCache> =>
-  Effect.sync(() => {
-    const ttl = Duration.toMillis(options.ttl)
+): Effect.Effect<ResponseCache, InvalidOptions> =>
+  Effect.gen(function*() {
+    const ttl = Duration.toMillis((yield* validate.duration("ttl", options.ttl))!)
+    yield* validate.positiveInteger("capacity", options.capacity)
     const entries = new Map<string, { readonly result: CompletionResult; readonly at: number }>()
     return {
       get: (request) =>
@@ -418,10 +421,19 @@ export interface Hedger {
  * @since 0.1.0
  * @category Hedging
  */
-export const makeHedger = (options: HedgeOptions): Effect.Effect<Hedger> =>
-  Effect.sync(() => {
+export const makeHedger = (options: HedgeOptions): Effect.Effect<Hedger, InvalidOptions> =>
+  Effect.gen(function*() {
+    if (typeof options.delay !== "function") yield* validate.duration("delay", options.delay, { allowZero: true })
+    yield* validate.fraction("maxFraction", options.maxFraction)
     const budget = new RetryBudget({ ratio: options.maxFraction ?? 0.1, minPerSecond: 0, windowMillis: 10_000 })
-    const delayOf = () => Duration.decode(typeof options.delay === "function" ? options.delay() : options.delay)
+    // A computed delay no timer can wait (unparsable, negative, too long) hedges only after a failure: hedging at
+    // once would double every call.
+    const delayOf = () => {
+      const checked = validate.checkDuration(typeof options.delay === "function" ? options.delay() : options.delay, {
+        allowZero: true
+      })
+      return Duration.millis("millis" in checked ? checked.millis : validate.MAX_TIMER_MILLIS)
+    }
     const hedge = <A1, E1, R1, A2, E2, R2>(
       primary: Effect.Effect<A1, E1, R1>,
       secondary: Effect.Effect<A2, E2, R2>

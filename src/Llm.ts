@@ -9,6 +9,7 @@ import * as Duration from "effect/Duration"
 import * as JSONSchema from "effect/JSONSchema"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import { checkDuration } from "./internal/duration.js"
 
 /**
  * @since 0.1.0
@@ -420,11 +421,10 @@ export const PositiveDuration = Schema.transformOrFail(
   {
     strict: true,
     decode: (input, _, ast) => {
-      const duration = Duration.decodeUnknown(input)
-      return duration._tag === "Some" && Duration.isFinite(duration.value)
-          && Duration.greaterThan(duration.value, Duration.zero)
-        ? ParseResult.succeed(duration.value)
-        : ParseResult.fail(new ParseResult.Type(ast, input, "must be a positive, finite duration"))
+      const checked = checkDuration(input)
+      return "millis" in checked
+        ? ParseResult.succeed(Duration.millis(checked.millis))
+        : ParseResult.fail(new ParseResult.Type(ast, input, checked.problem))
     },
     encode: ParseResult.succeed
   }
@@ -498,7 +498,10 @@ export const CompletionRequest = Schema.Struct({
   /** An end-user id for the provider's abuse monitoring (OpenAI `user`, Anthropic `metadata.user_id`). */
   user: Schema.optional(NonBlank),
   providerOptions: Schema.optional(ProviderOptions),
+  /** The whole response, body included. */
   timeout: Schema.optional(PositiveDuration),
+  /** The wait for the response headers only (connection, TLS, queueing at the provider). */
+  connectTimeout: Schema.optional(PositiveDuration),
   metadata: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.String }))
 }).pipe(Schema.filter(requestIssues))
 

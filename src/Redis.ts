@@ -25,6 +25,7 @@ import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type { Redis as IORedis } from "ioredis"
 import * as CircuitBreaker from "./CircuitBreaker.js"
+import * as validate from "./internal/options.js"
 import * as internalRateLimit from "./internal/rateLimit.js"
 import * as internalBreaker from "./internal/redisCircuitBreaker.js"
 import * as internal from "./internal/redisConnection.js"
@@ -85,13 +86,26 @@ const millis = (
   field: string,
   value: Duration.DurationInput | undefined,
   fallback: number
-): Effect.Effect<number, InvalidOptions> => {
-  if (value === undefined) return Effect.succeed(fallback)
-  const decoded = Duration.decodeUnknown(value)
-  if (Option.isNone(decoded) || !Duration.isFinite(decoded.value) || Duration.toMillis(decoded.value) <= 0) {
-    return Effect.fail(new InvalidOptions({ field, reason: "must be a positive finite duration" }))
+): Effect.Effect<number, InvalidOptions> =>
+  Effect.map(
+    validate.duration(field, value),
+    (checked) => checked === undefined ? fallback : Duration.toMillis(checked)
+  )
+
+// ioredis reads anything as a URL, falls back to localhost on what it cannot parse, and so never fails: a typo would
+// silently mean "local state only". A `redis://user:password@` URL is usual for Redis, so it is allowed, but never
+// echoed.
+const redisUrl = (value: string | undefined): Effect.Effect<void, InvalidOptions> => {
+  if (value === undefined) return Effect.void
+  let protocol: string | undefined
+  try {
+    protocol = new URL(value).protocol
+  } catch {
+    protocol = undefined
   }
-  return Effect.succeed(Duration.toMillis(decoded.value))
+  return protocol === "redis:" || protocol === "rediss:"
+    ? Effect.void
+    : Effect.fail(new InvalidOptions({ field: "url", reason: "must be a redis:// or rediss:// URL (value hidden)" }))
 }
 
 /**
@@ -103,6 +117,7 @@ const millis = (
  */
 export const connect = (options: ConnectionOptions = {}): Effect.Effect<Connection, InvalidOptions, Scope.Scope> =>
   Effect.gen(function*() {
+    yield* redisUrl(options.url)
     const operationTimeoutMs = yield* millis("operationTimeout", options.operationTimeout, 100)
     const recoveryIntervalMs = yield* millis("recoveryInterval", options.recoveryInterval, 250)
     const keyPrefix = options.keyPrefix ?? "llm-resilience:"

@@ -69,10 +69,23 @@ export interface Tier {
    * streamed only for transport, e.g. JSON). Default off; a call's `buffer` overrides it.
    */
   readonly buffer?: boolean | undefined
+  /**
+   * How long this tier's provider may take to accept the connection and send the response headers, apart from the
+   * whole-response `timeout`: a refused or black-holed host then fails over in seconds. Sent with each request.
+   */
+  readonly connectTimeout?: Duration.DurationInput | undefined
   /** Checks every answer must pass (soft and degraded failures). */
   readonly quality?: Quality.Check | undefined
-  /** The model's context window in tokens, for trimming on `ContextLengthExceeded`. Default 128,000. */
+  /**
+   * The model's context window in tokens. A prompt larger than it (by this tier's token count) is not sent: the step
+   * is refused locally as `ContextLengthExceeded`, after relaxation trimmed it. Default 128,000.
+   */
   readonly contextWindow?: number | undefined
+  /**
+   * The most output tokens the model can produce; a request asking for more is clamped to it. Default: known for
+   * the model names the docs use (see docs/errors.md), otherwise unbounded.
+   */
+  readonly maxOutputTokens?: number | undefined
   /** Price of the main model and of each downgrade (by model name); used for cost and cost-first ordering. */
   readonly price?: Price | Readonly<Record<string, Price>> | undefined
   /** Rank for quality-first ordering: lower is better. Default: the position in the chain. */

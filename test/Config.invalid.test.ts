@@ -64,6 +64,31 @@ const cases: ReadonlyArray<{
     issues: [["models[0].timeout", "expected a positive duration such as \"30 seconds\" or \"2 minutes\", got 30"]]
   },
   {
+    name: "a duration too long for a timer, and .nan / .inf reported as what they are",
+    text: model(
+      ", timeout: '99999999999999999999 days', context_window: .inf, price: { input_per_1k: .nan, output_per_1k: 1 }"
+    )
+      + CHAIN_A,
+    issues: [
+      [
+        "models[0].timeout",
+        "expected a duration of at most 2147483647 ms (about 24.8 days), got \"99999999999999999999 days\""
+      ],
+      ["models[0].context_window", "expected a positive integer, got Infinity"],
+      ["models[0].price.input_per_1k", "expected a non-negative number, got NaN"]
+    ]
+  },
+  {
+    name: "a key pasted where a variable name or URL goes is never echoed",
+    text: model(", api_key_env: 'sk-test-never-print-91c2', base_url: 'sk-test-never-print-91c2'") + CHAIN_A,
+    env: { ...KEYS, LLM_RATE_LIMIT_MODE: SECRET },
+    issues: [
+      ["models[0].api_key_env", "expected an environment variable name such as \"OPENAI_API_KEY\" (value hidden)"],
+      ["models[0].base_url", "expected an http(s) URL (value hidden)"],
+      ["LLM_RATE_LIMIT_MODE", "expected one of \"wait\", \"fail-fast\" (value hidden)"]
+    ]
+  },
+  {
     name: "unknown provider type",
     text: "models:\n  - { id: a, provider: azure, model: m }\n" + CHAIN_A,
     issues: [["models[0].provider", "expected one of \"openai\", \"anthropic\", \"openai-compatible\", got \"azure\""]]
@@ -114,7 +139,7 @@ const cases: ReadonlyArray<{
     text: model(", contextWindow: 8000") + CHAIN_A,
     issues: [[
       "models[0].contextWindow",
-      "unknown key (allowed: id, provider, model, name, api_key_env, base_url, organization, project, headers, default_max_tokens, timeout, first_chunk_timeout, stall_timeout, context_window, price, limits, downgrades, quality_rank)"
+      "unknown key (allowed: id, provider, model, name, api_key_env, base_url, organization, project, headers, default_max_tokens, timeout, first_chunk_timeout, stall_timeout, connect_timeout, context_window, price, limits, downgrades, quality_rank)"
     ]]
   },
   {
@@ -228,8 +253,8 @@ const cases: ReadonlyArray<{
     text: model(", base_url: localhost:8080") + "  - { id: b, provider: openai, model: m, base_url: 'ftp://x' }\n"
       + CHAIN_A,
     issues: [
-      ["models[0].base_url", "expected an http(s) URL, got \"localhost:8080\""],
-      ["models[1].base_url", "expected an http(s) URL, got \"ftp://x\""]
+      ["models[0].base_url", "expected an http(s) URL (value hidden)"],
+      ["models[1].base_url", "expected an http(s) URL (value hidden)"]
     ]
   },
   {
@@ -279,7 +304,7 @@ const cases: ReadonlyArray<{
     text: model(", api_key_env: 'sk-live-abc'") + CHAIN_A,
     issues: [[
       "models[0].api_key_env",
-      "expected an environment variable name such as \"OPENAI_API_KEY\", got \"sk-live-abc\""
+      "expected an environment variable name such as \"OPENAI_API_KEY\" (value hidden)"
     ]]
   },
   {
@@ -298,11 +323,11 @@ const cases: ReadonlyArray<{
         "strategy",
         "expected one of \"ordered\", \"cost-first\", \"latency-first\", \"quality-first\", got \"fastest\""
       ],
-      ["LLM_CIRCUIT_BREAKER_ENABLED", "expected true or false, got \"maybe\""],
-      ["LLM_CIRCUIT_BREAKER_THRESHOLD", "expected a positive integer, got -3"],
-      ["LLM_RATE_LIMIT_MODE", "expected one of \"wait\", \"fail-fast\", got \"burst\""],
-      ["LLM_CACHE_TTL", "expected a positive duration such as \"30 seconds\" or \"2 minutes\", got \"10m\""],
-      ["LLM_HEDGING_MAX_FRACTION", "expected a number in (0, 1], got \"lots\""]
+      ["LLM_CIRCUIT_BREAKER_ENABLED", "expected true or false (value hidden)"],
+      ["LLM_CIRCUIT_BREAKER_THRESHOLD", "expected a positive integer (value hidden)"],
+      ["LLM_RATE_LIMIT_MODE", "expected one of \"wait\", \"fail-fast\" (value hidden)"],
+      ["LLM_CACHE_TTL", "expected a positive duration such as \"30 seconds\" or \"2 minutes\" (value hidden)"],
+      ["LLM_HEDGING_MAX_FRACTION", "expected a number in (0, 1] (value hidden)"]
     ]
   }
 ]
@@ -356,7 +381,7 @@ describe("ResilienceConfig: files and the environment", () => {
       expect(invalid?.source).toBe("examples/config/resilient.yaml")
       expect(invalid?.issues).toEqual([{
         path: "LLM_RETRY_MAX_ATTEMPTS",
-        reason: "expected a positive integer, got 0"
+        reason: "expected a positive integer (value hidden)"
       }])
     }))
 
@@ -388,7 +413,7 @@ describe("ResilienceConfig: files and the environment", () => {
   it.effect("LLM_CONFIG_FORMAT must be yaml or toml", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(ResilienceConfig.fileFromEnv)
-      expectIssues(error, [["LLM_CONFIG_FORMAT", "expected \"yaml\" or \"toml\", got \"json\""]])
+      expectIssues(error, [["LLM_CONFIG_FORMAT", "expected \"yaml\" or \"toml\" (value hidden)"]])
     }).pipe(withEnv({ LLM_CONFIG_FILE: "x", LLM_CONFIG_FORMAT: "json" })))
 
   it.effect("InvalidConfig is a tagged, catchable error whose message lists every problem", () =>

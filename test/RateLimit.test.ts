@@ -505,6 +505,32 @@ describe("RateLimit", () => {
         yield* limiter.limit(KEY)(Effect.void)
       }))
 
+    it.effect("a 429 without Retry-After pauses the key 1 s, doubling while 429s repeat, reset by an answer", () =>
+      Effect.gen(function*() {
+        const provider = yield* ScriptedProvider.make({
+          name: "openai",
+          model: "gpt-4o",
+          script: [
+            ScriptedProvider.failure("RateLimited", { status: 429 }),
+            ScriptedProvider.failure("RateLimited", { status: 429 }),
+            ScriptedProvider.failure("RateLimited", { status: 429 }),
+            ScriptedProvider.success("ok"),
+            ScriptedProvider.failure("RateLimited", { status: 429 })
+          ]
+        })
+        const limiter = yield* RateLimit.make({ limits: { rpm: 100 } })
+        const pauses: Array<number | undefined> = []
+        for (let i = 0; i < 5; i++) {
+          const now = yield* Clock.currentTimeMillis
+          yield* Effect.either(limiter.call(provider, ask(`${i}`)))
+          const paused = (yield* limiter.snapshot(provider)).pausedUntil
+          pauses.push(paused === undefined ? undefined : paused - now)
+          yield* TestClock.adjust("1 minute")
+        }
+        deepStrictEqual(pauses.slice(0, 3), [1_000, 2_000, 4_000])
+        deepStrictEqual(pauses[4], 1_000)
+      }))
+
     it.effect("a 429 with Retry-After pauses the key: waiters resume at the end, fail-fast says paused", () =>
       Effect.gen(function*() {
         const provider = yield* ScriptedProvider.make({

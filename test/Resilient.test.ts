@@ -97,12 +97,9 @@ describe("Resilient", () => {
       expect((yield* primary.calls).length).toBe(1)
     }))
 
-  it.scoped("relaxation: on ContextLengthExceeded the same model is retried with a trimmed history", () =>
+  it.scoped("relaxation: a prompt over the window is trimmed before any call (preflight), the same model answers", () =>
     Effect.gen(function*() {
-      const primary = yield* scripted("openai", [
-        ScriptedProvider.failure("ContextLengthExceeded", { status: 400 }),
-        ScriptedProvider.success("fits now")
-      ])
+      const primary = yield* scripted("openai", [ScriptedProvider.success("fits now")])
       const client = yield* Resilient.make({ chain: [{ provider: primary, contextWindow: 600 }] })
       const long = "word ".repeat(400)
       const result = yield* client.complete({
@@ -116,9 +113,23 @@ describe("Resilient", () => {
       })
       expect(result.content).toBe("fits now")
       expect(result.tier).toBe(1)
+      const calls = yield* primary.calls
+      expect(calls.length).toBe(1)
+      expect(calls[0]?.request.maxTokens).toBe(400)
+      expect(calls[0]?.request.messages.map((message) => message.role)).toEqual(["system", "user"])
+    }))
+
+  it.scoped("relaxation: a provider's own ContextLengthExceeded retries the same model with fewer output tokens", () =>
+    Effect.gen(function*() {
+      const primary = yield* scripted("openai", [
+        ScriptedProvider.failure("ContextLengthExceeded", { status: 400 }),
+        ScriptedProvider.success("fits now")
+      ])
+      const client = yield* Resilient.make({ chain: [{ provider: primary, contextWindow: 8_000 }] })
+      const result = yield* client.complete({ messages: [{ role: "user", content: "short" }], maxTokens: 800 })
+      expect(result.content).toBe("fits now")
       const second = (yield* primary.calls)[1]
       expect(second?.request.maxTokens).toBe(400)
-      expect(second?.request.messages.map((message) => message.role)).toEqual(["system", "user"])
     }))
 
   it.scoped("relaxation then model downgrade on soft failures; quality checks decide", () =>

@@ -1,6 +1,6 @@
 import type AnthropicClient from "@anthropic-ai/sdk"
 import * as Clock from "effect/Clock"
-import * as Duration from "effect/Duration"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
@@ -11,6 +11,7 @@ import { allCapabilities, type Service } from "../LlmProvider.js"
 import { fromSdkError } from "./classify.js"
 import { anthropicRateLimit } from "./headers.js"
 import * as mapping from "./providers/anthropicMapping.js"
+import { boundResponse, boundStream, sdkOptions } from "./providerTimeouts.js"
 import { validateRequest } from "./request.js"
 import { assemble } from "./streaming.js"
 import { countTokens } from "./tokens.js"
@@ -23,6 +24,7 @@ export interface AnthropicOptions {
   /** The loaded SDK, whose error classes classify what the client throws. */
   readonly sdk: typeof AnthropicClient
   readonly timeout: Duration.Duration | undefined
+  readonly connectTimeout?: Duration.Duration | undefined
   readonly defaultMaxTokens: number
 }
 
@@ -31,10 +33,7 @@ export const make = (options: AnthropicOptions): Service => {
   const { client, name } = options
   const tokens = countTokens("anthropic", options.model)
 
-  const requestOptions = (request: CompletionRequest, signal: AbortSignal) => {
-    const timeout = request.timeout ?? options.timeout
-    return { signal, maxRetries: 0, ...(timeout !== undefined ? { timeout: Duration.toMillis(timeout) } : {}) }
-  }
+  const requestOptions = (request: CompletionRequest, signal: AbortSignal) => sdkOptions(request, options, signal)
 
   const toHardFailure =
     (model: string, partialContent?: string) => (error: unknown): Effect.Effect<never, HardFailure> =>
@@ -52,14 +51,20 @@ export const make = (options: AnthropicOptions): Service => {
       const model = request.model ?? options.model
       const { body, notes } = mapping.body(request, model, options.defaultMaxTokens)
       const started = yield* Clock.currentTimeMillis
-      const { data, request_id, response } = yield* Effect.tryPromise({
-        try: (signal) =>
-          client.messages.create(
-            { ...body, stream: false },
-            requestOptions(request, signal)
-          ).withResponse(),
-        catch: (error) => error
-      }).pipe(Effect.catchAll(toHardFailure(model)))
+      const { data, request_id, response } = yield* boundResponse(
+        Effect.tryPromise({
+          try: (signal) =>
+            client.messages.create(
+              { ...body, stream: false },
+              requestOptions(request, signal)
+            ).withResponse(),
+          catch: (error) => error
+        }).pipe(Effect.catchAll(toHardFailure(model))),
+        request,
+        options,
+        name,
+        model
+      )
       const finished = yield* Clock.currentTimeMillis
       const requestId = request_id ?? undefined
       const parsed = mapping.decodeMessage(data)
@@ -96,7 +101,7 @@ export const make = (options: AnthropicOptions): Service => {
       }
     })
 
-  const stream: Service["stream"] = (input) =>
+  const unbounded: Service["stream"] = (input) =>
     Stream.unwrapScoped(Effect.gen(function*() {
       const request = yield* validateRequest(input)
       const model = request.model ?? options.model
@@ -166,6 +171,13 @@ export const make = (options: AnthropicOptions): Service => {
             )
       })
     }))
+
+  // The whole stream, headers to last event, within the timeout (see ./providerTimeouts.ts).
+  const stream: Service["stream"] = (input) =>
+    Stream.unwrap(
+      Effect.map(validateRequest(input), (request) =>
+        boundStream(unbounded(request), request, options, name, request.model ?? options.model))
+    )
 
   return {
     name,

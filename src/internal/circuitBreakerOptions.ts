@@ -3,6 +3,7 @@ import * as Effect from "effect/Effect"
 import type * as Api from "../CircuitBreaker.js"
 import { InvalidOptions } from "../LlmError.js"
 import type * as machine from "./circuitBreakerMachine.js"
+import { checkDuration } from "./options.js"
 
 /** Everything a breaker needs besides its own state; one instance is shared by every breaker of a registry. */
 export interface Settings {
@@ -105,22 +106,14 @@ const weight = (field: string, value: number): Effect.Effect<number, InvalidOpti
     ? Effect.succeed(Math.round(value * 1000))
     : invalid(field, "must be between 0 and 1")
 
-// Duration.decode quietly turns a negative number into zero; a negative option is a mistake worth reporting.
+// Checked by the rule every building block shares (./options.ts): not negative, finite, short enough for a timer.
 const millis = (
   field: string,
   value: Duration.DurationInput,
   allowZero: boolean
 ): Effect.Effect<number, InvalidOptions> => {
-  if (
-    (typeof value === "number" && !(value >= 0)) || (typeof value === "bigint" && value < 0)
-    || (typeof value === "string" && value.trim().startsWith("-"))
-  ) return invalid(field, "must not be negative")
-  const decoded = Duration.decodeUnknown(value)
-  if (decoded._tag === "None" || !Duration.isFinite(decoded.value)) return invalid(field, "must be a finite duration")
-  const ms = Duration.toMillis(decoded.value)
-  return ms > 0 || (allowZero && ms === 0)
-    ? Effect.succeed(ms)
-    : invalid(field, allowZero ? "must not be negative" : "must be positive")
+  const checked = checkDuration(value, { allowZero })
+  return "millis" in checked ? Effect.succeed(checked.millis) : invalid(field, checked.problem)
 }
 
 /**

@@ -150,7 +150,43 @@ export interface SdkErrorClasses<E extends SdkApiError> {
 }
 
 /**
- * Maps anything an SDK call throws to a HardFailure. Unknown errors keep their cause and never become defects.
+ * What classifies a failure that never reached the API (refused, reset, timed out, unreadable body): the error's name
+ * and the system facts of it or its causes (`code`, `errno`, `syscall`, the host without userinfo, the port). Not
+ * the messages nor the error objects: Node's fetch quotes the request's headers (an `Authorization` key with a CR or
+ * LF in it) and URL (`user:key@`), and a parse error quotes the body. `util.inspect`, `Cause.pretty` and Effect's own
+ * log lines print a cause whole.
+ * @internal
+ */
+export const connectionFacts = (error: unknown): Readonly<Record<string, string | number>> => {
+  const facts: Record<string, string | number> = {
+    name: error instanceof Error ? error.name : typeof error
+  }
+  let current: unknown = error
+  for (let depth = 0; depth < 5 && typeof current === "object" && current !== null; depth++) {
+    for (const field of ["code", "errno", "syscall", "port"] as const) {
+      const value: unknown = Reflect.get(current, field)
+      if (facts[field] === undefined && (typeof value === "string" || typeof value === "number")) {
+        facts[field] = typeof value === "string" ? value.slice(0, 64) : value
+      }
+    }
+    for (const field of ["hostname", "host", "address"] as const) {
+      const value: unknown = Reflect.get(current, field)
+      if (facts["host"] === undefined && typeof value === "string") facts["host"] = hostOnly(value)
+    }
+    current = Reflect.get(current, "cause")
+  }
+  return facts
+}
+
+// `user:key@host:port` → `host:port`; anything that is not a plain host name is dropped.
+const hostOnly = (value: string): string => {
+  const host = value.slice(value.lastIndexOf("@") + 1)
+  return /^[\w.:[\]-]{1,255}$/.test(host) ? host : "(hidden)"
+}
+
+/**
+ * Maps anything an SDK call throws to a HardFailure. Unknown errors never become defects; their cause keeps only
+ * {@link connectionFacts}.
  * `codeOf` reads the provider's error code (`code` in openai, `errorCode` in @anthropic-ai/sdk).
  * @internal
  */
@@ -164,10 +200,10 @@ export const fromSdkError = <E extends SdkApiError>(
   const { model, nowMillis, provider } = context
   const partial = partialContent !== undefined && partialContent !== "" ? { partialContent } : {}
   if (error instanceof sdk.APIConnectionTimeoutError) {
-    return hardFailure({ reason: "Timeout", provider, model, cause: error, ...partial })
+    return hardFailure({ reason: "Timeout", provider, model, cause: connectionFacts(error), ...partial })
   }
   if (error instanceof sdk.APIUserAbortError || error instanceof sdk.APIConnectionError) {
-    return hardFailure({ reason: "Connection", provider, model, cause: error, ...partial })
+    return hardFailure({ reason: "Connection", provider, model, cause: connectionFacts(error), ...partial })
   }
   if (error instanceof sdk.APIError) {
     return fromApiError({
@@ -186,12 +222,12 @@ export const fromSdkError = <E extends SdkApiError>(
       provider,
       model,
       providerCode: "malformed_response",
-      cause: error,
+      cause: connectionFacts(error),
       ...partial
     })
   }
   if (error instanceof TypeError) {
-    return hardFailure({ reason: "Connection", provider, model, cause: error, ...partial })
+    return hardFailure({ reason: "Connection", provider, model, cause: connectionFacts(error), ...partial })
   }
-  return hardFailure({ reason: "Unknown", provider, model, cause: error, ...partial })
+  return hardFailure({ reason: "Unknown", provider, model, cause: connectionFacts(error), ...partial })
 }

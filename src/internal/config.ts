@@ -62,6 +62,7 @@ export interface TierSettings {
   readonly timeout?: Duration.Duration | undefined
   readonly firstChunkTimeout?: Duration.Duration | undefined
   readonly stallTimeout?: Duration.Duration | undefined
+  readonly connectTimeout?: Duration.Duration | undefined
   readonly contextWindow?: number | undefined
   readonly price?: Resilient.Price | Readonly<Record<string, Resilient.Price>> | undefined
   readonly qualityRank?: number | undefined
@@ -404,6 +405,7 @@ export const resolve = (doc: S.Document, env: S.EnvValues): Either.Either<Settin
       timeout: timeout === undefined ? undefined : duration(timeout),
       firstChunkTimeout: firstChunkTimeout === undefined ? undefined : duration(firstChunkTimeout),
       stallTimeout: stallTimeout === undefined ? undefined : duration(stallTimeout),
+      connectTimeout: model.connect_timeout === undefined ? undefined : duration(model.connect_timeout),
       contextWindow: model.context_window,
       price: prices.length === 0
         ? undefined
@@ -587,6 +589,7 @@ export const toResilientConfig = (
         timeout: tier.timeout,
         firstChunkTimeout: tier.firstChunkTimeout,
         stallTimeout: tier.stallTimeout,
+        connectTimeout: tier.connectTimeout,
         contextWindow: tier.contextWindow,
         price: tier.price,
         qualityRank: tier.qualityRank

@@ -42,7 +42,8 @@ export class InvalidConfig extends Schema.TaggedError<InvalidConfig>("effect-llm
    * @since 0.1.0
    */
   static of(source: string, issues: readonly [Issue, ...Array<Issue>]): InvalidConfig {
-    return new InvalidConfig({ source, path: issues[0].path, reason: issues[0].reason, issues })
+    const [first, ...rest] = issues.map(hideSecretValue)
+    return new InvalidConfig({ source, path: first!.path, reason: first!.reason, issues: [first!, ...rest] })
   }
 
   /**
@@ -53,6 +54,20 @@ export class InvalidConfig extends Schema.TaggedError<InvalidConfig>("effect-llm
     const count = this.issues.length === 1 ? "1 problem" : `${this.issues.length} problems`
     return `Invalid configuration (${this.source}), ${count}:\n${lines.join("\n")}`
   }
+}
+
+// Fields a secret can land in by mistake: a key pasted into `api_key_env`, a `user:key@` base URL, an auth header,
+// or any `LLM_*` variable (set in the same shell as the keys). Their values are never echoed.
+const SECRET_FIELD = /(^|\.)(api_key_env|base_url|headers)(\.|\[|$)|^LLM_|_API_KEY$|_KEY$|_TOKEN$|_SECRET$/
+
+/**
+ * An issue whose path can carry a secret says what was expected, never what was given: `(value hidden)`.
+ * @internal
+ */
+export const hideSecretValue = (issue: Issue): Issue => {
+  if (!SECRET_FIELD.test(issue.path)) return issue
+  const at = issue.reason.lastIndexOf(", got ")
+  return at === -1 ? issue : { path: issue.path, reason: `${issue.reason.slice(0, at)} (value hidden)` }
 }
 
 /** @internal */

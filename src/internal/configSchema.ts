@@ -8,9 +8,12 @@
 import * as Duration from "effect/Duration"
 import * as Schema from "effect/Schema"
 import { DegradedReason, HardReason } from "../LlmError.js"
+import { checkDuration, MAX_TIMER_MILLIS } from "./options.js"
 
 const show = (u: unknown): string => {
   if (typeof u === "string") return JSON.stringify(u)
+  // JSON would print NaN and ±Infinity (YAML `.nan`, `.inf`) as null.
+  if (typeof u === "number" && !Number.isFinite(u)) return String(u)
   if (u === undefined) return "nothing"
   try {
     return JSON.stringify(u) ?? String(u)
@@ -27,18 +30,26 @@ const DURATION = /^(\d+(?:\.\d+)?)\s+(nanos?|micros?|millis?|seconds?|minutes?|h
 export const decodeDuration = (input: string): Duration.Duration | undefined => {
   const match = DURATION.exec(input.trim())
   if (match === null) return undefined
-  const decoded = Duration.decodeUnknown(`${match[1]} ${match[2]}`)
-  return decoded._tag === "Some" && Duration.isFinite(decoded.value)
-      && Duration.greaterThan(decoded.value, Duration.zero)
-    ? decoded.value
-    : undefined
+  // The rule every building block applies: positive, finite, and short enough for a timer.
+  const checked = checkDuration(`${match[1]} ${match[2]}`)
+  return "millis" in checked ? Duration.millis(checked.millis) : undefined
 }
 
 const DURATION_DESCRIPTION = `a positive duration such as "30 seconds" or "2 minutes"`
 
+// What is wrong with a duration the pattern accepts: said as it is, so '99999999999999999999 days' is not just
+// "expected a positive duration".
+const durationProblem = (input: string): string => {
+  const match = DURATION.exec(input.trim())
+  const checked = match === null ? undefined : checkDuration(`${match[1]} ${match[2]}`)
+  return checked !== undefined && "problem" in checked && checked.problem.startsWith("must be at most")
+    ? `expected a duration of at most ${MAX_TIMER_MILLIS} ms (about 24.8 days), got ${show(input)}`
+    : `expected ${DURATION_DESCRIPTION}, got ${show(input)}`
+}
+
 /** @internal */
 export const PositiveDuration = Schema.String.pipe(
-  Schema.filter((s) => decodeDuration(s) !== undefined || `expected ${DURATION_DESCRIPTION}, got ${show(s)}`),
+  Schema.filter((s) => decodeDuration(s) !== undefined || durationProblem(s)),
   Schema.annotations({ description: DURATION_DESCRIPTION })
 )
 
@@ -244,6 +255,7 @@ export const Model = Schema.Struct({
   timeout: optional(PositiveDuration),
   first_chunk_timeout: optional(PositiveDuration),
   stall_timeout: optional(PositiveDuration),
+  connect_timeout: optional(PositiveDuration),
   context_window: optional(PositiveInt),
   price: optional(Price),
   limits: optional(Schema.Union(Schema.Literal(false), Limits)),

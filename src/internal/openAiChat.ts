@@ -1,5 +1,5 @@
 import * as Clock from "effect/Clock"
-import * as Duration from "effect/Duration"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
@@ -11,6 +11,7 @@ import type { Capabilities, Service } from "../LlmProvider.js"
 import { fromSdkError } from "./classify.js"
 import { openAiRateLimit } from "./headers.js"
 import * as mapping from "./providers/openAiMapping.js"
+import { boundResponse, boundStream, sdkOptions } from "./providerTimeouts.js"
 import { validateRequest } from "./request.js"
 import { assemble } from "./streaming.js"
 import { countTokens, type TokenizerFamily } from "./tokens.js"
@@ -23,6 +24,7 @@ export interface OpenAiChatOptions {
   /** The loaded SDK, whose error classes classify what the client throws. */
   readonly sdk: typeof OpenAI
   readonly timeout: Duration.Duration | undefined
+  readonly connectTimeout?: Duration.Duration | undefined
   readonly tokenizer: TokenizerFamily
   /** Whether `providerOptions.openai` applies (OpenAI itself); OpenAI-compatible servers leave it out. */
   readonly takesOpenAiOptions: boolean
@@ -37,10 +39,7 @@ export const make = (options: OpenAiChatOptions): Service => {
   const { client, name } = options
   const tokens = countTokens(options.tokenizer, options.model)
 
-  const requestOptions = (request: CompletionRequest, signal: AbortSignal) => {
-    const timeout = request.timeout ?? options.timeout
-    return { signal, maxRetries: 0, ...(timeout !== undefined ? { timeout: Duration.toMillis(timeout) } : {}) }
-  }
+  const requestOptions = (request: CompletionRequest, signal: AbortSignal) => sdkOptions(request, options, signal)
 
   const toHardFailure =
     (model: string, partialContent?: string) => (error: unknown): Effect.Effect<never, HardFailure> =>
@@ -79,11 +78,17 @@ export const make = (options: OpenAiChatOptions): Service => {
       const model = request.model ?? options.model
       const { body, notes } = mapping.body(request, model, options.takesOpenAiOptions)
       const started = yield* Clock.currentTimeMillis
-      const { data, request_id, response } = yield* Effect.tryPromise({
-        try: (signal) =>
-          client.chat.completions.create({ ...body, stream: false }, requestOptions(request, signal)).withResponse(),
-        catch: (error) => error
-      }).pipe(Effect.catchAll(toHardFailure(model)))
+      const { data, request_id, response } = yield* boundResponse(
+        Effect.tryPromise({
+          try: (signal) =>
+            client.chat.completions.create({ ...body, stream: false }, requestOptions(request, signal)).withResponse(),
+          catch: (error) => error
+        }).pipe(Effect.catchAll(toHardFailure(model))),
+        request,
+        options,
+        name,
+        model
+      )
       const finished = yield* Clock.currentTimeMillis
       const requestId = request_id ?? undefined
       const parsed = mapping.decodeCompletion(data)
@@ -119,7 +124,7 @@ export const make = (options: OpenAiChatOptions): Service => {
       }
     })
 
-  const stream: Service["stream"] = (input) =>
+  const unbounded: Service["stream"] = (input) =>
     Stream.unwrapScoped(Effect.gen(function*() {
       const request = yield* validateRequest(input)
       const model = request.model ?? options.model
@@ -160,6 +165,13 @@ export const make = (options: OpenAiChatOptions): Service => {
         usage: (state) => usageOf(reported, request, state.text)
       })
     }))
+
+  // The whole stream, headers to last event, within the timeout (see ./providerTimeouts.ts).
+  const stream: Service["stream"] = (input) =>
+    Stream.unwrap(
+      Effect.map(validateRequest(input), (request) =>
+        boundStream(unbounded(request), request, options, name, request.model ?? options.model))
+    )
 
   return {
     name,

@@ -25,6 +25,7 @@ import { type HardFailure, InvalidOptions, type InvalidRequest, RateLimitExceede
 import type { Service as LlmProviderService } from "../LlmProvider.js"
 import type { Limiter, Limits, Options, Snapshot, Target } from "../RateLimit.js"
 import { rateLimitRejections as rejectionsTotal } from "./metrics.js"
+import { checkDuration } from "./options.js"
 import {
   type Blocked,
   type Bucket,
@@ -49,14 +50,16 @@ const checkLimit = (field: string, value: unknown): InvalidOptions | undefined =
     ? undefined
     : invalid(field, "must be a positive integer (or Infinity for no limit)")
 
-const checkLimits = (prefix: string, limits: Limits | undefined): InvalidOptions | undefined => {
+/** @internal */
+export const checkLimits = (prefix: string, limits: Limits | undefined): InvalidOptions | undefined => {
   if (limits === undefined) return undefined
   if (typeof limits !== "object" || limits === null) return invalid(prefix, "must be an object")
   return checkLimit(`${prefix}.concurrency`, limits.concurrency) ?? checkLimit(`${prefix}.rpm`, limits.rpm)
     ?? checkLimit(`${prefix}.tpm`, limits.tpm)
 }
 
-const validate = (options: Options): InvalidOptions | { readonly maxWaitMillis: number } => {
+/** Every option of a limiter; `limits` and `perKey` name their keys. @internal */
+export const validate = (options: Options): InvalidOptions | { readonly maxWaitMillis: number } => {
   const problem = checkLimits("limits", options.limits)
     ?? Object.entries(options.perKey ?? {}).map(([key, limits]) =>
       key.trim() === "" ? invalid("perKey", "keys must not be empty") : checkLimits(`perKey.${key}`, limits)
@@ -72,16 +75,11 @@ const validate = (options: Options): InvalidOptions | { readonly maxWaitMillis: 
     return invalid("outputTokenEstimate", "must be a non-negative integer")
   }
   if (options.maxWait === undefined) return { maxWaitMillis: 30_000 }
-  // Duration clamps negative numbers to zero; a negative input is a mistake worth naming.
-  if (typeof options.maxWait === "number" && !(options.maxWait >= 0)) {
-    return invalid("maxWait", "must be a non-negative duration")
-  }
   if (typeof options.maxWait === "string" && options.maxWait.trim().toLowerCase() === "infinity") {
     return { maxWaitMillis: Infinity }
   }
-  const decoded = Duration.decodeUnknown(options.maxWait)
-  if (decoded._tag === "None") return invalid("maxWait", "must be a duration")
-  return { maxWaitMillis: Duration.toMillis(decoded.value) }
+  const checked = checkDuration(options.maxWait, { allowZero: true })
+  return "millis" in checked ? { maxWaitMillis: checked.millis } : invalid("maxWait", checked.problem)
 }
 
 const resolveLimits = (options: Options, key: string): ResolvedLimits => {
@@ -111,6 +109,8 @@ class KeyState {
   timerAt = Infinity
   timerGeneration = 0
   timer: Fiber.RuntimeFiber<void> | undefined = undefined
+  /** 429s in a row, for the growing default pause. */
+  rateLimitedInRow = 0
 
   constructor(readonly key: string, readonly bucket: Bucket) {}
 
@@ -209,7 +209,18 @@ interface Outcome {
   rateLimit: RateLimitInfo | undefined
   /** A 429's Retry-After, in milliseconds. */
   retryAfterMillis: number | undefined
+  /** `true`: refused with a 429, with or without a Retry-After; `false`: answered. */
+  rateLimited?: boolean | undefined
 }
+
+/**
+ * A 429 without Retry-After still says "slow down": the key pauses for 1 s, doubling while 429s follow each other
+ * (2 s, 4 s, …, at most 30 s), and back to 1 s after a call that was not refused.
+ * @internal
+ */
+export const DEFAULT_429_PAUSE_MILLIS = 1_000
+/** @internal */
+export const MAX_DEFAULT_429_PAUSE_MILLIS = 30_000
 
 const field = (value: unknown, name: string): unknown =>
   typeof value === "object" && value !== null && name in value ? (value as Record<string, unknown>)[name] : undefined
@@ -231,6 +242,7 @@ const outcomeOfError = (error: unknown, outcome: Outcome): void => {
     // The provider refused or failed the call: nothing was generated.
     outcome.actualTokens = 0
     if (field(error, "reason") === "RateLimited") {
+      outcome.rateLimited = true
       const retryAfter = field(error, "retryAfter")
       if (Duration.isDuration(retryAfter)) {
         const millis = Duration.toMillis(retryAfter)
@@ -247,7 +259,8 @@ const outcomeOfError = (error: unknown, outcome: Outcome): void => {
 const outcomeOfValue = (value: unknown): Outcome => ({
   actualTokens: totalTokensOf(value),
   rateLimit: rateLimitOf(value),
-  retryAfterMillis: undefined
+  retryAfterMillis: undefined,
+  rateLimited: false
 })
 
 const outcomeOfCause = (cause: Cause.Cause<unknown>): Outcome => {
@@ -373,7 +386,16 @@ const makeLimiter = (options: Options, maxWaitMillis: number, store: Store, wind
     state.bucket.settle(ticket, outcome.actualTokens ?? ticket.tokens, now)
     if (adaptive) {
       if (outcome.rateLimit !== undefined) state.bucket.observe(outcome.rateLimit, now)
-      if (outcome.retryAfterMillis !== undefined) state.bucket.pauseUntil(now + outcome.retryAfterMillis)
+      if (outcome.rateLimited === true) {
+        const fallback = Math.min(
+          DEFAULT_429_PAUSE_MILLIS * 2 ** Math.min(state.rateLimitedInRow, 16),
+          MAX_DEFAULT_429_PAUSE_MILLIS
+        )
+        state.rateLimitedInRow++
+        state.bucket.pauseUntil(now + (outcome.retryAfterMillis ?? fallback))
+      } else if (outcome.rateLimited === false) {
+        state.rateLimitedInRow = 0
+      }
     }
     return afterChange(state, now)
   }

@@ -1,3 +1,4 @@
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
@@ -31,6 +32,20 @@ const isDecoded = (input: unknown): input is CompletionRequest =>
  */
 export const withModel = (request: CompletionRequest, model: string): CompletionRequest => {
   const derived: CompletionRequest = { ...request, model }
+  decodedRequests.add(derived)
+  return derived
+}
+
+/**
+ * A decoded request with a tier's `connectTimeout` when it sets none itself: valid without decoding again.
+ * @internal
+ */
+export const withConnectTimeout = (
+  request: CompletionRequest,
+  connectTimeout: Duration.DurationInput | undefined
+): CompletionRequest => {
+  if (connectTimeout === undefined || request.connectTimeout !== undefined) return request
+  const derived: CompletionRequest = { ...request, connectTimeout: Duration.decode(connectTimeout) }
   decodedRequests.add(derived)
   return derived
 }

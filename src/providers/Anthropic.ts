@@ -33,8 +33,13 @@ export type Options =
     readonly name?: string | undefined
     /** `max_tokens` is required by the Messages API; used when a request sets no `maxTokens`. Default 4096. */
     readonly defaultMaxTokens?: number | undefined
-    /** Per-attempt HTTP timeout; a request's own `timeout` wins. */
+    /** Per-attempt timeout of the whole response, body and stream included; a request's own `timeout` wins. */
     readonly timeout?: Duration.DurationInput | undefined
+    /**
+     * The wait for the response headers only (connection, TLS, queueing): a refused or black-holed host fails over in
+     * seconds instead of after `timeout`. A request's own `connectTimeout` wins. Default: `timeout`.
+     */
+    readonly connectTimeout?: Duration.DurationInput | undefined
   }
   & (
     | {
@@ -56,6 +61,7 @@ export const make = (options: Options): Effect.Effect<Service, InvalidOptions> =
     yield* validate.nonBlank("name", options.name)
     yield* validate.positiveInteger("defaultMaxTokens", options.defaultMaxTokens)
     const timeout = yield* validate.positiveDuration("timeout", options.timeout)
+    const connectTimeout = yield* validate.positiveDuration("connectTimeout", options.connectTimeout)
     if ("apiKey" in options) yield* validate.url("baseURL", options.baseURL)
     const Sdk = yield* sdk.anthropic
     const client = "client" in options ? options.client : new Sdk({
@@ -70,6 +76,7 @@ export const make = (options: Options): Effect.Effect<Service, InvalidOptions> =
       client,
       sdk: Sdk,
       timeout,
+      connectTimeout,
       defaultMaxTokens: options.defaultMaxTokens ?? 4096
     })
   })

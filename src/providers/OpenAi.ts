@@ -28,8 +28,16 @@ export type Options =
     readonly model: string
     /** Defaults to `openai`; breakers and limiters are keyed by `name:model`. */
     readonly name?: string | undefined
-    /** Per-attempt HTTP timeout; a request's own `timeout` wins. Defaults to the SDK's (10 minutes). */
+    /**
+     * Per-attempt timeout of the whole response, body and stream included; a request's own `timeout` wins. Default:
+     * none (the SDK's 10 minutes for the headers).
+     */
     readonly timeout?: Duration.DurationInput | undefined
+    /**
+     * The wait for the response headers only (connection, TLS, queueing): a refused or black-holed host fails over in
+     * seconds instead of after `timeout`. A request's own `connectTimeout` wins. Default: `timeout`.
+     */
+    readonly connectTimeout?: Duration.DurationInput | undefined
   }
   & (
     | {
@@ -52,6 +60,7 @@ export const make = (options: Options): Effect.Effect<Service, InvalidOptions> =
     yield* validate.nonBlank("model", options.model)
     yield* validate.nonBlank("name", options.name)
     const timeout = yield* validate.positiveDuration("timeout", options.timeout)
+    const connectTimeout = yield* validate.positiveDuration("connectTimeout", options.connectTimeout)
     if ("apiKey" in options) yield* validate.url("baseURL", options.baseURL)
     const OpenAI = yield* sdk.openAi
     const client = "client" in options ? options.client : new OpenAI({
@@ -68,6 +77,7 @@ export const make = (options: Options): Effect.Effect<Service, InvalidOptions> =
       client,
       sdk: OpenAI,
       timeout,
+      connectTimeout,
       tokenizer: "openai",
       takesOpenAiOptions: true,
       capabilities: allCapabilities

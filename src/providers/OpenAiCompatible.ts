@@ -26,8 +26,13 @@ export interface Options {
   readonly baseURL: string
   /** The key, or the `Config` to read it from. */
   readonly apiKey?: Redacted.Redacted<string> | Config.Config<Redacted.Redacted<string>> | undefined
-  /** Per-attempt HTTP timeout; local models often need a longer one. Defaults to the SDK's (10 minutes). */
+  /** Per-attempt timeout of the whole response, body and stream included; local models often need a longer one. */
   readonly timeout?: Duration.DurationInput | undefined
+  /**
+   * The wait for the response headers only (connection, TLS, queueing): a refused or black-holed host fails over in
+   * seconds instead of after `timeout`. A request's own `connectTimeout` wins. Default: `timeout`.
+   */
+  readonly connectTimeout?: Duration.DurationInput | undefined
   readonly defaultHeaders?: Record<string, string> | undefined
   /**
    * What the server and model take. Default: tools, but no images and no JSON-schema outputs (many local models are
@@ -59,6 +64,7 @@ export const make = (options: Options): Effect.Effect<Service, InvalidOptions> =
     if (options.baseURL === undefined) return yield* new InvalidOptions({ field: "baseURL", reason: "is required" })
     yield* validate.url("baseURL", options.baseURL)
     const timeout = yield* validate.positiveDuration("timeout", options.timeout)
+    const connectTimeout = yield* validate.positiveDuration("connectTimeout", options.connectTimeout)
     const apiKey = options.apiKey === undefined ? undefined : yield* validate.secret("apiKey", options.apiKey)
     const OpenAI = yield* sdk.openAi
     const client = new OpenAI({
@@ -74,6 +80,7 @@ export const make = (options: Options): Effect.Effect<Service, InvalidOptions> =
       client,
       sdk: OpenAI,
       timeout,
+      connectTimeout,
       tokenizer: "generic",
       // `providerOptions.openai` may hold fields a local server refuses: left out, with a note.
       takesOpenAiOptions: false,

@@ -18,10 +18,11 @@ import {
   type UnsupportedRequest
 } from "../../LlmError.js"
 import * as observability from "../observability.js"
-import { validateRequest, withModel } from "../request.js"
+import { validateRequest, withConnectTimeout, withModel } from "../request.js"
 import { refusal } from "./capabilities.js"
 import type { AttemptError, CallShape, Client, Outcome, RequestContext } from "./client.js"
 import type { Step } from "./plan.js"
+import { preflight } from "./preflight.js"
 
 /** Refused locally, before any call: what `Fallback.chain` reports as skipped. */
 const isRefusal = (error: { readonly _tag: string }): boolean =>
@@ -75,7 +76,17 @@ export const attempt = <A>(
         if (!isRefusal(error)) seen.failure = error
       }))
   }
-  const once = (input: CompletionRequest): Effect.Effect<Outcome<A>, StepError> => {
+  // Preflight (./preflight.ts): refused or clamped locally, before the breaker, the retries and the limiter.
+  const limits = {
+    provider: tier.provider.name,
+    model,
+    contextWindow: tier.contextWindow,
+    maxOutputTokens: tier.config.maxOutputTokens,
+    countTokens: tier.provider.countTokens
+  }
+  const once = (input: CompletionRequest): Effect.Effect<Outcome<A>, StepError> =>
+    Effect.flatMap(preflight(input, limits), sent)
+  const sent = (input: CompletionRequest): Effect.Effect<Outcome<A>, StepError> => {
     const retried = retrier === undefined
       ? recorded(input)
       : retrier.retry(recorded(input), { name: tier.provider.name, model }, { until })
@@ -117,8 +128,12 @@ export const attempt = <A>(
   const adapted: Effect.Effect<CompletionRequest, InvalidRequest | UnsupportedRequest> = unsupported !== undefined
     ? Effect.fail(unsupported)
     : adapt === undefined
-    ? Effect.succeed(withModel(request, model))
-    : validateRequest({ ...request, model, messages: adapt(request.messages) })
+    ? Effect.succeed(withModel(withConnectTimeout(request, tier.config.connectTimeout), model))
+    : validateRequest({
+      ...withConnectTimeout(request, tier.config.connectTimeout),
+      model,
+      messages: adapt(request.messages)
+    })
   return Effect.flatMap(
     adapted,
     (adapted) =>

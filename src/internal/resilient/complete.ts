@@ -15,6 +15,7 @@ import type { Client } from "./client.js"
 import { completionShape } from "./completion.js"
 import { type LadderError, runLadder } from "./engine.js"
 import { reportRequest } from "./event.js"
+import { checkCallOptions } from "./options.js"
 import { begin, withTrace } from "./request.js"
 import { lastResorts, served } from "./result.js"
 
@@ -30,6 +31,8 @@ export const makeComplete = (client: Client): Service["complete"] => {
     span: Tracer.Span | undefined
   ): Effect.Effect<ResilientResult, LadderError> =>
     Effect.gen(function*() {
+      const refused = checkCallOptions(options)
+      if (refused !== undefined) return yield* refused
       const { context, start, steps } = yield* begin(client, options, span, client.latency)
       const answer = Effect.gen(function*() {
         const request = yield* validateRequest(input)

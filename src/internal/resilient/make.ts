@@ -19,6 +19,7 @@ import * as metrics from "../metrics.js"
 import { nonBlank, positiveDuration, positiveInteger } from "../options.js"
 import type { Client } from "./client.js"
 import { makeComplete } from "./complete.js"
+import { uniqueSteps, validateConfig } from "./options.js"
 import { type BuiltTier, labelOf, Latencies, order } from "./plan.js"
 import { makeStream } from "./stream.js"
 
@@ -64,9 +65,7 @@ export const build = (
   Scope.Scope
 > =>
   Effect.gen(function*() {
-    if (config.chain.length === 0) {
-      return yield* new InvalidOptions({ field: "chain", reason: "must hold at least one tier" })
-    }
+    yield* validateConfig(config)
     const tiers: Array<BuiltTier> = []
     const breakers = new Map<string, CircuitBreaker.CircuitBreaker>()
     const perKey: Record<string, RateLimit.Limits> = {}
@@ -120,6 +119,7 @@ export const build = (
         qualityRank: tier.qualityRank ?? index
       })
     }
+    yield* uniqueSteps(tiers.map((tier) => ({ provider: tier.provider, downgrades: tier.config.downgrades })))
     if (config.limiter !== undefined && config.rateLimit !== undefined) ignored.push("rateLimit")
     if (ignored.length > 0) {
       yield* Effect.logWarning("settings ignored: a shared breaker registry or rate limiter decides them").pipe(

@@ -33,6 +33,7 @@ import { chunksOf, type Committed, resultChunks, resultOf, streamShape } from ".
 import { continuationRequest, dropRepeated } from "./continuation.js"
 import { type LadderError, runLadder } from "./engine.js"
 import { reportRequest, type RequestStart } from "./event.js"
+import { checkCallOptions } from "./options.js"
 import type { Step } from "./plan.js"
 import { begin, withTrace } from "./request.js"
 import { lastResorts, served } from "./result.js"
@@ -220,6 +221,8 @@ export const makeStream = (client: Client): Service["stream"] => {
     span: Tracer.Span | undefined
   ): Effect.Effect<Stream.Stream<ResilientStreamChunk, StreamError>, never, Scope.Scope> =>
     Effect.gen(function*() {
+      const refused = checkCallOptions(options)
+      if (refused !== undefined) return Stream.fail(refused)
       const { context, start, steps } = yield* begin(client, options, span, client.ttft)
       const scope = yield* Effect.scope
       const shape = streamShape(client, scope, options?.buffer)
