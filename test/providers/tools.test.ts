@@ -1,7 +1,7 @@
 /**
  * Tool calls, structured outputs and images through both real SDKs over real HTTP: aimock answers with tool calls
  * (complete and streamed), mockttp captures the exact request bodies. Ends with a failover OpenAI → Anthropic in the
- * middle of a tool conversation.
+ * middle of a tool conversation, and the other way: Anthropic → OpenAI.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
@@ -335,6 +335,71 @@ describe("failover in the middle of a tool conversation", () => {
           content: [{ type: "tool_use", id: "call_abc123", name: "get_weather", input: { city: "Paris" } }]
         },
         { role: "user", content: [{ type: "tool_result", tool_use_id: "call_abc123", content: "{\"celsius\":21}" }] }
+      ])
+    }))
+})
+
+describe("failover in the middle of a tool conversation, the other way", () => {
+  it.scoped("Anthropic is overloaded: OpenAI gets the history with the Anthropic tool_use ids and answers", () =>
+    Effect.gen(function*() {
+      const down = yield* Effect.promise(async () => {
+        const prefix = uniquePrefix()
+        const endpoint = await servers.http.forPost(`${prefix}/v1/messages`).thenReply(
+          529,
+          JSON.stringify({ type: "error", error: { type: "overloaded_error", message: "Overloaded" } }),
+          JSON_HEADERS
+        )
+        return { baseURL: `${servers.httpUrl}${prefix}`, endpoint }
+      })
+      const backup = yield* capture(completionJson({ content: "21 °C in Paris, 10:00 CET." }), true)
+      const client = yield* Resilient.make({
+        chain: [
+          { provider: anthropic(down.baseURL), retry: false },
+          { provider: openAi(backup.baseURL), retry: false }
+        ]
+      })
+      const result = yield* client.complete({
+        messages: [
+          { role: "system", content: "Answer briefly." },
+          { role: "user", content: "Weather in Paris, then the time?" },
+          {
+            role: "assistant",
+            content: "Checking both.",
+            toolCalls: [
+              { id: "toolu_01W", name: "get_weather", arguments: "{\"city\":\"Paris\"}" },
+              { id: "toolu_01T", name: "get_time", arguments: "{\"zone\":\"CET\"}" }
+            ]
+          },
+          { role: "tool", toolCallId: "toolu_01W", content: "{\"celsius\":21}" },
+          { role: "tool", toolCallId: "toolu_01T", content: "{\"time\":\"10:00\"}" }
+        ],
+        tools
+      })
+      expect(result.servedBy).toBe("openai:gpt-4o")
+      expect(result.fallbackFrom).toBe("anthropic:claude-x")
+      expect(result.attempts.map((attempt) => [attempt.label, attempt.reason])).toEqual([
+        ["anthropic:claude-x", "Overloaded"]
+      ])
+      expect(result.content).toBe("21 °C in Paris, 10:00 CET.")
+      expect((yield* Effect.promise(() => down.endpoint.getSeenRequests())).length).toBe(1)
+      const body = yield* sentBody(backup.endpoint)
+      expect(body["messages"]).toEqual([
+        { role: "system", content: "Answer briefly." },
+        { role: "user", content: "Weather in Paris, then the time?" },
+        {
+          role: "assistant",
+          content: "Checking both.",
+          tool_calls: [
+            { id: "toolu_01W", type: "function", function: { name: "get_weather", arguments: "{\"city\":\"Paris\"}" } },
+            { id: "toolu_01T", type: "function", function: { name: "get_time", arguments: "{\"zone\":\"CET\"}" } }
+          ]
+        },
+        { role: "tool", tool_call_id: "toolu_01W", content: "{\"celsius\":21}" },
+        { role: "tool", tool_call_id: "toolu_01T", content: "{\"time\":\"10:00\"}" }
+      ])
+      expect(body["tools"]).toEqual([
+        expect.objectContaining({ type: "function", function: expect.objectContaining({ name: "get_weather" }) }),
+        expect.objectContaining({ type: "function", function: expect.objectContaining({ name: "get_time" }) })
       ])
     }))
 })
