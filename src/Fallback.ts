@@ -227,8 +227,30 @@ export const chain = <
 export type TokenCounter = (messages: ReadonlyArray<ChatMessage>) => Effect.Effect<number>
 
 /**
+ * The history in the units trimming drops whole: an assistant message with tool calls together with the tool
+ * results that answer it (a result without its call, or a call without its results, is refused by the providers);
+ * any other message alone.
+ */
+const turns = (messages: ReadonlyArray<ChatMessage>): Array<Array<ChatMessage>> => {
+  const units: Array<Array<ChatMessage>> = []
+  let open: { readonly unit: Array<ChatMessage>; readonly ids: ReadonlySet<string> } | undefined
+  for (const message of messages) {
+    if (open !== undefined && message.role === "tool" && open.ids.has(message.toolCallId ?? "")) {
+      open.unit.push(message)
+      continue
+    }
+    const unit = [message]
+    units.push(unit)
+    open = message.toolCalls !== undefined && message.toolCalls.length > 0
+      ? { unit, ids: new Set(message.toolCalls.map((call) => call.id)) }
+      : undefined
+  }
+  return units
+}
+
+/**
  * Drops the oldest non-system messages until the prompt fits `maxInputTokens`. System messages and the last message
- * are always kept; `None` when even that does not fit.
+ * are always kept; a tool call and its results are dropped or kept together. `None` when even that does not fit.
  *
  * @since 0.1.0
  * @category Relaxation
@@ -239,11 +261,13 @@ export const trimToFit = (
   count: TokenCounter
 ): Effect.Effect<Option.Option<ReadonlyArray<ChatMessage>>> =>
   Effect.gen(function*() {
-    let kept = [...messages]
+    let units = turns(messages)
+    let kept = messages
     while ((yield* count(kept)) > maxInputTokens) {
-      const oldest = kept.findIndex((message, index) => message.role !== "system" && index < kept.length - 1)
+      const oldest = units.findIndex((unit, index) => unit[0]!.role !== "system" && index < units.length - 1)
       if (oldest === -1) return Option.none()
-      kept = kept.filter((_, index) => index !== oldest)
+      units = units.filter((_, index) => index !== oldest)
+      kept = units.flat()
     }
     return Option.some(kept)
   })

@@ -183,6 +183,49 @@ describe("relaxation", () => {
       expect(Option.isNone(yield* Fallback.trimToFit(history.messages, 6, count))).toBe(true)
     }))
 
+  it.effect("trimToFit drops a tool call with its results, never leaving a result without its call", () =>
+    Effect.gen(function*() {
+      const messages: ReadonlyArray<ChatMessage> = [
+        { role: "system", content: "be brief" },
+        { role: "user", content: "weather in Paris and Rome" },
+        {
+          role: "assistant",
+          toolCalls: [
+            { id: "c1", name: "get_weather", arguments: "{\"city\":\"Paris\"}" },
+            { id: "c2", name: "get_weather", arguments: "{\"city\":\"Rome\"}" }
+          ]
+        },
+        { role: "tool", toolCallId: "c1", content: "sunny warm" },
+        { role: "tool", toolCallId: "c2", content: "rainy cold" },
+        { role: "assistant", content: "Paris sunny Rome rainy" },
+        { role: "user", content: "and tomorrow" }
+      ]
+      // Every state of the trimmed history is one a provider accepts: each tool result follows its call.
+      for (let budget = 30; budget >= 4; budget--) {
+        const trimmed = yield* Fallback.trimToFit(messages, budget, count)
+        if (Option.isNone(trimmed)) continue
+        const calls = new Set<string>()
+        for (const message of trimmed.value) {
+          for (const call of message.toolCalls ?? []) calls.add(call.id)
+          if (message.role === "tool") expect(calls.has(message.toolCallId!)).toBe(true)
+        }
+        expect(trimmed.value.at(-1)).toEqual(messages.at(-1))
+      }
+      const trimmed = Option.getOrThrow(yield* Fallback.trimToFit(messages, 14, count))
+      expect(trimmed.map((message) => message.role)).toEqual(["system", "assistant", "user"])
+    }))
+
+  it.effect("trimToFit keeps the call a final tool result answers", () =>
+    Effect.gen(function*() {
+      const messages: ReadonlyArray<ChatMessage> = [
+        { role: "user", content: "one two three four five six" },
+        { role: "assistant", toolCalls: [{ id: "c1", name: "lookup", arguments: "{}" }] },
+        { role: "tool", toolCallId: "c1", content: "found" }
+      ]
+      const trimmed = Option.getOrThrow(yield* Fallback.trimToFit(messages, 6, count))
+      expect(trimmed.map((message) => message.role)).toEqual(["assistant", "tool"])
+    }))
+
   it.effect("on ContextLengthExceeded: halves maxTokens and trims to the context window", () =>
     Effect.gen(function*() {
       // The prompt counts 19 tokens; maxTokens 1000 is halved to 500.
