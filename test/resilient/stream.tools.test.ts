@@ -31,7 +31,7 @@ const cutShort = (calls: { count: number }): LlmProvider => ({
     Stream.suspend(() => {
       calls.count++
       return Stream.concat(
-        Stream.make<ReadonlyArray<StreamChunk>>({
+        Stream.make<Array<StreamChunk>>({
           _tag: "ToolCallDelta",
           index: 0,
           id: "call_1",
