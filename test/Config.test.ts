@@ -94,6 +94,39 @@ chain:
     }))
 })
 
+describe("ResilienceConfig: a model's output limit and capabilities", () => {
+  const LOCAL = `
+models:
+  - id: gpt
+    provider: openai
+    model: gpt-4.1
+    max_output_tokens: 8000
+  - id: local
+    provider: openai-compatible
+    model: llama3
+    base_url: http://127.0.0.1:11434/v1
+    capabilities: { tools: false, images: true }
+chain: [gpt, local]
+`
+
+  it.effect("max_output_tokens and capabilities reach the tier", () =>
+    Effect.gen(function*() {
+      const s = yield* settings(LOCAL, "yaml")
+      expect(tier(s, 0).maxOutputTokens).toBe(8000)
+      expect(tier(s, 0).capabilities).toBeUndefined()
+      expect(tier(s, 1).capabilities).toEqual({ tools: false, images: true })
+      const config = yield* ResilienceConfig.toResilientConfig(s).pipe(withEnv(KEYS))
+      expect(config.chain[0].maxOutputTokens).toBe(8000)
+      expect(config.chain[1]?.capabilities).toEqual({ tools: false, images: true })
+    }))
+
+  it.effect("a capability that is not a boolean is refused, naming the key", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(settings(LOCAL.replace("tools: false", "tools: sometimes"), "yaml"))
+      expect(JSON.stringify(error)).toContain("capabilities")
+    }))
+})
+
 describe("ResilienceConfig: defaults and presets", () => {
   it.effect("a minimal file gets the documented defaults", () =>
     Effect.gen(function*() {

@@ -17,7 +17,7 @@ import { parse as parseToml, TomlError } from "smol-toml"
 import * as YAML from "yaml"
 import * as CircuitBreaker from "../CircuitBreaker.js"
 import type { DegradedReason, InvalidOptions } from "../LlmError.js"
-import type { Service as LlmProvider } from "../LlmProvider.js"
+import type { Capabilities, Service as LlmProvider } from "../LlmProvider.js"
 import * as Anthropic from "../providers/Anthropic.js"
 import * as OpenAi from "../providers/OpenAi.js"
 import * as OpenAiCompatible from "../providers/OpenAiCompatible.js"
@@ -64,6 +64,9 @@ export interface TierSettings {
   readonly stallTimeout?: Duration.Duration | undefined
   readonly connectTimeout?: Duration.Duration | undefined
   readonly contextWindow?: number | undefined
+  readonly maxOutputTokens?: number | undefined
+  /** What the model can take, over what its provider says (see `Tier.capabilities`). */
+  readonly capabilities?: Partial<Capabilities> | undefined
   readonly price?: Resilient.Price | Readonly<Record<string, Resilient.Price>> | undefined
   readonly qualityRank?: number | undefined
 }
@@ -104,6 +107,12 @@ const compact = <A extends object>(a: A): A =>
   Object.fromEntries(Object.entries(a).filter(([, value]) => value !== undefined)) as A
 
 const duration = (s: string): Duration.Duration => S.decodeDuration(s)!
+
+const capabilitiesOf = (section: S.Capabilities): Partial<Capabilities> => ({
+  ...(section.tools !== undefined ? { tools: section.tools } : {}),
+  ...(section.images !== undefined ? { images: section.images } : {}),
+  ...(section.json_schema !== undefined ? { jsonSchema: section.json_schema } : {})
+})
 
 // -----------------------------------------------------------------------------
 // reading and parsing
@@ -407,6 +416,8 @@ export const resolve = (doc: S.Document, env: S.EnvValues): Either.Either<Settin
       stallTimeout: stallTimeout === undefined ? undefined : duration(stallTimeout),
       connectTimeout: model.connect_timeout === undefined ? undefined : duration(model.connect_timeout),
       contextWindow: model.context_window,
+      maxOutputTokens: model.max_output_tokens,
+      capabilities: model.capabilities === undefined ? undefined : capabilitiesOf(model.capabilities),
       price: prices.length === 0
         ? undefined
         : downgradeModels.length === 0 && model.price !== undefined
@@ -591,6 +602,8 @@ export const toResilientConfig = (
         stallTimeout: tier.stallTimeout,
         connectTimeout: tier.connectTimeout,
         contextWindow: tier.contextWindow,
+        maxOutputTokens: tier.maxOutputTokens,
+        capabilities: tier.capabilities,
         price: tier.price,
         qualityRank: tier.qualityRank
       }))

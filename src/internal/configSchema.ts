@@ -235,6 +235,16 @@ export const Limits = Schema.Struct({
 })
 
 /** @internal */
+export const Capabilities = Schema.Struct({
+  tools: optional(Schema.Boolean),
+  images: optional(Schema.Boolean),
+  json_schema: optional(Schema.Boolean)
+})
+
+/** @internal */
+export type Capabilities = typeof Capabilities.Type
+
+/** @internal */
 export const Price = Schema.Struct({
   input_per_1k: NonNegative,
   output_per_1k: NonNegative
@@ -257,6 +267,8 @@ export const Model = Schema.Struct({
   stall_timeout: optional(PositiveDuration),
   connect_timeout: optional(PositiveDuration),
   context_window: optional(PositiveInt),
+  max_output_tokens: optional(PositiveInt),
+  capabilities: optional(Capabilities),
   price: optional(Price),
   limits: optional(Schema.Union(Schema.Literal(false), Limits)),
   downgrades: optional(Schema.Array(NonBlank)),
