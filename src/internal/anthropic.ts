@@ -11,7 +11,7 @@ import { allCapabilities, type Service } from "../LlmProvider.js"
 import { fromSdkError } from "./classify.js"
 import { anthropicRateLimit } from "./headers.js"
 import * as mapping from "./providers/anthropicMapping.js"
-import { boundResponse, boundStream, sdkOptions } from "./providerTimeouts.js"
+import { boundedStream, boundResponse, sdkOptions } from "./providerTimeouts.js"
 import { validateRequest } from "./request.js"
 import { assemble } from "./streaming.js"
 import { countTokens } from "./tokens.js"
@@ -173,11 +173,7 @@ export const make = (options: AnthropicOptions): Service => {
     }))
 
   // The whole stream, headers to last event, within the timeout (see ./providerTimeouts.ts).
-  const stream: Service["stream"] = (input) =>
-    Stream.unwrap(
-      Effect.map(validateRequest(input), (request) =>
-        boundStream(unbounded(request), request, options, name, request.model ?? options.model))
-    )
+  const stream = boundedStream(unbounded, options, name)
 
   return {
     name,

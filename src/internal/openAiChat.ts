@@ -11,7 +11,7 @@ import type { Capabilities, Service } from "../LlmProvider.js"
 import { fromSdkError } from "./classify.js"
 import { openAiRateLimit } from "./headers.js"
 import * as mapping from "./providers/openAiMapping.js"
-import { boundResponse, boundStream, sdkOptions } from "./providerTimeouts.js"
+import { boundedStream, boundResponse, sdkOptions } from "./providerTimeouts.js"
 import { validateRequest } from "./request.js"
 import { assemble } from "./streaming.js"
 import { countTokens, type TokenizerFamily } from "./tokens.js"
@@ -167,11 +167,7 @@ export const make = (options: OpenAiChatOptions): Service => {
     }))
 
   // The whole stream, headers to last event, within the timeout (see ./providerTimeouts.ts).
-  const stream: Service["stream"] = (input) =>
-    Stream.unwrap(
-      Effect.map(validateRequest(input), (request) =>
-        boundStream(unbounded(request), request, options, name, request.model ?? options.model))
-    )
+  const stream = boundedStream(unbounded, options, name)
 
   return {
     name,

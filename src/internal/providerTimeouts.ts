@@ -17,6 +17,8 @@ import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import type { CompletionRequest } from "../Llm.js"
 import { type HardFailure, hardFailure } from "../LlmError.js"
+import type { Service } from "../LlmProvider.js"
+import { validateRequest } from "./request.js"
 import { timeoutFail } from "./timeout.js"
 
 /** @internal */
@@ -48,16 +50,23 @@ export const boundResponse = <A, E, R>(
   return whole === undefined ? call : timeoutFail(call, whole, () => timedOut(provider, model))
 }
 
-/** A stream, from the request to its last event, within `timeout`. @internal */
-export const boundStream = <A, E, R>(
-  stream: Stream.Stream<A, E, R>,
-  request: CompletionRequest,
-  defaults: Timeouts,
-  provider: string,
-  model: string
-): Stream.Stream<A, E | HardFailure, R> => {
-  const whole = wholeOf(request, defaults)
-  return whole === undefined
-    ? stream
-    : Stream.interruptWhen(stream, Effect.zipRight(Effect.sleep(whole), Effect.fail(timedOut(provider, model))))
-}
+/**
+ * A provider's `stream`, from the request to its last event, within `timeout`: `unbounded` is the SDK mapping.
+ * @internal
+ */
+export const boundedStream = (
+  unbounded: Service["stream"],
+  defaults: Timeouts & { readonly model: string },
+  provider: string
+): Service["stream"] =>
+(input) =>
+  Stream.unwrap(Effect.map(validateRequest(input), (request) => {
+    const whole = wholeOf(request, defaults)
+    const model = request.model ?? defaults.model
+    return whole === undefined
+      ? unbounded(request)
+      : Stream.interruptWhen(
+        unbounded(request),
+        Effect.zipRight(Effect.sleep(whole), Effect.fail(timedOut(provider, model)))
+      )
+  }))
