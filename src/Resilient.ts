@@ -119,6 +119,17 @@ export interface Config {
   readonly chain: readonly [Tier, ...Array<Tier>]
   /** Default `ordered`. */
   readonly strategy?: Strategy | undefined
+  /**
+   * A default for every call's {@link CallOptions.deadline}: the most a request may take across the whole ladder.
+   * Default: none.
+   */
+  readonly deadline?: Duration.DurationInput | undefined
+  /**
+   * When every step of a request is refused locally — open breakers, full rate limiters — so that no call was
+   * possible, wait for the soonest of them to be ready again (the shortest `retryAfter`) and run the ladder once more,
+   * for at most `wait` in all and within the request's deadline, instead of failing at once. Default: fail at once.
+   */
+  readonly whenAllRefused?: { readonly wait: Duration.DurationInput } | undefined
   /** Try a relaxed request (trimmed history, fewer output tokens, lower temperature) on the same model. Default on. */
   readonly relaxation?: boolean | undefined
   /**
@@ -187,6 +198,14 @@ export interface CallOptions {
   readonly strategy?: Strategy | undefined
   /** For a stream: hold it back until it passed the tier's checks (see {@link Tier.buffer}). */
   readonly buffer?: boolean | undefined
+  /**
+   * The most this request may take across the whole ladder (default: the chain's `deadline`). What is left caps each
+   * attempt's timeout and each retry's backoff; a step whose observed median latency no longer fits is skipped
+   * (`DeadlineExceeded` in `attempts`); when it runs out, `FallbackExhausted` says so (`deadlineExceeded`) unless a
+   * last resort serves. For a stream it bounds the time to the first content chunk (the commit point); the
+   * committed stream runs on under its tier's `stallTimeout`.
+   */
+  readonly deadline?: Duration.DurationInput | undefined
 }
 
 /**

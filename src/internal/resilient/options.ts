@@ -10,6 +10,7 @@ import type { Service as LlmProvider } from "../../LlmProvider.js"
 import type { CallOptions, Config, Price, Strategy, Tier } from "../../Resilient.js"
 import * as validate from "../options.js"
 import * as rateLimit from "../rateLimit.js"
+import { checkDeadline } from "./deadline.js"
 
 const strategies: ReadonlyArray<Strategy> = ["ordered", "cost-first", "latency-first", "quality-first"]
 
@@ -95,6 +96,12 @@ export const validateConfig = (config: Config): Effect.Effect<void, InvalidOptio
     if (config.strategy !== undefined && !isStrategy(config.strategy)) {
       return yield* invalid("strategy", `must be one of ${strategies.join(", ")}`)
     }
+    yield* validate.duration("deadline", config.deadline)
+    if (config.whenAllRefused !== undefined) {
+      if (!isObject(config.whenAllRefused)) return yield* invalid("whenAllRefused", "must be { wait }")
+      if (config.whenAllRefused.wait === undefined) return yield* invalid("whenAllRefused.wait", "is required")
+      yield* validate.duration("whenAllRefused.wait", config.whenAllRefused.wait)
+    }
     if (config.relaxation !== undefined && typeof config.relaxation !== "boolean") {
       return yield* invalid("relaxation", "must be true or false")
     }
@@ -169,7 +176,7 @@ export const uniqueSteps = (
   return Effect.void
 }
 
-/** A per-call strategy the chain does not know is the caller's mistake, refused before any step. @internal */
+/** A per-call strategy, buffer or deadline that cannot work is the caller's mistake, refused before any step. @internal */
 export const checkCallOptions = (options: CallOptions | undefined): InvalidRequest | undefined => {
   const refuse = (field: string, message: string) => new InvalidRequest({ field, issues: [{ field, message }] })
   if (options?.strategy !== undefined && !isStrategy(options.strategy)) {
@@ -177,5 +184,5 @@ export const checkCallOptions = (options: CallOptions | undefined): InvalidReque
   }
   const buffer: unknown = options?.buffer
   if (buffer !== undefined && typeof buffer !== "boolean") return refuse("buffer", "must be true or false")
-  return undefined
+  return checkDeadline(options)
 }
