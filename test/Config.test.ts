@@ -349,6 +349,47 @@ chain: [{ model: a, breaker: false }]
       expect(tier(s, 0).breaker).toEqual(CircuitBreaker.presets.balanced)
     }))
 
+  it.effect("deadline and when_all_refused: from the file (YAML and TOML alike), then the environment", () =>
+    Effect.gen(function*() {
+      const yaml = yield* settings(
+        `
+deadline: 20 seconds
+when_all_refused: { wait: 30 seconds }
+models: [{ id: a, provider: openai, model: a }]
+chain: [a]
+`,
+        "yaml"
+      )
+      const toml = yield* settings(
+        `
+deadline = "20 seconds"
+when_all_refused = { wait = "30 seconds" }
+chain = ["a"]
+[[models]]
+id = "a"
+provider = "openai"
+model = "a"
+`,
+        "toml"
+      )
+      expect(yaml.deadline).toEqual(Duration.seconds(20))
+      expect(yaml.whenAllRefused).toEqual({ wait: Duration.seconds(30) })
+      expect(toml).toEqual(yaml)
+      const overridden = yield* settings("models: [{ id: a, provider: openai, model: a }]\nchain: [a]\n", "yaml", {
+        LLM_DEADLINE: "5 seconds",
+        LLM_WHEN_ALL_REFUSED_WAIT: "1 minute"
+      })
+      expect(overridden.deadline).toEqual(Duration.seconds(5))
+      expect(overridden.whenAllRefused).toEqual({ wait: Duration.minutes(1) })
+      const config = yield* ResilienceConfig.toResilientConfig(yaml).pipe(withEnv(KEYS))
+      expect(config.deadline).toEqual(Duration.seconds(20))
+      expect(config.whenAllRefused).toEqual({ wait: Duration.seconds(30) })
+      const bad = yield* Effect.flip(
+        settings("deadline: 0 seconds\nmodels: [{ id: a, provider: openai, model: a }]\nchain: [a]\n", "yaml")
+      )
+      expect(bad.issues.map((issue) => issue.path)).toContain("deadline")
+    }))
+
   it.effect("retry, strategy, rate limit, timeout, cache, static response and hedging overrides", () =>
     Effect.gen(function*() {
       const file = `
@@ -427,7 +468,7 @@ hedging: { delay: 1 second }
   it("lists every override variable", () => {
     expect(ResilienceConfig.overrideVariables).toContain("LLM_CIRCUIT_BREAKER_THRESHOLD")
     expect(ResilienceConfig.overrideVariables).toContain("LLM_CACHE_TTL")
-    expect(ResilienceConfig.overrideVariables.length).toBe(30)
+    expect(ResilienceConfig.overrideVariables.length).toBe(32)
   })
 })
 

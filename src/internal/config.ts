@@ -71,6 +71,8 @@ export interface TierSettings {
 /** The file and the environment, decoded and resolved. Public as `ResilienceConfig.Settings`. */
 export interface Settings {
   readonly strategy: Resilient.Strategy
+  readonly deadline?: Duration.Duration | undefined
+  readonly whenAllRefused?: { readonly wait: Duration.Duration } | undefined
   readonly relaxation: boolean
   readonly continuation: boolean
   readonly degraded: "fallback" | "accept" | ReadonlyArray<DegradedReason>
@@ -450,8 +452,12 @@ export const resolve = (doc: S.Document, env: S.EnvValues): Either.Either<Settin
     ? rateLimit.adaptive
     : S.parseBoolean(env.LLM_RATE_LIMIT_ADAPTIVE)
 
+  const deadline = env.LLM_DEADLINE ?? doc.deadline
+  const refusedWait = env.LLM_WHEN_ALL_REFUSED_WAIT ?? doc.when_all_refused?.wait
   return Either.right(compact<Settings>({
     strategy: env.LLM_STRATEGY ?? doc.strategy ?? "ordered",
+    deadline: deadline === undefined ? undefined : duration(deadline),
+    whenAllRefused: refusedWait === undefined ? undefined : { wait: duration(refusedWait) },
     relaxation: env.LLM_RELAXATION === undefined ? doc.relaxation ?? true : S.parseBoolean(env.LLM_RELAXATION),
     continuation: env.LLM_CONTINUATION === undefined
       ? doc.continuation ?? false
@@ -599,6 +605,8 @@ export const toResilientConfig = (
     return compact<Resilient.Config>({
       chain: tiers as unknown as Resilient.Config["chain"],
       strategy: settings.strategy,
+      deadline: settings.deadline,
+      whenAllRefused: settings.whenAllRefused,
       relaxation: settings.relaxation,
       continuation: settings.continuation,
       degraded: settings.degraded,

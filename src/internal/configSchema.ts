@@ -286,6 +286,8 @@ export type ChainEntry = typeof ChainEntry.Type
 /** @internal */
 export const Document = Schema.Struct({
   strategy: optional(Strategy),
+  deadline: optional(PositiveDuration),
+  when_all_refused: optional(Schema.Struct({ wait: PositiveDuration })),
   relaxation: optional(Schema.Boolean),
   continuation: optional(Schema.Boolean),
   degraded: optional(Schema.Union(Schema.Literal("fallback", "accept"), Schema.NonEmptyArray(DegradedReason))),
@@ -352,6 +354,8 @@ export const parseBoolean = (s: string): boolean => ["true", "1", "yes", "on"].i
  */
 export const env = {
   LLM_STRATEGY: Strategy,
+  LLM_DEADLINE: PositiveDuration,
+  LLM_WHEN_ALL_REFUSED_WAIT: PositiveDuration,
   LLM_RELAXATION: BooleanString,
   LLM_DEGRADED: Schema.Literal("fallback", "accept"),
   LLM_TIMEOUT: PositiveDuration,

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Clock from "effect/Clock"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Stream from "effect/Stream"
@@ -12,8 +13,7 @@ const ask = { messages: [{ role: "user" as const, content: "question" }] }
 /** Options as a user might write them in plain JavaScript or from an untyped source. */
 const loose = <A>(value: unknown): A => value as A
 
-const scripted = (name: string, script: ScriptedProvider.Script) =>
-  ScriptedProvider.make({ name, model: "m", script })
+const scripted = (name: string, script: ScriptedProvider.Script) => ScriptedProvider.make({ name, model: "m", script })
 
 /** Runs `effect` in a fiber while the test clock moves on by `by`, and returns its exit. */
 const within = <A, E>(effect: Effect.Effect<A, E>, by: Parameters<typeof TestClock.adjust>[0]) =>
@@ -125,8 +125,11 @@ describe("Resilient: a request deadline across the ladder", () => {
         chain: [{ provider: primary, retry: false }, { provider: backup, retry: false }]
       })
       const text = (options: Resilient.CallOptions) =>
-        Stream.runFold(client.stream(ask, options), "", (acc, chunk) =>
-          chunk._tag === "ContentDelta" ? acc + chunk.text : acc)
+        Stream.runFold(
+          client.stream(ask, options),
+          "",
+          (acc, chunk) => chunk._tag === "ContentDelta" ? acc + chunk.text : acc
+        )
       // Cut at 1 s: the primary is interrupted, the backup has no time left.
       const cut = yield* within(text({ deadline: "1 second" }), "1 second")
       const error = cut._tag === "Failure" ? yield* Effect.flip(cut) : undefined
@@ -172,10 +175,12 @@ describe("Resilient: whenAllRefused waits for recovery instead of failing", () =
   // One failure opens the breaker for 10 s.
   const trips = { consecutiveFailures: 1, cooldown: "10 seconds" } as const
 
-  const opened = (wait: string | undefined, deadline?: string) =>
+  const opened = (wait: Duration.DurationInput | undefined, deadline?: Duration.DurationInput) =>
     Effect.gen(function*() {
-      const provider = yield* scripted("a", (call) =>
-        call.index === 0 ? ScriptedProvider.failure("ServerError") : ScriptedProvider.success("recovered"))
+      const provider = yield* scripted(
+        "a",
+        (call) => call.index === 0 ? ScriptedProvider.failure("ServerError") : ScriptedProvider.success("recovered")
+      )
       const client = yield* Resilient.make({
         chain: [{ provider, retry: false, breaker: trips }],
         ...(wait !== undefined ? { whenAllRefused: { wait } } : {}),
@@ -202,7 +207,7 @@ describe("Resilient: whenAllRefused waits for recovery instead of failing", () =
 
   it.scoped("without it, or when the wait is longer than allowed, the request fails at once", () =>
     Effect.gen(function*() {
-      for (const wait of [undefined, "5 seconds"]) {
+      for (const wait of [undefined, "5 seconds"] as const) {
         const { client } = yield* opened(wait)
         const started = yield* Clock.currentTimeMillis
         const error = yield* Effect.flip(client.complete(ask))
@@ -216,6 +221,7 @@ describe("Resilient: whenAllRefused waits for recovery instead of failing", () =
       const { client } = yield* opened("1 minute", "3 seconds")
       const error = yield* Effect.flip(client.complete(ask))
       expect(error).toMatchObject({ _tag: "FallbackExhausted" })
+      expect(error._tag === "FallbackExhausted" ? error.deadlineExceeded : "none").toBeUndefined()
       expect(yield* Clock.currentTimeMillis).toBe(0)
     }))
 
