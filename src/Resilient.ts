@@ -48,8 +48,30 @@ export interface Price {
  * @category Models
  */
 export interface Tier {
-  /** A provider service, or the Effect that builds it (built once, with the Layer). */
-  readonly provider: LlmProvider | Effect.Effect<LlmProvider, InvalidOptions>
+  /**
+   * A provider service, or the Effect that builds it (built once, with the Layer). Required unless `deployments` are
+   * given (their first one then stands for the tier: its name, model, capabilities and token counting).
+   */
+  readonly provider?: LlmProvider | Effect.Effect<LlmProvider, InvalidOptions> | undefined
+  /**
+   * Several deployments of this tier's model — API keys, regions, Azure OpenAI endpoints (an OpenAI provider with the
+   * endpoint's `baseURL`) — spread by `balance`. Each is a provider of the same name and model, with its own breaker
+   * and limits, keyed `provider:model@deployment`. A request uses one deployment per step. See docs/routing.md.
+   */
+  readonly deployments?: ReadonlyArray<Deployment> | undefined
+  /** How a step picks among `deployments`. Default `weighted-round-robin`. */
+  readonly balance?: Balance | undefined
+  /**
+   * Outlier ejection: a deployment whose breaker is open is out of rotation, but at most this share of the tier's
+   * deployments (0–100; at least one when above 0) at once; past it, those whose breakers opened longest ago stay in
+   * rotation, their breakers bypassed. Default 100.
+   */
+  readonly maxEjectionPercent?: number | undefined
+  /**
+   * When every deployment would be out: `oldest` tries the one whose breaker opened longest ago (its breaker
+   * bypassed); `skip` skips the step as `CircuitOpen`. Default `oldest`.
+   */
+  readonly panic?: "oldest" | "skip" | undefined
   /** Cheaper or older models of the same provider, tried in order after the main one (model downgrade). */
   readonly downgrades?: ReadonlyArray<string> | undefined
   /** Default: `Retry`'s defaults. */
@@ -101,6 +123,34 @@ export interface Tier {
     | ((messages: CompletionRequestInput["messages"]) => CompletionRequestInput["messages"])
     | undefined
 }
+
+/**
+ * One deployment of a tier's model: a provider of the tier's name and model built with its own API key (a `Redacted`
+ * or a `Config`) and base URL.
+ *
+ * @since 0.2.0
+ * @category Models
+ */
+export interface Deployment {
+  /** Unique within the tier; the breaker and limiter key is `provider:model@name`. */
+  readonly name: string
+  readonly provider: LlmProvider | Effect.Effect<LlmProvider, InvalidOptions>
+  /** Share of the traffic under `weighted-round-robin` (and the tie-break of the others). Default 1. */
+  readonly weight?: number | undefined
+  /** This deployment's rate limits. Default: the tier's `limits`. */
+  readonly limits?: RateLimit.Limits | false | undefined
+}
+
+/**
+ * How a step picks among its tier's deployments: in proportion to their weights (smooth weighted round-robin), the
+ * one with the fewest calls in flight, the one with the most requests (then tokens) left by the provider's
+ * rate-limit headers, or the lowest latency (an EWMA of a completion's latency or a stream's time to its first
+ * chunk), with exploration so that an unobserved deployment gets traffic.
+ *
+ * @since 0.2.0
+ * @category Models
+ */
+export type Balance = "weighted-round-robin" | "least-in-flight" | "usage" | "latency"
 
 /**
  * How the providers are ordered for a call: as configured, cheapest first, fastest observed first, or best quality

@@ -23,6 +23,7 @@ import { validateRequest, withConnectTimeout, withModel } from "../request.js"
 import { refusal } from "./capabilities.js"
 import type { AttemptError, CallShape, Client, Outcome, RequestContext } from "./client.js"
 import { admit, bound } from "./deadline.js"
+import { breakerOf } from "./deployments.js"
 import type { Step } from "./plan.js"
 import { preflight } from "./preflight.js"
 
@@ -63,7 +64,8 @@ export const attempt = <A>(
 ): Effect.Effect<Outcome<A>, StepError> => {
   const { label, model, tier } = step
   const { trace } = context
-  const breaker = client.breakers.get(label)
+  // A deployment kept in rotation with its breaker open runs without it (./deployments.ts).
+  const breaker = breakerOf(client, step)
   const check = tier.config.quality
   const refused = breaker === undefined ? undefined : refuseWhenOpen(breaker)
   // The last failure of a call this step really made. A refusal (`CircuitOpen`, `RateLimitExceeded`) after one — a
