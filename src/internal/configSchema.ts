@@ -241,6 +241,29 @@ export const Price = Schema.Struct({
 })
 
 /** @internal */
+export const Weight = Schema.Number.pipe(
+  Schema.filter((n) => (Number.isFinite(n) && n > 0) || `expected a finite number above 0, got ${show(n)}`),
+  Schema.annotations({ description: "a finite number above 0" })
+)
+
+/** @internal */
+export const EjectionPercent = Schema.Number.pipe(
+  Schema.filter((n) =>
+    (Number.isFinite(n) && n >= 0 && n <= 100) || `expected a percentage in [0, 100], got ${show(n)}`
+  ),
+  Schema.annotations({ description: "a percentage in [0, 100]" })
+)
+
+/** One deployment of a model: its own key and endpoint, over the model's other settings. @internal */
+export const DeploymentEntry = Schema.Struct({
+  name: NonBlank,
+  api_key_env: optional(EnvName),
+  base_url: optional(HttpUrl),
+  weight: optional(Weight),
+  limits: optional(Schema.Union(Schema.Literal(false), Limits))
+})
+
+/** @internal */
 export const Model = Schema.Struct({
   id: NonBlank,
   provider: ProviderType,
@@ -260,7 +283,11 @@ export const Model = Schema.Struct({
   price: optional(Price),
   limits: optional(Schema.Union(Schema.Literal(false), Limits)),
   downgrades: optional(Schema.Array(NonBlank)),
-  quality_rank: optional(NonNegative)
+  quality_rank: optional(NonNegative),
+  deployments: optional(Schema.NonEmptyArray(DeploymentEntry)),
+  balance: optional(Schema.Literal("weighted-round-robin", "least-in-flight", "usage", "latency")),
+  max_ejection_percent: optional(EjectionPercent),
+  panic: optional(Schema.Literal("oldest", "skip"))
 })
 
 /** @internal */
