@@ -296,7 +296,7 @@ export interface Service {
     request: CompletionRequestInput,
     options?: CallOptions
   ) => Stream.Stream<ResilientStreamChunk, FallbackExhausted | HardFailure | InvalidRequest>
-  /** Every breaker, keyed `provider:model`. */
+  /** Every breaker, keyed `provider:model` (`provider:model@deployment` for a tier's deployments). */
   readonly breakers: ReadonlyMap<string, CircuitBreaker.CircuitBreaker>
   readonly limiter: RateLimit.Limiter
   /** The providers in configured order. */

@@ -9,6 +9,7 @@ import * as Fiber from "effect/Fiber"
 import * as Redacted from "effect/Redacted"
 import * as TestClock from "effect/TestClock"
 import { getLocal, type Mockttp } from "mockttp"
+import { AzureOpenAI } from "openai"
 import { afterAll, beforeAll } from "vitest"
 import * as Anthropic from "../../src/providers/Anthropic.js"
 import * as OpenAi from "../../src/providers/OpenAi.js"
@@ -97,6 +98,53 @@ describe("Resilient routing over real HTTP", () => {
       const last = yield* client.complete(request)
       expect(last.servedBy).toBe("anthropic:claude-sonnet-4-6")
       expect(last.content).toBe("answered by the backup")
+    }))
+
+  it.scoped("an Azure OpenAI deployment (the SDK's Azure client) next to a plain OpenAI one, weighted", () =>
+    Effect.gen(function*() {
+      const azurePath = "/openai/deployments/gpt41/chat/completions"
+      const azure = yield* Effect.promise(() =>
+        west.forPost(azurePath).thenReply(200, completionJson({ content: "from azure" }), JSON_HEADERS)
+      )
+      const plainPath = "/plain/v1/chat/completions"
+      const plain = yield* Effect.promise(() =>
+        servers.http.forPost(plainPath).thenReply(200, completionJson({ content: "from openai" }), JSON_HEADERS)
+      )
+      const client = yield* Resilient.make({
+        chain: [{
+          deployments: [
+            {
+              name: "azure",
+              weight: 3,
+              provider: OpenAi.make({
+                model: "gpt-4.1",
+                client: new AzureOpenAI({
+                  endpoint: west.url,
+                  apiKey: "azure-key",
+                  apiVersion: "2024-10-21",
+                  deployment: "gpt41"
+                })
+              })
+            },
+            {
+              name: "openai",
+              provider: OpenAi.make({ model: "gpt-4.1", apiKey, baseURL: `${servers.http.url}/plain/v1` })
+            }
+          ],
+          retry: false
+        }]
+      })
+      const contents: Array<string> = []
+      for (let i = 0; i < 8; i++) {
+        contents.push((yield* client.complete({ messages: [{ role: "user", content: "hi" }] })).content)
+      }
+      expect(contents.filter((content) => content === "from azure").length).toBe(6)
+      expect(contents.filter((content) => content === "from openai").length).toBe(2)
+      const seen = yield* Effect.promise(() => azure.getSeenRequests())
+      expect(seen.length).toBe(6)
+      expect(seen[0]!.headers["api-key"]).toBe("azure-key")
+      expect(seen[0]!.url).toContain("api-version=2024-10-21")
+      expect((yield* Effect.promise(() => plain.getSeenRequests())).length).toBe(2)
     }))
 
   it.scoped("a request deadline aborts a hanging HTTP request, and FallbackExhausted says the deadline ran out", () =>
