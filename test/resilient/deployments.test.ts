@@ -216,6 +216,33 @@ describe("Resilient: several deployments per model", () => {
       expect(seen["openai:gpt@fast"]).toBe(2 * EXPLORE_EVERY - 3)
     }))
 
+  it.scoped("hedging at p95 learns a tier of deployments from its deployments' latencies", () =>
+    Effect.gen(function*() {
+      const east = yield* deployment(
+        "east",
+        (call) => ScriptedProvider.success("east", { latency: call.index < 3 ? "1 second" : "5 seconds" })
+      )
+      const backup = yield* ScriptedProvider.make({
+        name: "anthropic",
+        model: "claude",
+        script: [ScriptedProvider.success("backup", { latency: "100 millis" })]
+      })
+      const client = yield* Resilient.make({
+        chain: [{ deployments: [east], retry: false }, { provider: backup, retry: false }],
+        hedging: { delay: "p95", maxFraction: 1 }
+      })
+      for (let i = 0; i < 3; i++) {
+        const fiber = yield* Effect.fork(client.complete(ask))
+        yield* TestClock.adjust("1 second")
+        expect((yield* Fiber.join(fiber)).servedBy).toBe("openai:gpt@east")
+      }
+      // East now takes 5 s: the backup starts at east's observed P95 (1 s), not at the 2 s default.
+      const fiber = yield* Effect.fork(client.complete(ask))
+      yield* TestClock.adjust("1100 millis")
+      const result = yield* Fiber.join(fiber)
+      expect(result.servedBy).toBe("anthropic:claude")
+    }))
+
   it.scoped("bad deployments are typed InvalidOptions naming the field", () =>
     Effect.gen(function*() {
       const east = yield* deployment("east")

@@ -154,6 +154,19 @@ const windowsOf = (tier: BuiltTier, latency: Latencies) => {
 }
 
 /**
+ * A tier's observed `q` quantile: its own, or its fastest observed deployment's; `undefined` before any sample.
+ * @internal
+ */
+export const observedQuantile = (tier: BuiltTier, latency: Latencies, q: number): number | undefined => {
+  let best: number | undefined
+  for (const window of windowsOf(tier, latency)) {
+    const value = window.quantile(q)
+    if (value !== undefined && (best === undefined || value < best)) best = value
+  }
+  return best
+}
+
+/**
  * What `latency-first` sorts tiers by, lowest first: the observed median (the best deployment's), with an
  * unobserved tier first — it may be the fastest, and it is never measured otherwise — and, one ordering in
  * {@link EXPLORE_EVERY}, the number of samples instead, so that the least observed tier is measured again.

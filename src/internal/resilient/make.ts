@@ -17,11 +17,12 @@ import type { Config, Service } from "../../Resilient.js"
 import * as Retry from "../../Retry.js"
 import * as metrics from "../metrics.js"
 import { nonBlank, positiveDuration, positiveInteger } from "../options.js"
+import { observedQuantile } from "./balance.js"
 import type { Client } from "./client.js"
 import { makeComplete } from "./complete.js"
 import { buildDeployments, deploymentKey } from "./deployments.js"
 import { uniqueSteps, validateConfig } from "./options.js"
-import { type BuiltTier, labelOf, Latencies, order } from "./plan.js"
+import { type BuiltTier, Latencies, order } from "./plan.js"
 import { makeStream } from "./stream.js"
 
 const DEFAULT_CONTEXT_WINDOW = 128_000
@@ -154,8 +155,9 @@ export const build = (
     const ttft = new Latencies()
     // The hedge delay `p95`: the observed P95 of the first step of the ordered plan — its latency for a
     // completion, its time to first token for a stream.
+    // (For a tier of deployments, its fastest observed deployment's: ./balance.ts.)
     const p95 = (windows: Latencies) => () =>
-      Duration.millis(windows.of(labelOf(order(tiers, "ordered", windows)[0] ?? tiers[0]!)).quantile(0.95) ?? 2_000)
+      Duration.millis(observedQuantile(order(tiers, "ordered", windows)[0] ?? tiers[0]!, windows, 0.95) ?? 2_000)
     const hedging = config.hedging
     const hedgerFor = (windows: Latencies) =>
       hedging === undefined ? Effect.succeed(undefined) : Fallback.makeHedger({
