@@ -71,6 +71,12 @@ export type TierSettings = internal.TierSettings
 export type ProviderSettings = internal.ProviderSettings
 
 /**
+ * @since 0.2.0
+ * @category Models
+ */
+export type DeploymentSettings = internal.DeploymentSettings
+
+/**
  * @since 0.1.0
  * @category Models
  */

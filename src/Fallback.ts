@@ -17,6 +17,7 @@ import { RetryBudget } from "./internal/retryBudget.js"
 import type { ChatMessage, CompletionRequest, CompletionRequestInput, CompletionResult } from "./Llm.js"
 import {
   CircuitOpen,
+  DeadlineExceeded,
   DegradedResponse,
   type FallbackAttempt,
   FallbackExhausted,
@@ -100,7 +101,7 @@ export interface Served<A> {
   readonly attempts: ReadonlyArray<FallbackAttempt>
 }
 
-const SKIPPED = new Set(["CircuitOpen", "RateLimitExceeded", "UnsupportedRequest"])
+const SKIPPED = new Set(["CircuitOpen", "RateLimitExceeded", "UnsupportedRequest", "DeadlineExceeded"])
 
 // Only this library's errors have messages known to be free of prompt text.
 const ours: ReadonlyArray<new(...args: ReadonlyArray<never>) => Error> = [
@@ -111,6 +112,7 @@ const ours: ReadonlyArray<new(...args: ReadonlyArray<never>) => Error> = [
   RateLimitExceeded,
   RetryBudgetExhausted,
   UnsupportedRequest,
+  DeadlineExceeded,
   InvalidRequest,
   FallbackExhausted
 ]

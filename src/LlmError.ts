@@ -394,6 +394,36 @@ export class UnsupportedRequest extends Schema.TaggedError<UnsupportedRequest>(
 }
 
 /**
+ * A step of a chain skipped for the request's deadline, without a call: the deadline had passed (`Expired`), or what
+ * was left of it is shorter than the step's observed median latency — its time to first token, for a stream —
+ * (`TooSlow`), so starting it would most likely only spend the rest. Its breaker did not count it.
+ *
+ * @since 0.2.0
+ * @category Errors
+ */
+export class DeadlineExceeded extends Schema.TaggedError<DeadlineExceeded>(
+  "effect-llm-resilience/DeadlineExceeded"
+)("DeadlineExceeded", {
+  key: Schema.String,
+  reason: Schema.Literal("Expired", "TooSlow"),
+  /** What was left of the deadline when the step came up. */
+  remainingMs: Schema.Number,
+  /** The step's observed median latency, for `TooSlow`. */
+  p50Ms: Schema.optional(Schema.Number)
+}) {
+  /**
+   * @since 0.2.0
+   */
+  override get message(): string {
+    return this.reason === "Expired"
+      ? `${this.key} skipped: the request deadline has passed`
+      : `${this.key} skipped: ${Math.round(this.remainingMs)} ms left of the request deadline, its observed median is ${
+        Math.round(this.p50Ms ?? 0)
+      } ms`
+  }
+}
+
+/**
  * One step of a fallback chain as it is reported: which tier, what it was, how it ended. `error` is the failure's
  * tag, `reason` its reason when it has one; `message` comes from the taxonomy's own messages only (never prompt
  * text). `skipped` marks a tier refused without a call (an open breaker, a full rate limiter). `retryAfterMs` is when
@@ -421,7 +451,8 @@ export const FallbackAttempt = Schema.Struct({
 export type FallbackAttempt = typeof FallbackAttempt.Type
 
 /**
- * Every tier of a fallback chain failed or was skipped. `attempts` lists them in order.
+ * Every tier of a fallback chain failed or was skipped. `attempts` lists them in order. `deadlineExceeded` is set when
+ * the request's `deadline` ran out before a step could serve (steps cut short or skipped for it).
  *
  * @since 0.1.0
  * @category Errors
@@ -429,7 +460,8 @@ export type FallbackAttempt = typeof FallbackAttempt.Type
 export class FallbackExhausted extends Schema.TaggedError<FallbackExhausted>(
   "effect-llm-resilience/FallbackExhausted"
 )("FallbackExhausted", {
-  attempts: Schema.Array(FallbackAttempt)
+  attempts: Schema.Array(FallbackAttempt),
+  deadlineExceeded: Schema.optional(Schema.Boolean)
 }) {
   /**
    * @since 0.1.0
@@ -440,7 +472,9 @@ export class FallbackExhausted extends Schema.TaggedError<FallbackExhausted>(
         attempt.reason !== undefined ? ` ${attempt.reason}` : ""
       }`
     )
-    return `All ${this.attempts.length} fallback tiers failed (${steps.join("; ")})`
+    return `All ${this.attempts.length} fallback tiers failed (${steps.join("; ")})${
+      this.deadlineExceeded === true ? "; the request deadline ran out" : ""
+    }`
   }
 
   /**

@@ -44,6 +44,11 @@ export interface Service {
   ) => Effect.Effect<number>
   /** What requests the provider can take; a resilient chain skips it for others. Unset: everything. */
   readonly capabilities?: Capabilities | undefined
+  /**
+   * The deployment this service is, in a `Resilient` tier with several: its limiter key is then
+   * `name:model@deployment`.
+   */
+  readonly deployment?: string | undefined
 }
 
 /**

@@ -48,8 +48,30 @@ export interface Price {
  * @category Models
  */
 export interface Tier {
-  /** A provider service, or the Effect that builds it (built once, with the Layer). */
-  readonly provider: LlmProvider | Effect.Effect<LlmProvider, InvalidOptions>
+  /**
+   * A provider service, or the Effect that builds it (built once, with the Layer). Required unless `deployments` are
+   * given (their first one then stands for the tier: its name, model, capabilities and token counting).
+   */
+  readonly provider?: LlmProvider | Effect.Effect<LlmProvider, InvalidOptions> | undefined
+  /**
+   * Several deployments of this tier's model — API keys, regions, Azure OpenAI endpoints (an OpenAI provider with the
+   * endpoint's `baseURL`) — spread by `balance`. Each is a provider of the same name and model, with its own breaker
+   * and limits, keyed `provider:model@deployment`. A request uses one deployment per step. See docs/routing.md.
+   */
+  readonly deployments?: ReadonlyArray<Deployment> | undefined
+  /** How a step picks among `deployments`. Default `weighted-round-robin`. */
+  readonly balance?: Balance | undefined
+  /**
+   * Outlier ejection: a deployment whose breaker is open is out of rotation, but at most this share of the tier's
+   * deployments (0–100; at least one when above 0) at once; past it, those whose breakers opened longest ago stay in
+   * rotation, their breakers bypassed. Default 100.
+   */
+  readonly maxEjectionPercent?: number | undefined
+  /**
+   * When every deployment would be out: `oldest` tries the one whose breaker opened longest ago (its breaker
+   * bypassed); `skip` skips the step as `CircuitOpen`. Default `oldest`.
+   */
+  readonly panic?: "oldest" | "skip" | undefined
   /** Cheaper or older models of the same provider, tried in order after the main one (model downgrade). */
   readonly downgrades?: ReadonlyArray<string> | undefined
   /** Default: `Retry`'s defaults. */
@@ -103,6 +125,34 @@ export interface Tier {
 }
 
 /**
+ * One deployment of a tier's model: a provider of the tier's name and model built with its own API key (a `Redacted`
+ * or a `Config`) and base URL.
+ *
+ * @since 0.2.0
+ * @category Models
+ */
+export interface Deployment {
+  /** Unique within the tier; the breaker and limiter key is `provider:model@name`. */
+  readonly name: string
+  readonly provider: LlmProvider | Effect.Effect<LlmProvider, InvalidOptions>
+  /** Share of the traffic under `weighted-round-robin` (and the tie-break of the others). Default 1. */
+  readonly weight?: number | undefined
+  /** This deployment's rate limits. Default: the tier's `limits`. */
+  readonly limits?: RateLimit.Limits | false | undefined
+}
+
+/**
+ * How a step picks among its tier's deployments: in proportion to their weights (smooth weighted round-robin), the
+ * one with the fewest calls in flight, the one with the most requests (then tokens) left by the provider's
+ * rate-limit headers, or the lowest latency (an EWMA of a completion's latency or a stream's time to its first
+ * chunk), with exploration so that an unobserved deployment gets traffic.
+ *
+ * @since 0.2.0
+ * @category Models
+ */
+export type Balance = "weighted-round-robin" | "least-in-flight" | "usage" | "latency"
+
+/**
  * How the providers are ordered for a call: as configured, cheapest first, fastest observed first, or best quality
  * rank first.
  *
@@ -119,6 +169,17 @@ export interface Config {
   readonly chain: readonly [Tier, ...Array<Tier>]
   /** Default `ordered`. */
   readonly strategy?: Strategy | undefined
+  /**
+   * A default for every call's {@link CallOptions.deadline}: the most a request may take across the whole ladder.
+   * Default: none.
+   */
+  readonly deadline?: Duration.DurationInput | undefined
+  /**
+   * When every step of a request is refused locally — open breakers, full rate limiters — so that no call was
+   * possible, wait for the soonest of them to be ready again (the shortest `retryAfter`) and run the ladder once more,
+   * for at most `wait` in all and within the request's deadline, instead of failing at once. Default: fail at once.
+   */
+  readonly whenAllRefused?: { readonly wait: Duration.DurationInput } | undefined
   /** Try a relaxed request (trimmed history, fewer output tokens, lower temperature) on the same model. Default on. */
   readonly relaxation?: boolean | undefined
   /**
@@ -187,6 +248,14 @@ export interface CallOptions {
   readonly strategy?: Strategy | undefined
   /** For a stream: hold it back until it passed the tier's checks (see {@link Tier.buffer}). */
   readonly buffer?: boolean | undefined
+  /**
+   * The most this request may take across the whole ladder (default: the chain's `deadline`). What is left caps each
+   * attempt's timeout and each retry's backoff; a step whose observed median latency no longer fits is skipped
+   * (`DeadlineExceeded` in `attempts`); when it runs out, `FallbackExhausted` says so (`deadlineExceeded`) unless a
+   * last resort serves. For a stream it bounds the time to the first content chunk (the commit point); the
+   * committed stream runs on under its tier's `stallTimeout`.
+   */
+  readonly deadline?: Duration.DurationInput | undefined
 }
 
 /**
@@ -227,7 +296,7 @@ export interface Service {
     request: CompletionRequestInput,
     options?: CallOptions
   ) => Stream.Stream<ResilientStreamChunk, FallbackExhausted | HardFailure | InvalidRequest>
-  /** Every breaker, keyed `provider:model`. */
+  /** Every breaker, keyed `provider:model` (`provider:model@deployment` for a tier's deployments). */
   readonly breakers: ReadonlyMap<string, CircuitBreaker.CircuitBreaker>
   readonly limiter: RateLimit.Limiter
   /** The providers in configured order. */

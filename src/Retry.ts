@@ -149,6 +149,11 @@ export interface Retrier {
  */
 export interface RetryCallOptions<E> {
   readonly until?: ((failure: E | HardFailure) => Effect.Effect<boolean>) | undefined
+  /**
+   * An end for this call (`Clock` milliseconds), e.g. a whole request's deadline: as the policy's own `deadline`, it
+   * bounds each attempt and no retry starts that would end after it. The earlier of the two applies.
+   */
+  readonly deadlineAt?: number | undefined
 }
 
 /**

@@ -131,7 +131,7 @@ const cases: ReadonlyArray<{
     text: model("") + CHAIN_A + "retries: 3\n",
     issues: [[
       "retries",
-      "unknown key (allowed: strategy, relaxation, continuation, degraded, retry, breaker, timeout, rate_limit, models, chain, degrade, hedging)"
+      "unknown key (allowed: strategy, deadline, when_all_refused, relaxation, continuation, degraded, retry, breaker, timeout, rate_limit, models, chain, degrade, hedging)"
     ]]
   },
   {
@@ -139,7 +139,7 @@ const cases: ReadonlyArray<{
     text: model(", contextWindow: 8000") + CHAIN_A,
     issues: [[
       "models[0].contextWindow",
-      "unknown key (allowed: id, provider, model, name, api_key_env, base_url, organization, project, headers, default_max_tokens, timeout, first_chunk_timeout, stall_timeout, connect_timeout, context_window, max_output_tokens, capabilities, price, limits, downgrades, quality_rank)"
+      "unknown key (allowed: id, provider, model, name, api_key_env, base_url, organization, project, headers, default_max_tokens, timeout, first_chunk_timeout, stall_timeout, connect_timeout, context_window, max_output_tokens, capabilities, price, limits, downgrades, quality_rank, deployments, balance, max_ejection_percent, panic)"
     ]]
   },
   {

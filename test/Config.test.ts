@@ -382,6 +382,130 @@ chain: [{ model: a, breaker: false }]
       expect(tier(s, 0).breaker).toEqual(CircuitBreaker.presets.balanced)
     }))
 
+  it.effect("deadline and when_all_refused: from the file (YAML and TOML alike), then the environment", () =>
+    Effect.gen(function*() {
+      const yaml = yield* settings(
+        `
+deadline: 20 seconds
+when_all_refused: { wait: 30 seconds }
+models: [{ id: a, provider: openai, model: a }]
+chain: [a]
+`,
+        "yaml"
+      )
+      const toml = yield* settings(
+        `
+deadline = "20 seconds"
+when_all_refused = { wait = "30 seconds" }
+chain = ["a"]
+[[models]]
+id = "a"
+provider = "openai"
+model = "a"
+`,
+        "toml"
+      )
+      expect(yaml.deadline).toEqual(Duration.seconds(20))
+      expect(yaml.whenAllRefused).toEqual({ wait: Duration.seconds(30) })
+      expect(toml).toEqual(yaml)
+      const overridden = yield* settings("models: [{ id: a, provider: openai, model: a }]\nchain: [a]\n", "yaml", {
+        LLM_DEADLINE: "5 seconds",
+        LLM_WHEN_ALL_REFUSED_WAIT: "1 minute"
+      })
+      expect(overridden.deadline).toEqual(Duration.seconds(5))
+      expect(overridden.whenAllRefused).toEqual({ wait: Duration.minutes(1) })
+      const config = yield* ResilienceConfig.toResilientConfig(yaml).pipe(withEnv(KEYS))
+      expect(config.deadline).toEqual(Duration.seconds(20))
+      expect(config.whenAllRefused).toEqual({ wait: Duration.seconds(30) })
+      const bad = yield* Effect.flip(
+        settings("deadline: 0 seconds\nmodels: [{ id: a, provider: openai, model: a }]\nchain: [a]\n", "yaml")
+      )
+      expect(bad.issues.map((issue) => issue.path)).toContain("deadline")
+    }))
+
+  it.effect("deployments: each with its api_key_env, base_url and weight; YAML and TOML alike; a working client", () =>
+    Effect.gen(function*() {
+      const yaml = yield* settings(
+        `
+models:
+  - id: gpt
+    provider: openai
+    model: gpt-4.1
+    balance: least-in-flight
+    max_ejection_percent: 50
+    panic: skip
+    deployments:
+      - { name: east, api_key_env: EAST_KEY, base_url: "https://east.example.com/v1", weight: 3 }
+      - { name: west, api_key_env: WEST_KEY, limits: { rpm: 10 } }
+chain: [gpt]
+`,
+        "yaml"
+      )
+      const toml = yield* settings(
+        `
+chain = ["gpt"]
+[[models]]
+id = "gpt"
+provider = "openai"
+model = "gpt-4.1"
+balance = "least-in-flight"
+max_ejection_percent = 50
+panic = "skip"
+deployments = [
+  { name = "east", api_key_env = "EAST_KEY", base_url = "https://east.example.com/v1", weight = 3 },
+  { name = "west", api_key_env = "WEST_KEY", limits = { rpm = 10 } }
+]
+`,
+        "toml"
+      )
+      expect(toml).toEqual(yaml)
+      const tier = yaml.chain[0]
+      expect(tier.balance).toBe("least-in-flight")
+      expect(tier.maxEjectionPercent).toBe(50)
+      expect(tier.panic).toBe("skip")
+      expect(tier.deployments).toEqual([
+        {
+          name: "east",
+          provider: {
+            type: "openai",
+            model: "gpt-4.1",
+            name: "openai",
+            apiKeyEnv: "EAST_KEY",
+            baseURL: "https://east.example.com/v1"
+          },
+          weight: 3
+        },
+        {
+          name: "west",
+          provider: { type: "openai", model: "gpt-4.1", name: "openai", apiKeyEnv: "WEST_KEY" },
+          limits: { rpm: 10 }
+        }
+      ])
+      // Each deployment's key is read from its own variable; a missing one is named.
+      const missing = yield* Effect.flip(ResilienceConfig.toResilientConfig(yaml).pipe(withEnv({ EAST_KEY: SECRET })))
+      expect(missing.issues).toEqual([{ path: "WEST_KEY", reason: expect.stringContaining("deployment \"west\"") }])
+      expect(JSON.stringify(missing)).not.toContain(SECRET)
+      const config = yield* ResilienceConfig.toResilientConfig(yaml).pipe(
+        withEnv({ EAST_KEY: SECRET, WEST_KEY: "sk-west" })
+      )
+      expect(config.chain[0].deployments?.map((d) => [d.name, d.weight])).toEqual([["east", 3], ["west", undefined]])
+      const client = yield* Effect.scoped(Resilient.make(config))
+      expect([...client.breakers.keys()]).toEqual(["openai:gpt-4.1@east", "openai:gpt-4.1@west"])
+      const bad = (deployments: string) =>
+        Effect.map(
+          Effect.flip(
+            settings(
+              `models:\n  - { id: gpt, provider: openai, model: gpt-4.1, deployments: ${deployments} }\nchain: [gpt]\n`,
+              "yaml"
+            )
+          ),
+          (error) => error.issues.map((issue) => issue.path)
+        )
+      expect(yield* bad("[{ name: a }, { name: a }]")).toEqual(["models[0].deployments[1].name"])
+      expect(yield* bad("[{ name: a, weight: 0 }]")).toEqual(["models[0].deployments[0].weight"])
+      expect(yield* bad("[{ name: a, weight: .inf }]")).toEqual(["models[0].deployments[0].weight"])
+    }))
+
   it.effect("retry, strategy, rate limit, timeout, cache, static response and hedging overrides", () =>
     Effect.gen(function*() {
       const file = `
@@ -460,7 +584,7 @@ hedging: { delay: 1 second }
   it("lists every override variable", () => {
     expect(ResilienceConfig.overrideVariables).toContain("LLM_CIRCUIT_BREAKER_THRESHOLD")
     expect(ResilienceConfig.overrideVariables).toContain("LLM_CACHE_TTL")
-    expect(ResilienceConfig.overrideVariables.length).toBe(30)
+    expect(ResilienceConfig.overrideVariables.length).toBe(32)
   })
 })
 

@@ -49,8 +49,21 @@ export interface ProviderSettings {
   readonly defaultMaxTokens?: number | undefined
 }
 
+/** One deployment of a tier's model, resolved: the model's provider settings with its own key and URL. */
+export interface DeploymentSettings {
+  readonly name: string
+  readonly provider: ProviderSettings
+  readonly weight?: number | undefined
+  readonly limits?: RateLimit.Limits | false | undefined
+}
+
 /** One step of the chain, resolved. Public as `ResilienceConfig.TierSettings`. */
 export interface TierSettings {
+  /** Several deployments of the model (`provider` is then the model's shared settings). */
+  readonly deployments?: ReadonlyArray<DeploymentSettings> | undefined
+  readonly balance?: Resilient.Balance | undefined
+  readonly maxEjectionPercent?: number | undefined
+  readonly panic?: "oldest" | "skip" | undefined
   /** The model id in the file. */
   readonly id: string
   readonly provider: ProviderSettings
@@ -74,6 +87,8 @@ export interface TierSettings {
 /** The file and the environment, decoded and resolved. Public as `ResilienceConfig.Settings`. */
 export interface Settings {
   readonly strategy: Resilient.Strategy
+  readonly deadline?: Duration.Duration | undefined
+  readonly whenAllRefused?: { readonly wait: Duration.Duration } | undefined
   readonly relaxation: boolean
   readonly continuation: boolean
   readonly degraded: "fallback" | "accept" | ReadonlyArray<DegradedReason>
@@ -357,6 +372,23 @@ export const resolve = (doc: S.Document, env: S.EnvValues): Either.Either<Settin
     if (model.provider !== "anthropic" && model.default_max_tokens !== undefined) {
       issues.push({ path: `${at}.default_max_tokens`, reason: "applies to provider \"anthropic\" only" })
     }
+    const names = new Map<string, number>()
+    model.deployments?.forEach((deployment, j) => {
+      const earlier = names.get(deployment.name)
+      if (earlier !== undefined) {
+        issues.push({
+          path: `${at}.deployments[${j}].name`,
+          reason: `duplicate deployment name ${JSON.stringify(deployment.name)} (first at deployments[${earlier}])`
+        })
+      } else names.set(deployment.name, j)
+    })
+    if (model.deployments === undefined) {
+      for (const key of ["balance", "max_ejection_percent", "panic"] as const) {
+        if (model[key] !== undefined) {
+          issues.push({ path: `${at}.${key}`, reason: "applies to a model with deployments only" })
+        }
+      }
+    }
   })
 
   doc.models.forEach((model, index) => {
@@ -404,9 +436,27 @@ export const resolve = (doc: S.Document, env: S.EnvValues): Either.Either<Settin
     const timeout = env.LLM_TIMEOUT ?? options?.timeout ?? model.timeout ?? doc.timeout
     const firstChunkTimeout = env.LLM_FIRST_CHUNK_TIMEOUT ?? options?.first_chunk_timeout ?? model.first_chunk_timeout
     const stallTimeout = env.LLM_STALL_TIMEOUT ?? options?.stall_timeout ?? model.stall_timeout
+    const shared = providerOf(model)
     tiers.push(compact<TierSettings>({
       id,
-      provider: providerOf(model),
+      provider: shared,
+      deployments: model.deployments?.map((deployment) =>
+        compact<DeploymentSettings>({
+          name: deployment.name,
+          provider: compact<ProviderSettings>({
+            ...shared,
+            apiKeyEnv: deployment.api_key_env ?? shared.apiKeyEnv,
+            baseURL: deployment.base_url ?? shared.baseURL
+          }),
+          weight: deployment.weight,
+          limits: deployment.limits === undefined || deployment.limits === false
+            ? deployment.limits
+            : compact({ ...deployment.limits })
+        })
+      ),
+      balance: model.balance,
+      maxEjectionPercent: model.max_ejection_percent,
+      panic: model.panic,
       downgrades: downgradeModels.map((m) => m.model),
       retry: resolveRetry(options?.retry ?? doc.retry, env),
       breaker: resolveBreaker(options?.breaker ?? doc.breaker, env),
@@ -461,8 +511,12 @@ export const resolve = (doc: S.Document, env: S.EnvValues): Either.Either<Settin
     ? rateLimit.adaptive
     : S.parseBoolean(env.LLM_RATE_LIMIT_ADAPTIVE)
 
+  const deadline = env.LLM_DEADLINE ?? doc.deadline
+  const refusedWait = env.LLM_WHEN_ALL_REFUSED_WAIT ?? doc.when_all_refused?.wait
   return Either.right(compact<Settings>({
     strategy: env.LLM_STRATEGY ?? doc.strategy ?? "ordered",
+    deadline: deadline === undefined ? undefined : duration(deadline),
+    whenAllRefused: refusedWait === undefined ? undefined : { wait: duration(refusedWait) },
     relaxation: env.LLM_RELAXATION === undefined ? doc.relaxation ?? true : S.parseBoolean(env.LLM_RELAXATION),
     continuation: env.LLM_CONTINUATION === undefined
       ? doc.continuation ?? false
@@ -579,20 +633,45 @@ export const toResilientConfig = (
   Effect.gen(function*() {
     const issues: Array<Issue> = []
     const tiers: Array<Resilient.Tier> = []
-    for (const tier of settings.chain) {
-      let apiKey: Redacted.Redacted<string> | undefined
-      const variable = tier.provider.apiKeyEnv
-      if (variable !== undefined) {
+    // Each API key read once per variable, with `Config.redacted`; a problem is reported under the variable.
+    const keyOf = (variable: string | undefined, owner: string) =>
+      Effect.gen(function*() {
+        if (variable === undefined) return undefined
         const read = yield* Effect.either(Config.option(Config.redacted(variable)))
-        const describe = `the API key of model ${JSON.stringify(tier.id)} (api_key_env)`
+        const describe = `the API key of ${owner} (api_key_env)`
         if (Either.isLeft(read)) issues.push({ path: variable, reason: `cannot be read: ${describe}` })
         else if (Option.isNone(read.right)) issues.push({ path: variable, reason: `is not set; it holds ${describe}` })
         else if (Redacted.value(read.right.value).trim() === "") {
           issues.push({ path: variable, reason: `is empty; it holds ${describe}` })
-        } else apiKey = read.right.value
+        } else return read.right.value
+        return undefined
+      })
+    for (const tier of settings.chain) {
+      const deployments: Array<Resilient.Deployment> = []
+      for (const deployment of tier.deployments ?? []) {
+        const key = yield* keyOf(
+          deployment.provider.apiKeyEnv,
+          `deployment ${JSON.stringify(deployment.name)} of model ${JSON.stringify(tier.id)}`
+        )
+        deployments.push(compact<Resilient.Deployment>({
+          name: deployment.name,
+          provider: providerEffect(deployment.provider, key),
+          weight: deployment.weight,
+          limits: deployment.limits
+        }))
       }
+      const apiKey = deployments.length > 0
+        ? undefined
+        : yield* keyOf(tier.provider.apiKeyEnv, `model ${JSON.stringify(tier.id)}`)
       tiers.push(compact<Resilient.Tier>({
-        provider: providerEffect(tier.provider, apiKey),
+        ...(deployments.length > 0
+          ? {
+            deployments,
+            balance: tier.balance,
+            maxEjectionPercent: tier.maxEjectionPercent,
+            panic: tier.panic
+          }
+          : { provider: providerEffect(tier.provider, apiKey) }),
         downgrades: tier.downgrades.length === 0 ? undefined : tier.downgrades,
         retry: tier.retry,
         breaker: tier.breaker,
@@ -612,6 +691,8 @@ export const toResilientConfig = (
     return compact<Resilient.Config>({
       chain: tiers as unknown as Resilient.Config["chain"],
       strategy: settings.strategy,
+      deadline: settings.deadline,
+      whenAllRefused: settings.whenAllRefused,
       relaxation: settings.relaxation,
       continuation: settings.continuation,
       degraded: settings.degraded,

@@ -251,6 +251,29 @@ export const Price = Schema.Struct({
 })
 
 /** @internal */
+export const Weight = Schema.Number.pipe(
+  Schema.filter((n) => (Number.isFinite(n) && n > 0) || `expected a finite number above 0, got ${show(n)}`),
+  Schema.annotations({ description: "a finite number above 0" })
+)
+
+/** @internal */
+export const EjectionPercent = Schema.Number.pipe(
+  Schema.filter((n) =>
+    (Number.isFinite(n) && n >= 0 && n <= 100) || `expected a percentage in [0, 100], got ${show(n)}`
+  ),
+  Schema.annotations({ description: "a percentage in [0, 100]" })
+)
+
+/** One deployment of a model: its own key and endpoint, over the model's other settings. @internal */
+export const DeploymentEntry = Schema.Struct({
+  name: NonBlank,
+  api_key_env: optional(EnvName),
+  base_url: optional(HttpUrl),
+  weight: optional(Weight),
+  limits: optional(Schema.Union(Schema.Literal(false), Limits))
+})
+
+/** @internal */
 export const Model = Schema.Struct({
   id: NonBlank,
   provider: ProviderType,
@@ -272,7 +295,11 @@ export const Model = Schema.Struct({
   price: optional(Price),
   limits: optional(Schema.Union(Schema.Literal(false), Limits)),
   downgrades: optional(Schema.Array(NonBlank)),
-  quality_rank: optional(NonNegative)
+  quality_rank: optional(NonNegative),
+  deployments: optional(Schema.NonEmptyArray(DeploymentEntry)),
+  balance: optional(Schema.Literal("weighted-round-robin", "least-in-flight", "usage", "latency")),
+  max_ejection_percent: optional(EjectionPercent),
+  panic: optional(Schema.Literal("oldest", "skip"))
 })
 
 /** @internal */
@@ -298,6 +325,8 @@ export type ChainEntry = typeof ChainEntry.Type
 /** @internal */
 export const Document = Schema.Struct({
   strategy: optional(Strategy),
+  deadline: optional(PositiveDuration),
+  when_all_refused: optional(Schema.Struct({ wait: PositiveDuration })),
   relaxation: optional(Schema.Boolean),
   continuation: optional(Schema.Boolean),
   degraded: optional(Schema.Union(Schema.Literal("fallback", "accept"), Schema.NonEmptyArray(DegradedReason))),
@@ -364,6 +393,8 @@ export const parseBoolean = (s: string): boolean => ["true", "1", "yes", "on"].i
  */
 export const env = {
   LLM_STRATEGY: Strategy,
+  LLM_DEADLINE: PositiveDuration,
+  LLM_WHEN_ALL_REFUSED_WAIT: PositiveDuration,
   LLM_RELAXATION: BooleanString,
   LLM_DEGRADED: Schema.Literal("fallback", "accept"),
   LLM_TIMEOUT: PositiveDuration,

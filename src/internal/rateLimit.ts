@@ -481,7 +481,9 @@ const makeLimiter = (options: Options, maxWaitMillis: number, store: Store, wind
     Effect.map(provider.countTokens(request.messages), (prompt) => prompt + (request.maxTokens ?? outputTokenEstimate))
 
   const keyFor = (provider: LlmProviderService, request: CompletionRequestInput) =>
-    `${provider.name}:${request.model ?? provider.model}`
+    provider.deployment === undefined
+      ? `${provider.name}:${request.model ?? provider.model}`
+      : `${provider.name}:${request.model ?? provider.model}@${provider.deployment}`
 
   /** The charge of a call: its estimate where tokens are limited, else 0 without counting the prompt. */
   const chargeOf = (state: KeyState, provider: LlmProviderService, request: CompletionRequestInput) =>

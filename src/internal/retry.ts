@@ -243,7 +243,13 @@ const makeRetrier = (options: Options, budgetOptions: Exclude<Options["budget"],
       const settings = resolved(target)
       const budget = budgetOf(key)
       budget?.deposit(started)
-      const deadlineAt = settings.deadline === undefined ? undefined : started + Duration.toMillis(settings.deadline)
+      const ownDeadline = settings.deadline === undefined ? undefined : started + Duration.toMillis(settings.deadline)
+      const callDeadline = callOptions?.deadlineAt
+      const deadlineAt = ownDeadline === undefined
+        ? callDeadline
+        : callDeadline === undefined
+        ? ownDeadline
+        : Math.min(ownDeadline, callDeadline)
 
       // A deadline per attempt, and only when a timeout or deadline is configured: the attempt gets whichever of the
       // two ends first. Timing out interrupts it, which aborts its HTTP request. `timeoutFail` (./timeout.ts) runs

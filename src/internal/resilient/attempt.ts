@@ -12,6 +12,7 @@ import * as Fallback from "../../Fallback.js"
 import type { CompletionRequest } from "../../Llm.js"
 import {
   CircuitOpen,
+  type DeadlineExceeded,
   DegradedResponse,
   type InvalidRequest,
   type RetryBudgetExhausted,
@@ -21,6 +22,8 @@ import * as observability from "../observability.js"
 import { validateRequest, withConnectTimeout, withModel } from "../request.js"
 import { refusal } from "./capabilities.js"
 import type { AttemptError, CallShape, Client, Outcome, RequestContext } from "./client.js"
+import { admit, bound } from "./deadline.js"
+import { breakerOf } from "./deployments.js"
 import type { Step } from "./plan.js"
 import { preflight } from "./preflight.js"
 
@@ -44,8 +47,12 @@ const refuseWhenOpen = (breaker: CircuitBreaker.CircuitBreaker): Effect.Effect<v
         ))
       : Effect.void)
 
-/** What a step can fail with: a call's failure, or a retry budget too spent to retry it. @internal */
-export type StepError = AttemptError | RetryBudgetExhausted | UnsupportedRequest
+/**
+ * What a step can fail with: a call's failure, a retry budget too spent to retry it, a request it cannot take, or a
+ * deadline it cannot fit in.
+ * @internal
+ */
+export type StepError = AttemptError | RetryBudgetExhausted | UnsupportedRequest | DeadlineExceeded
 
 /** Runs one step of the plan for `request` through `shape`. @internal */
 export const attempt = <A>(
@@ -57,7 +64,8 @@ export const attempt = <A>(
 ): Effect.Effect<Outcome<A>, StepError> => {
   const { label, model, tier } = step
   const { trace } = context
-  const breaker = client.breakers.get(label)
+  // A deployment kept in rotation with its breaker open runs without it (./deployments.ts).
+  const breaker = breakerOf(client, step)
   const check = tier.config.quality
   const refused = breaker === undefined ? undefined : refuseWhenOpen(breaker)
   // The last failure of a call this step really made. A refusal (`CircuitOpen`, `RateLimitExceeded`) after one — a
@@ -87,9 +95,11 @@ export const attempt = <A>(
   const once = (input: CompletionRequest): Effect.Effect<Outcome<A>, StepError> =>
     Effect.flatMap(preflight(input, limits), sent)
   const sent = (input: CompletionRequest): Effect.Effect<Outcome<A>, StepError> => {
+    // The request's deadline (./deadline.ts) caps the attempts and the backoffs: the retrier takes it as its own
+    // deadline; a step without retries is bounded by what is left of it. Both act outside the breaker.
     const retried = retrier === undefined
-      ? recorded(input)
-      : retrier.retry(recorded(input), { name: tier.provider.name, model }, { until })
+      ? bound(recorded(input), step, context)
+      : retrier.retry(recorded(input), { name: tier.provider.name, model }, { until, deadlineAt: context.deadlineAt })
     return Effect.matchEffect(retried, {
       onSuccess: (value) => {
         if (check !== undefined && shape.checkedBeforeCommit(step)) {
@@ -134,8 +144,16 @@ export const attempt = <A>(
       model,
       messages: adapt(request.messages)
     })
+  // A step that cannot fit in what is left of the request's deadline is skipped: no call, no breaker count.
+  const admitted: Effect.Effect<CompletionRequest, InvalidRequest | UnsupportedRequest | DeadlineExceeded> =
+    context.deadlineAt === undefined
+      ? adapted
+      : Effect.suspend((): Effect.Effect<CompletionRequest, InvalidRequest | UnsupportedRequest | DeadlineExceeded> => {
+        const late = admit(step, context)
+        return late === undefined ? adapted : Effect.fail(late)
+      })
   return Effect.flatMap(
-    adapted,
+    admitted,
     (adapted) =>
       client.config.relaxation === false ? once(adapted) : Effect.catchAll(once(adapted), (error) =>
         Effect.flatMap(

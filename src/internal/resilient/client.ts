@@ -66,6 +66,10 @@ export interface RequestContext {
   readonly primary: string
   /** The first degraded answer a step gave: served if nothing better comes. */
   readonly degradedSeen: { value: Outcome<CompletionResult> | undefined }
+  /** The request's deadline (`Clock` milliseconds), or `undefined` without one (./deadline.ts). */
+  readonly deadlineAt: number | undefined
+  /** What a step's observed latency is for this call shape: a completion's latency, a stream's time to first token. */
+  readonly latency: Latencies
 }
 
 /**

@@ -18,6 +18,7 @@ import { hardFailure } from "../../LlmError.js"
 import * as Streaming from "../../Streaming.js"
 import * as metrics from "../metrics.js"
 import type { AttemptError, CallShape, Client } from "./client.js"
+import { breakerOf } from "./deployments.js"
 import type { Step } from "./plan.js"
 
 type StreamEnd = Extract<StreamChunk, { readonly _tag: "StreamEnd" }>
@@ -128,7 +129,8 @@ export const streamShape = (
   fromResult: (result) => ({ head: resultChunks(result), rest: Stream.empty }),
   call: (step, input, context) => {
     const { label, model, tier } = step
-    const breaker = client.breakers.get(label)
+    // A deployment kept in rotation with its breaker open runs without it (./deployments.ts).
+    const breaker = breakerOf(client, step)
     const run = (admitted: CompletionRequestInput) => {
       // The guard pulls chunk by chunk: only a tier with stream timeouts pays for it.
       const guarded = tier.firstChunkTimeout === undefined && tier.stallTimeout === undefined

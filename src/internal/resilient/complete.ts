@@ -16,6 +16,7 @@ import { completionShape } from "./completion.js"
 import { type LadderError, runLadder } from "./engine.js"
 import { reportRequest } from "./event.js"
 import { checkCallOptions } from "./options.js"
+import { withRecovery } from "./recovery.js"
 import { begin, withTrace } from "./request.js"
 import { lastResorts, served } from "./result.js"
 
@@ -36,7 +37,7 @@ export const makeComplete = (client: Client): Service["complete"] => {
       const { context, start, steps } = yield* begin(client, options, span, client.latency)
       const answer = Effect.gen(function*() {
         const request = yield* validateRequest(input)
-        const outcome = yield* runLadder(client, shape, steps, request, context).pipe(
+        const outcome = yield* withRecovery(client, context, runLadder(client, shape, steps, request, context)).pipe(
           Effect.map((step) => served(step.value, step.value.value, step.tier, step.attempts)),
           Effect.catchTag("FallbackExhausted", (exhausted) =>
             lastResorts(client, input, exhausted, context.degradedSeen.value))

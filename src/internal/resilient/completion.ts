@@ -11,6 +11,7 @@ import * as Quality from "../../Quality.js"
 import * as metrics from "../metrics.js"
 import { timeoutFail } from "../timeout.js"
 import type { CallShape, Client } from "./client.js"
+import { breakerOf } from "./deployments.js"
 
 /** @internal */
 export const completionShape = (client: Client): CallShape<CompletionResult> => ({
@@ -19,7 +20,8 @@ export const completionShape = (client: Client): CallShape<CompletionResult> => 
   fromResult: (result) => result,
   call: (step, request, context) => {
     const { label, model, tier } = step
-    const breaker = client.breakers.get(label)
+    // A deployment kept in rotation with its breaker open runs without it (./deployments.ts).
+    const breaker = breakerOf(client, step)
     const check = tier.config.quality
     const inner = (input: CompletionRequestInput) => {
       // `timeoutFail` from ../timeout.ts: one fiber per call where `Effect.timeoutFail` forks two (≈ 2.4× cheaper).

@@ -10,6 +10,7 @@ import type { CompletionRequest } from "../../Llm.js"
 import type { FallbackExhausted, HardFailure, InvalidRequest } from "../../LlmError.js"
 import { attempt, type StepError } from "./attempt.js"
 import type { CallShape, Client, Outcome, RequestContext } from "./client.js"
+import { deployed } from "./deployments.js"
 import { instrumentStep } from "./event.js"
 import type { Step } from "./plan.js"
 
@@ -33,8 +34,14 @@ export const runLadder = <A>(
 ): Effect.Effect<Fallback.Served<Outcome<A>>, LadderError> => {
   const rungs = steps.map((step): Rung<A> => ({
     label: step.label,
+    // On a tier with several deployments, the step runs on the one its balancer picks (./deployments.ts).
     run: instrumentStep(
-      attempt(client, shape, step, typeof request === "function" ? request(step) : request, context),
+      deployed(
+        client,
+        step,
+        context,
+        (chosen) => attempt(client, shape, chosen, typeof request === "function" ? request(step) : request, context)
+      ),
       step.label,
       step.index + 1,
       context

@@ -17,10 +17,12 @@ import type { Config, Service } from "../../Resilient.js"
 import * as Retry from "../../Retry.js"
 import * as metrics from "../metrics.js"
 import { nonBlank, positiveDuration, positiveInteger } from "../options.js"
+import { observedQuantile } from "./balance.js"
 import type { Client } from "./client.js"
 import { makeComplete } from "./complete.js"
+import { buildDeployments, deploymentKey } from "./deployments.js"
 import { uniqueSteps, validateConfig } from "./options.js"
-import { type BuiltTier, labelOf, Latencies, order } from "./plan.js"
+import { type BuiltTier, Latencies, order } from "./plan.js"
 import { makeStream } from "./stream.js"
 
 const DEFAULT_CONTEXT_WINDOW = 128_000
@@ -73,7 +75,13 @@ export const build = (
     const ignored: Array<string> = []
     for (const [index, tier] of config.chain.entries()) {
       const path = `chain[${index}].`
-      const provider = Effect.isEffect(tier.provider)
+      // Several deployments: the first stands for the tier (./deployments.ts).
+      const deployed = yield* buildDeployments(tier, path)
+      const provider = deployed !== undefined
+        ? deployed.first
+        : tier.provider === undefined
+        ? yield* Effect.fail(new InvalidOptions({ field: `${path}provider`, reason: "is required" }))
+        : Effect.isEffect(tier.provider)
         ? yield* Effect.mapError(tier.provider, within(path))
         : tier.provider
       const timeout = yield* Effect.mapError(positiveDuration("timeout", tier.timeout), within(path))
@@ -91,14 +99,22 @@ export const build = (
       }
       const models = [provider.model, ...(tier.downgrades ?? [])]
       for (const model of models) {
-        const key = `${provider.name}:${model}`
-        if (tier.breaker !== false && !breakers.has(key)) {
-          const breaker = config.breakers !== undefined
-            ? yield* config.breakers.get(key)
-            : yield* Effect.mapError(CircuitBreaker.make({ ...tier.breaker, key }), within(`${path}breaker.`))
-          breakers.set(key, breaker)
+        // One breaker and one limiter key per `provider:model`, or per `provider:model@deployment`.
+        const keys = deployed === undefined
+          ? [{ key: `${provider.name}:${model}`, limits: tier.limits }]
+          : deployed.deployments.members.map((member) => ({
+            key: deploymentKey(`${provider.name}:${model}`, member.name),
+            limits: member.limits ?? tier.limits
+          }))
+        for (const { key, limits } of keys) {
+          if (tier.breaker !== false && !breakers.has(key)) {
+            const breaker = config.breakers !== undefined
+              ? yield* config.breakers.get(key)
+              : yield* Effect.mapError(CircuitBreaker.make({ ...tier.breaker, key }), within(`${path}breaker.`))
+            breakers.set(key, breaker)
+          }
+          if (limits !== undefined && limits !== false) perKey[key] = limits
         }
-        if (tier.limits !== undefined && tier.limits !== false) perKey[key] = tier.limits
       }
       if (config.breakers !== undefined && tier.breaker !== undefined && tier.breaker !== false) {
         ignored.push(`${path}breaker`)
@@ -116,7 +132,8 @@ export const build = (
         firstChunkTimeout: firstChunkTimeout ?? timeout,
         stallTimeout,
         contextWindow: tier.contextWindow ?? DEFAULT_CONTEXT_WINDOW,
-        qualityRank: tier.qualityRank ?? index
+        qualityRank: tier.qualityRank ?? index,
+        ...(deployed !== undefined ? { deployments: deployed.deployments } : {})
       })
     }
     yield* uniqueSteps(tiers.map((tier) => ({ provider: tier.provider, downgrades: tier.config.downgrades })))
@@ -138,8 +155,9 @@ export const build = (
     const ttft = new Latencies()
     // The hedge delay `p95`: the observed P95 of the first step of the ordered plan — its latency for a
     // completion, its time to first token for a stream.
+    // (For a tier of deployments, its fastest observed deployment's: ./balance.ts.)
     const p95 = (windows: Latencies) => () =>
-      Duration.millis(windows.of(labelOf(order(tiers, "ordered", windows)[0] ?? tiers[0]!)).quantile(0.95) ?? 2_000)
+      Duration.millis(observedQuantile(order(tiers, "ordered", windows)[0] ?? tiers[0]!, windows, 0.95) ?? 2_000)
     const hedging = config.hedging
     const hedgerFor = (windows: Latencies) =>
       hedging === undefined ? Effect.succeed(undefined) : Fallback.makeHedger({

@@ -7,9 +7,10 @@
 import * as Effect from "effect/Effect"
 import { DegradedReason, InvalidOptions, InvalidRequest } from "../../LlmError.js"
 import type { Service as LlmProvider } from "../../LlmProvider.js"
-import type { CallOptions, Config, Price, Strategy, Tier } from "../../Resilient.js"
+import type { Balance, CallOptions, Config, Price, Strategy, Tier } from "../../Resilient.js"
 import * as validate from "../options.js"
 import * as rateLimit from "../rateLimit.js"
+import { checkDeadline } from "./deadline.js"
 
 const strategies: ReadonlyArray<Strategy> = ["ordered", "cost-first", "latency-first", "quality-first"]
 
@@ -44,11 +45,65 @@ const prices = (field: string, value: Tier["price"]) => {
   })
 }
 
+const balances: ReadonlyArray<Balance> = ["weighted-round-robin", "least-in-flight", "usage", "latency"]
+
+/** A tier's deployments and how they are balanced: names unique, weights positive, the ejection cap a percentage. */
+const deployments = (path: string, tier: Tier) =>
+  Effect.gen(function*() {
+    const list: unknown = tier.deployments
+    if (!Array.isArray(list) || list.length === 0) {
+      return yield* invalid(`${path}.deployments`, "must be a non-empty list of { name, provider, weight? }")
+    }
+    if (tier.provider !== undefined) {
+      return yield* invalid(`${path}.provider`, "must not be set with deployments: each deployment has its provider")
+    }
+    const names = new Map<string, number>()
+    for (const [position, deployment] of tier.deployments!.entries()) {
+      const field = `${path}.deployments[${position}]`
+      if (!isObject(deployment)) return yield* invalid(field, "must be { name, provider, weight? }")
+      if (typeof deployment.name !== "string") return yield* invalid(`${field}.name`, "must be a name")
+      yield* validate.nonBlank(`${field}.name`, deployment.name)
+      const earlier = names.get(deployment.name)
+      if (earlier !== undefined) {
+        return yield* invalid(
+          `${field}.name`,
+          `repeats the name of deployments[${earlier}]: names key breakers and limits`
+        )
+      }
+      names.set(deployment.name, position)
+      if (deployment.provider === undefined || deployment.provider === null) {
+        return yield* invalid(`${field}.provider`, "is required")
+      }
+      const weight: unknown = deployment.weight
+      if (weight !== undefined && !(typeof weight === "number" && Number.isFinite(weight) && weight > 0)) {
+        return yield* invalid(`${field}.weight`, `must be a finite number above 0, got ${String(weight)}`)
+      }
+      yield* policy(`${field}.limits`, deployment.limits)
+      if (deployment.limits !== undefined && deployment.limits !== false) {
+        const problem = rateLimit.checkLimits(`${field}.limits`, deployment.limits)
+        if (problem !== undefined) return yield* problem
+      }
+    }
+    if (tier.balance !== undefined && !balances.some((known) => known === tier.balance)) {
+      return yield* invalid(`${path}.balance`, `must be one of ${balances.join(", ")}`)
+    }
+    const percent: unknown = tier.maxEjectionPercent
+    if (percent !== undefined && !(typeof percent === "number" && percent >= 0 && percent <= 100)) {
+      return yield* invalid(`${path}.maxEjectionPercent`, `must be between 0 and 100, got ${String(percent)}`)
+    }
+    if (tier.panic !== undefined && tier.panic !== "oldest" && tier.panic !== "skip") {
+      return yield* invalid(`${path}.panic`, `must be "oldest" or "skip"`)
+    }
+  })
+
 const tier = (tier: Tier, index: number) =>
   Effect.gen(function*() {
     const path = `chain[${index}]`
     if (!isObject(tier)) return yield* invalid(path, "must be a tier object")
-    if (tier.provider === undefined || tier.provider === null) return yield* invalid(`${path}.provider`, "is required")
+    if (tier.deployments !== undefined) yield* deployments(path, tier)
+    else if (tier.provider === undefined || tier.provider === null) {
+      return yield* invalid(`${path}.provider`, "is required (or deployments)")
+    }
     yield* validate.duration(`${path}.timeout`, tier.timeout)
     yield* validate.positiveInteger(`${path}.contextWindow`, tier.contextWindow)
     yield* validate.positiveInteger(`${path}.maxOutputTokens`, tier.maxOutputTokens)
@@ -94,6 +149,12 @@ export const validateConfig = (config: Config): Effect.Effect<void, InvalidOptio
     for (const [index, each] of config.chain.entries()) yield* tier(each, index)
     if (config.strategy !== undefined && !isStrategy(config.strategy)) {
       return yield* invalid("strategy", `must be one of ${strategies.join(", ")}`)
+    }
+    yield* validate.duration("deadline", config.deadline)
+    if (config.whenAllRefused !== undefined) {
+      if (!isObject(config.whenAllRefused)) return yield* invalid("whenAllRefused", "must be { wait }")
+      if (config.whenAllRefused.wait === undefined) return yield* invalid("whenAllRefused.wait", "is required")
+      yield* validate.duration("whenAllRefused.wait", config.whenAllRefused.wait)
     }
     if (config.relaxation !== undefined && typeof config.relaxation !== "boolean") {
       return yield* invalid("relaxation", "must be true or false")
@@ -169,7 +230,7 @@ export const uniqueSteps = (
   return Effect.void
 }
 
-/** A per-call strategy the chain does not know is the caller's mistake, refused before any step. @internal */
+/** A per-call strategy, buffer or deadline that cannot work is the caller's mistake, refused before any step. @internal */
 export const checkCallOptions = (options: CallOptions | undefined): InvalidRequest | undefined => {
   const refuse = (field: string, message: string) => new InvalidRequest({ field, issues: [{ field, message }] })
   if (options?.strategy !== undefined && !isStrategy(options.strategy)) {
@@ -177,5 +238,5 @@ export const checkCallOptions = (options: CallOptions | undefined): InvalidReque
   }
   const buffer: unknown = options?.buffer
   if (buffer !== undefined && typeof buffer !== "boolean") return refuse("buffer", "must be true or false")
-  return undefined
+  return checkDeadline(options)
 }

@@ -8,6 +8,8 @@ import type { CompletionResult } from "../../Llm.js"
 import type { Service as LlmProvider } from "../../LlmProvider.js"
 import type { Price, Strategy, Tier } from "../../Resilient.js"
 import type * as Retry from "../../Retry.js"
+import { latencyScore } from "./balance.js"
+import type { TierDeployments } from "./deployments.js"
 
 /** A tier of the chain with its options decoded and its provider built. @internal */
 export interface BuiltTier {
@@ -24,6 +26,8 @@ export interface BuiltTier {
   readonly stallTimeout: Duration.Duration | undefined
   readonly contextWindow: number
   readonly qualityRank: number
+  /** Several deployments of the model, balanced per step (./deployments.ts); `provider` is the first. */
+  readonly deployments?: TierDeployments | undefined
 }
 
 /** One step of the ladder: a tier's provider with one of its models. @internal */
@@ -32,8 +36,10 @@ export interface Step {
   readonly index: number
   readonly tier: BuiltTier
   readonly model: string
-  /** `provider:model`: the breaker, limiter and metrics key. */
+  /** `provider:model` (`provider:model@deployment` on a deployment): the breaker, limiter and metrics key. */
   readonly label: string
+  /** A deployment kept in rotation while its breaker is open: called without its breaker (./deployments.ts). */
+  readonly unguarded?: boolean | undefined
 }
 
 /** @internal */
@@ -58,6 +64,10 @@ const LATENCY_SAMPLES = 64
 export class LatencyWindow {
   private readonly samples = new Float64Array(LATENCY_SAMPLES)
   private count = 0
+  /** Samples recorded so far. */
+  get recorded(): number {
+    return this.count
+  }
   record(millis: number): void {
     this.samples[this.count % LATENCY_SAMPLES] = millis
     this.count++
@@ -73,6 +83,8 @@ export class LatencyWindow {
 /** Latency windows by label: a completion's latency, or a stream's time to first token. @internal */
 export class Latencies {
   private readonly windows = new Map<string, LatencyWindow>()
+  /** Latency-first orderings made so far (for exploration, ./balance.ts). */
+  orderings = 0
   of(label: string): LatencyWindow {
     let window = this.windows.get(label)
     if (window === undefined) {
@@ -98,7 +110,9 @@ export const order = (
         return price === undefined ? Number.POSITIVE_INFINITY : price.inputPer1k + price.outputPer1k
       })
     case "latency-first":
-      return byNumber((tier) => latency.of(labelOf(tier)).quantile(0.5) ?? Number.POSITIVE_INFINITY)
+      // Observed medians, with exploration (./balance.ts): a tier never observed comes first, and now and then the
+      // least observed one does, so that a tier slow once is measured again.
+      return byNumber(latencyScore(latency))
     case "quality-first":
       return byNumber((tier) => tier.qualityRank)
     case "ordered":

@@ -9,6 +9,7 @@ import type * as Tracer from "effect/Tracer"
 import type { CallOptions } from "../../Resilient.js"
 import * as observability from "../observability.js"
 import type { Client, RequestContext } from "./client.js"
+import { budgetOf } from "./deadline.js"
 import type { RequestStart } from "./event.js"
 import { labelOf, type Latencies, order, type Step, stepsOf } from "./plan.js"
 
@@ -19,7 +20,11 @@ export interface Started {
   readonly steps: ReadonlyArray<Step>
 }
 
-/** Orders the plan and opens the request's context. `latency`: what latency-first compares. @internal */
+/**
+ * Orders the plan and opens the request's context. `latency`: what latency-first compares, and what a step must fit
+ * in what is left of the deadline.
+ * @internal
+ */
 export const begin = (
   client: Client,
   options: CallOptions | undefined,
@@ -29,14 +34,18 @@ export const begin = (
   Effect.map(Effect.clock, (clock) => {
     const ordered = order(client.tiers, options?.strategy ?? client.config.strategy ?? "ordered", latency)
     const primary = labelOf(ordered[0] ?? client.tiers[0]!)
+    const startedAt = clock.unsafeCurrentTimeMillis()
+    const budget = budgetOf(client.config, options)
     return {
-      start: { span, requestId: observability.nextRequestId(), primary, startedAt: clock.unsafeCurrentTimeMillis() },
+      start: { span, requestId: observability.nextRequestId(), primary, startedAt },
       context: {
         clock,
         trace: new observability.RequestTrace(),
         traced: span !== undefined,
         primary,
-        degradedSeen: { value: undefined }
+        degradedSeen: { value: undefined },
+        deadlineAt: budget === undefined ? undefined : startedAt + budget,
+        latency
       },
       steps: stepsOf(ordered)
     }

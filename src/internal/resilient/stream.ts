@@ -35,6 +35,7 @@ import { type LadderError, runLadder } from "./engine.js"
 import { reportRequest, type RequestStart } from "./event.js"
 import { checkCallOptions } from "./options.js"
 import type { Step } from "./plan.js"
+import { withRecovery } from "./recovery.js"
 import { begin, withTrace } from "./request.js"
 import { lastResorts, served } from "./result.js"
 
@@ -228,7 +229,11 @@ export const makeStream = (client: Client): Service["stream"] => {
       const shape = streamShape(client, scope, options?.buffer)
       const ladder = Effect.flatMap(
         validateRequest(input),
-        (request) => Effect.map(runLadder(client, shape, steps, request, context), (served) => ({ request, served }))
+        (request) =>
+          Effect.map(
+            withRecovery(client, context, runLadder(client, shape, steps, request, context)),
+            (served) => ({ request, served })
+          )
       )
       const exit = yield* Effect.exit(withTrace(client, context, ladder))
       if (Exit.isSuccess(exit)) {
