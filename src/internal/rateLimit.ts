@@ -239,8 +239,10 @@ const rateLimitOf = (value: unknown): RateLimitInfo | undefined => {
 const outcomeOfError = (error: unknown, outcome: Outcome): void => {
   const tag = field(error, "_tag")
   if (tag === "HardFailure") {
-    // The provider refused or failed the call: nothing was generated.
+    // The provider refused or failed the call: nothing was generated. Its rate-limit headers still count (a 429's
+    // `remaining: 0` and reset say when capacity is back).
     outcome.actualTokens = 0
+    outcome.rateLimit = rateLimitOf(error)
     if (field(error, "reason") === "RateLimited") {
       outcome.rateLimited = true
       const retryAfter = field(error, "retryAfter")
