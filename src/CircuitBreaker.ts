@@ -336,6 +336,12 @@ export declare namespace makeRegistry {
    */
   export interface Options {
     readonly store?: Store | undefined
+    /**
+     * A breaker that is Closed, has no call running and was not used for this long is dropped, with its metric
+     * series (it goes between one and two `idleExpiry` after its last call); Open, HalfOpen and forced breakers are
+     * kept whatever their age. `false` keeps every key. Default 1 hour.
+     */
+    readonly idleExpiry?: Duration.DurationInput | false | undefined
   }
 }
 

@@ -14,7 +14,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import * as classify from "./internal/classify.js"
-import { CompletionResult } from "./Llm.js"
+import { CompletionResult, RateLimitInfo } from "./Llm.js"
 
 /**
  * @since 0.1.0
@@ -112,7 +112,8 @@ const Common = {
 /**
  * The provider failed to answer usefully. `retryAfter` is the provider's own hint (`retry-after-ms`,
  * `retry-after`); `providerCode` is its machine-readable error code or type (`insufficient_quota`,
- * `overloaded_error`); `partialContent` is the text a stream had delivered before it failed.
+ * `overloaded_error`); `partialContent` is the text a stream had delivered before it failed; `rateLimit` is what the
+ * error response's rate-limit headers said (a 429 carries them too), which the limiter reads as it reads a success's.
  *
  * @since 0.1.0
  * @category Errors
@@ -123,6 +124,7 @@ export class HardFailure extends Schema.TaggedError<HardFailure>("effect-llm-res
   retryAfter: Schema.optional(Schema.DurationFromSelf),
   providerCode: Schema.optional(Schema.String),
   partialContent: Schema.optional(Schema.String),
+  rateLimit: Schema.optional(RateLimitInfo),
   cause: Schema.optional(Schema.Defect)
 }) {
   /**

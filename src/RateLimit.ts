@@ -74,6 +74,12 @@ export interface Options {
   readonly outputTokenEstimate?: number | undefined
   /** Follow the provider's rate-limit headers and 429 Retry-After. Default `true`. */
   readonly adaptive?: boolean | undefined
+  /**
+   * A key that holds nothing (no call running or waiting, no pause, no provider budget before its reset) and was not
+   * used for this long is dropped, with its metric series; it goes between one and two `idleExpiry` after its last
+   * call. `false` keeps every key. Default 1 hour.
+   */
+  readonly idleExpiry?: Duration.DurationInput | false | undefined
 }
 
 /**

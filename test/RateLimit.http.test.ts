@@ -1,6 +1,7 @@
 /**
  * The limiter over a real provider and real HTTP: `OpenAi.make` against aimock (`LLMock`) for a 429 with Retry-After,
- * and against mockttp for responses carrying custom `x-ratelimit-*` headers. Clock time is the TestClock's (no
+ * and against mockttp for responses carrying custom `x-ratelimit-*` / `anthropic-ratelimit-*` headers (on successes and
+ * on 429s, through both SDKs). Clock time is the TestClock's (no
  * sleeps happen: fail-fast mode shows what the limiter learned).
  */
 import type { LLMock } from "@copilotkit/aimock"
@@ -8,9 +9,12 @@ import { afterAll, beforeAll, describe, it } from "@effect/vitest"
 import { assertTrue, strictEqual } from "@effect/vitest/utils"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as TestClock from "effect/TestClock"
 import type { RateLimitExceeded } from "../src/LlmError.js"
+import * as Anthropic from "../src/providers/Anthropic.js"
 import * as OpenAi from "../src/providers/OpenAi.js"
 import * as RateLimit from "../src/RateLimit.js"
+import { errorBody as anthropicErrorBody, startAnthropicServers } from "./support/anthropic-servers.js"
 import {
   apiKey,
   ask,
@@ -66,10 +70,14 @@ describe("RateLimit over HTTP", () => {
       const snapshot = yield* limiter.snapshot(openai)
       strictEqual(snapshot.pausedUntil, 7_000)
       strictEqual(snapshot.tokensInWindow, 16, "the refused call's charge was returned")
-      const paused = yield* rejection(limiter.call(openai, ask("limiter-ok")))
-      strictEqual(paused.key, `openai:${MODEL}`)
-      strictEqual(paused.limit, "paused")
-      strictEqual(Duration.toMillis(paused.retryAfter), 7_000)
+      // aimock's 429 also says `x-ratelimit-remaining-tokens: 0`, reset in 6m0s: that holds the key longer than the
+      // Retry-After pause, and the limiter reads it from the 429 as from a success.
+      strictEqual(snapshot.provider.remainingTokens, 0)
+      strictEqual(snapshot.provider.tokensResetAt, 360_000)
+      const held = yield* rejection(limiter.call(openai, ask("limiter-ok")))
+      strictEqual(held.key, `openai:${MODEL}`)
+      strictEqual(held.limit, "tokens")
+      strictEqual(Duration.toMillis(held.retryAfter), 360_000)
       strictEqual(mock.getRequests().length >= 2, true)
     }))
 
@@ -126,4 +134,80 @@ describe("RateLimit over HTTP", () => {
       strictEqual(noRequestsLeft.limit, "requests")
       strictEqual(Duration.toMillis(noRequestsLeft.retryAfter), 12_000)
     }))
+
+  it.effect("mockttp: a 429's x-ratelimit-* headers tighten the limiter (OpenAI SDK), not only a success's", () =>
+    Effect.gen(function*() {
+      const { baseURL, path } = http.route("limiter-429-headers")
+      yield* Effect.promise(() =>
+        http.server.forPost(path).once().thenReply(
+          429,
+          JSON.stringify({ error: { message: "Rate limit reached", type: "requests", code: "rate_limit_exceeded" } }),
+          {
+            ...JSON_HEADERS,
+            "x-ratelimit-limit-requests": "500",
+            "x-ratelimit-remaining-requests": "0",
+            "x-ratelimit-reset-requests": "45s",
+            "x-ratelimit-remaining-tokens": "900",
+            "x-ratelimit-reset-tokens": "2m0s"
+          }
+        )
+      )
+      const openai = yield* OpenAi.make({ apiKey, model: MODEL, baseURL })
+      const limiter = yield* RateLimit.make({ limits: { rpm: 500, tpm: 100_000 }, mode: "fail-fast" })
+
+      const failure = yield* Effect.flip(limiter.call(openai, ask("refused", { maxTokens: 50 })))
+      strictEqual(failure._tag, "HardFailure")
+      strictEqual(failure._tag === "HardFailure" ? failure.rateLimit?.remainingRequests : undefined, 0)
+      const snapshot = yield* limiter.snapshot(openai)
+      strictEqual(snapshot.provider.remainingRequests, 0)
+      strictEqual(snapshot.provider.requestsResetAt, 45_000)
+      strictEqual(snapshot.provider.remainingTokens, 900)
+      strictEqual(snapshot.provider.tokensResetAt, 120_000)
+      // Past the short default pause of a 429 without Retry-After, the headers still hold the key until their reset.
+      yield* TestClock.adjust("2 seconds")
+      const held = yield* rejection(limiter.call(openai, ask("again", { maxTokens: 50 })))
+      strictEqual(held.limit, "requests")
+      strictEqual(Duration.toMillis(held.retryAfter), 43_000)
+    }))
+
+  it.effect("mockttp: a 429's anthropic-ratelimit-* headers tighten the limiter (Anthropic SDK)", () =>
+    Effect.gen(function*() {
+      const servers = yield* Effect.acquireRelease(
+        Effect.promise(() => startAnthropicServers()),
+        (started) => Effect.promise(() => started.stop())
+      )
+      yield* Effect.promise(() =>
+        servers.http.forPost("/a429/v1/messages").once().thenReply(
+          429,
+          anthropicErrorBody("rate_limit_error", "Number of requests has exceeded your rate limit"),
+          {
+            ...JSON_HEADERS,
+            "anthropic-ratelimit-requests-limit": "50",
+            "anthropic-ratelimit-requests-remaining": "0",
+            // RFC 3339 resets, read against the TestClock (at 0): 45 s and 90 s from now.
+            "anthropic-ratelimit-requests-reset": "1970-01-01T00:00:45Z",
+            "anthropic-ratelimit-tokens-remaining": "1000",
+            "anthropic-ratelimit-tokens-reset": "1970-01-01T00:01:30Z"
+          }
+        )
+      )
+      const claude = yield* Anthropic.make({
+        apiKey,
+        model: "claude-x",
+        baseURL: `${servers.httpUrl}/a429`
+      })
+      const limiter = yield* RateLimit.make({ limits: { rpm: 500, tpm: 100_000 }, mode: "fail-fast" })
+
+      const failure = yield* Effect.flip(limiter.call(claude, ask("refused", { maxTokens: 50 })))
+      strictEqual(failure._tag, "HardFailure")
+      const snapshot = yield* limiter.snapshot(claude)
+      strictEqual(snapshot.provider.remainingRequests, 0)
+      strictEqual(snapshot.provider.requestsResetAt, 45_000)
+      strictEqual(snapshot.provider.remainingTokens, 1_000)
+      strictEqual(snapshot.provider.tokensResetAt, 90_000)
+      yield* TestClock.adjust("2 seconds")
+      const held = yield* rejection(limiter.call(claude, ask("again", { maxTokens: 50 })))
+      strictEqual(held.limit, "requests")
+      strictEqual(Duration.toMillis(held.retryAfter), 43_000)
+    }).pipe(Effect.scoped))
 })

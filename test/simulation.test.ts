@@ -3,6 +3,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import { simulate } from "../src/cli/simulate.js"
+import { renderHtml } from "../src/internal/simulation/chart.js"
 import { autoSampling, configurations, runConfiguration } from "../src/internal/simulation/run.js"
 import {
   DAY,
@@ -131,6 +132,20 @@ describe("runConfiguration", () => {
     expect(full.incidents[0]?.detectMs).toBeLessThan(5 * MINUTE)
     expect(full.incidents[0]?.recoverMs).not.toBeNull()
     expect(full.costUsd).toBeGreaterThan(single.costUsd)
+  })
+
+  it("charts the incident with a time axis, and the non-primary share on its own scale", async () => {
+    const single = await run("single")
+    const full = await run("full")
+    const html = renderHtml(scenario, [single, full])
+    // The zoom of the 60-minute incident (±20 minutes) has ticks from its start.
+    for (const tick of [">start<", ">−20 min<", ">+10 min<", ">+60 min<", ">+80 min<"]) expect(html).toContain(tick)
+    // At day scale the full stack's fallback share (an hour of 24 fell back: ~4 %) gets a scale that fits it.
+    const scale = /scale: 0 to ([\d.]+) %/.exec(html)
+    expect(Number(scale?.[1])).toBeGreaterThan(1)
+    expect(Number(scale?.[1])).toBeLessThan(10)
+    // Latency rows show the tail: p99 / p99.9 / max.
+    expect(html).toContain("added latency in incidents p99 / p99.9 / max")
   })
 
   it("weights sampled quiet traffic back up to the full rate", async () => {

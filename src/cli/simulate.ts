@@ -7,7 +7,7 @@ import * as Options from "@effect/cli/Options"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import { constants } from "node:fs"
-import { access, writeFile } from "node:fs/promises"
+import { access, readFile, writeFile } from "node:fs/promises"
 import { availableParallelism } from "node:os"
 import { dirname, resolve as resolvePath } from "node:path"
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads"
@@ -37,6 +37,13 @@ import {
   type Scenario,
   YEAR
 } from "../internal/simulation/scenario.js"
+import {
+  configurationOf,
+  formatFor,
+  profilesOf,
+  settingsOf,
+  type UserConfigFile
+} from "../internal/simulation/userConfig.js"
 
 /** One incident on demand: `--outage openai:45m:hang`. */
 export interface OutageOnDemand {
@@ -55,6 +62,8 @@ export interface SimulationOptions {
   readonly background?: Background | undefined
   readonly kinds?: Partial<Record<IncidentKind, number>> | undefined
   readonly outage?: OutageOnDemand | undefined
+  /** The user's configuration file, run as the `config` configuration; its tiers name the scenario's providers. */
+  readonly userConfig?: UserConfigFile | undefined
   readonly configurations: ReadonlyArray<ConfigurationName>
   /** Configurations run at once in worker threads; 1 runs them in this thread. */
   readonly parallel: number
@@ -82,18 +91,26 @@ type WorkerMessage =
   | { readonly _tag: "failed"; readonly message: string }
 
 /** With `--outage`, the run is the incident with an hour either side; otherwise `days` of drawn incidents. */
-const scenarioOf = (options: Omit<SimulationOptions, "onProgress" | "configurations" | "parallel">) =>
-  makeScenario({
+const scenarioOf = (options: Omit<SimulationOptions, "onProgress" | "configurations" | "parallel">) => {
+  const scenario = makeScenario({
     seed: options.seed,
     durationMs: options.outage === undefined ? options.days * DAY : options.outage.minutes * MINUTE + 2 * HOUR,
     preset: options.preset,
     background: options.background,
     kinds: options.kinds,
-    outage: options.outage === undefined ? undefined : { ...options.outage, start: HOUR }
+    outage: options.outage === undefined ? undefined : { ...options.outage, start: HOUR },
+    profiles: options.userConfig === undefined
+      ? undefined
+      : profilesOf(settingsOf(options.userConfig), options.preset ?? "paper")
   })
+  return options.userConfig === undefined ? scenario : { ...scenario, preset: options.preset ?? "paper" }
+}
 
 const runJob = (job: Job, onProgress: (fraction: number) => void): Promise<ConfigurationReport> => {
-  const configuration = configurations.find((candidate) => candidate.name === job.configuration)
+  const { userConfig } = job.options
+  const configuration = job.configuration === "config" && userConfig !== undefined
+    ? configurationOf(settingsOf(userConfig), userConfig.path)
+    : configurations.find((candidate) => candidate.name === job.configuration)
   if (configuration === undefined) return Promise.reject(new Error(`unknown configuration ${job.configuration}`))
   return runConfiguration({
     scenario: scenarioOf(job.options),
@@ -157,9 +174,9 @@ export const simulate = async (options: SimulationOptions): Promise<Simulation> 
       : given.quietSampling
   }
   const started = performance.now()
-  const jobs: Array<Job> = configurations
-    .filter((configuration) => chosen.includes(configuration.name))
-    .map((configuration) => ({ options: rest, configuration: configuration.name }))
+  const jobs: Array<Job> = [...configurations.map(({ name }) => name), "config" as const]
+    .filter((name) => chosen.includes(name))
+    .map((name) => ({ options: rest, configuration: name }))
   const reports = new Array<ConfigurationReport>(jobs.length)
   let next = 0
   const lane = async () => {
@@ -334,7 +351,7 @@ const progressReporter = () => {
 
 const names = configurations.map((configuration) => configuration.name)
 
-const isName = (value: string): value is ConfigurationName => names.some((name) => name === value)
+const isName = (value: string): value is ConfigurationName => value === "config" || names.some((name) => name === value)
 
 /** `name:weight,…` (or bare names, weight 1) into weights over `allowed`. */
 const weights = <K extends string>(flag: string, text: string, allowed: ReadonlyArray<K>): Record<K, number> => {
@@ -355,13 +372,13 @@ const weights = <K extends string>(flag: string, text: string, allowed: Readonly
 const backgroundKinds: ReadonlyArray<BackgroundKind> = ["500", "429", "timeout"]
 
 /** `openai:45m:hang` → the provider (by name or prefix), minutes, kind. */
-const parseOutage = (text: string, preset: PresetName): OutageOnDemand => {
+const parseOutage = (text: string, profiles: ReadonlyArray<{ readonly name: string }>): OutageOnDemand => {
   const [name = "", span = "", kind = ""] = text.split(":")
-  const profile = presets[preset].find((candidate) => candidate.name === name || candidate.name.startsWith(name))
+  const profile = profiles.find((candidate) => candidate.name === name || candidate.name.startsWith(name))
   const match = /^(\d+(?:\.\d+)?)(m|h)$/.exec(span)
   const found = incidentKinds.find((candidate) => candidate === kind)
   if (profile === undefined || name === "") {
-    throw new Error(`--outage: unknown provider ${name}; use ${presets[preset].map((p) => p.name).join(", ")}`)
+    throw new Error(`--outage: unknown provider ${name}; use ${profiles.map((p) => p.name).join(", ")}`)
   }
   if (match === null) throw new Error(`--outage: duration ${span} must look like 45m or 2h`)
   if (found === undefined) throw new Error(`--outage: kind ${kind} must be one of ${incidentKinds.join(", ")}`)
@@ -427,9 +444,19 @@ export const command = Command.make(
       )
     ),
     exact: Options.boolean("exact").pipe(Options.withDescription("Simulate every request (no sampling)")),
+    config: Options.text("config").pipe(
+      Options.optional,
+      Options.withDescription(
+        "Your resilience.yaml / .toml, run as the configuration \"config\" next to the built-in ones (no API key is read)"
+      )
+    ),
     only: Options.text("configurations").pipe(
-      Options.withDefault(names.join(",")),
-      Options.withDescription(`Comma-separated subset of ${names.join(", ")} (default all)`)
+      Options.optional,
+      Options.withDescription(
+        `Comma-separated subset of ${
+          names.join(", ")
+        }, config (default all built-in ones; with --config: single,config)`
+      )
     ),
     chart: Options.text("chart").pipe(
       Options.withDefault("simulation.html"),
@@ -443,16 +470,45 @@ export const command = Command.make(
   },
   (flags) =>
     Effect.gen(function*() {
-      const { chart, days, json, only, parallel, rate, seed } = flags
+      const { chart, days, json, parallel, rate, seed } = flags
+      const only = flags.only._tag === "Some"
+        ? flags.only.value
+        : flags.config._tag === "Some"
+        ? "single,config"
+        : names.join(",")
       const chosen = only.split(",").map((name) => name.trim()).filter((name) => name !== "")
       const unknown = chosen.filter((name) => !isName(name))
       if (unknown.length > 0 || chosen.length === 0) {
-        return yield* Effect.fail(new Error(`--configurations: unknown ${unknown.join(", ")}; use ${names.join(", ")}`))
+        return yield* Effect.fail(
+          new Error(`--configurations: unknown ${unknown.join(", ")}; use ${names.join(", ")}, config`)
+        )
       }
       if (!isPreset(flags.scenario)) {
         return yield* Effect.fail(new Error(`--scenario: unknown ${flags.scenario}; use ${presetNames.join(", ")}`))
       }
       const preset = flags.scenario
+      if (chosen.includes("config") && flags.config._tag === "None") {
+        return yield* Effect.fail(new Error("--configurations: config needs --config <file>"))
+      }
+      // The file is read and decoded before the run: a typo fails in a second, not after a year of virtual time.
+      const userConfig: UserConfigFile | undefined = flags.config._tag === "None"
+        ? undefined
+        : yield* Effect.tryPromise({
+          try: async () => {
+            const path = flags.config._tag === "Some" ? flags.config.value : ""
+            const format = formatFor(path)
+            const file = { path, format, text: await readFile(path, "utf8") }
+            settingsOf(file)
+            return file
+          },
+          catch: (error) =>
+            error instanceof Error && error.message.startsWith("--config")
+              ? error
+              : new Error(`--config: cannot read ${flags.config._tag === "Some" ? flags.config.value : ""}`)
+        })
+      const profiles: ReadonlyArray<{ readonly name: string }> = userConfig === undefined
+        ? presets[preset]
+        : profilesOf(settingsOf(userConfig), preset)
       if (days < 1) return yield* Effect.fail(new Error("--days must be at least 1"))
       if (!(rate > 0)) return yield* Effect.fail(new Error("--rate must be a positive number of requests per minute"))
       if (!(flags.backgroundRate >= 0 && flags.backgroundRate < 100)) {
@@ -466,7 +522,7 @@ export const command = Command.make(
         try: () => ({
           kinds: weights("--incident-kinds", flags.kinds, incidentKinds),
           mix: weights("--background-mix", flags.backgroundMix, backgroundKinds),
-          outage: flags.outage._tag === "Some" ? parseOutage(flags.outage.value, preset) : undefined
+          outage: flags.outage._tag === "Some" ? parseOutage(flags.outage.value, profiles) : undefined
         }),
         catch: (error) => error instanceof Error ? error : new Error(String(error))
       })
@@ -480,20 +536,32 @@ export const command = Command.make(
           ? `Simulating ${days} days (${preset}) at ${rate} requests/min through the real library in virtual time (seed ${seed})…`
           : `Simulating a ${parsed.outage.minutes}-minute ${parsed.outage.kind} incident of ${parsed.outage.provider} at ${rate} requests/min…`
       )
-      const simulation = yield* Effect.promise(() =>
-        simulate({
-          days,
-          requestsPerMinute: rate,
-          seed,
-          quietSampling: sampling,
-          preset,
-          background,
-          kinds: parsed.kinds,
-          outage: parsed.outage,
-          parallel,
-          configurations: chosen.filter(isName),
-          onProgress: progressReporter()
-        })
+      const simulation = yield* Effect.tryPromise({
+        try: () =>
+          simulate({
+            days,
+            requestsPerMinute: rate,
+            seed,
+            quietSampling: sampling,
+            preset,
+            background,
+            kinds: parsed.kinds,
+            outage: parsed.outage,
+            parallel,
+            configurations: chosen.filter(isName),
+            userConfig,
+            onProgress: progressReporter()
+          }),
+        catch: (error) => error instanceof Error ? error : new Error(String(error))
+      }).pipe(
+        // Whatever failed, the JSON report says so.
+        Effect.tapError((error) =>
+          json._tag === "None"
+            ? Effect.void
+            : Effect.promise(() =>
+              writeFile(json.value, JSON.stringify({ error: error.message }, null, 2)).catch(() => undefined)
+            )
+        )
       )
       // The JSON first: whatever fails later (the chart, the terminal), the figures are on disk.
       if (json._tag === "Some") {

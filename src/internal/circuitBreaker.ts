@@ -12,9 +12,11 @@ import * as Ref from "effect/Ref"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as Api from "../CircuitBreaker.js"
-import { CircuitOpen, type InvalidOptions } from "../LlmError.js"
+import { CircuitOpen, InvalidOptions } from "../LlmError.js"
 import * as machine from "./circuitBreakerMachine.js"
 import * as options from "./circuitBreakerOptions.js"
+import { type IdleExpiry, resolveIdleExpiry } from "./idleExpiry.js"
+import { dropBreakerSeries } from "./metrics.js"
 
 /** @internal */
 export const TypeId: Api.TypeId = "~effect-llm-resilience/CircuitBreaker"
@@ -29,6 +31,8 @@ const BREAKER_EVENT_CAPACITY = 16
 interface Shared extends options.Settings {
   readonly hub: PubSub.PubSub<Api.StateChange>
   readonly store: Api.Store | undefined
+  /** The registry's idle expiry, told of every admission; `undefined` for a lone breaker or with expiry off. */
+  readonly expiry: RegistryImpl | undefined
 }
 
 const logTransition = (change: Api.StateChange): Effect.Effect<void> => {
@@ -126,10 +130,17 @@ const settled = (
 }
 
 class BreakerImpl implements Api.CircuitBreaker {
+  /** The idle-expiry epoch of the last use (registry breakers). */
+  stamp = 0
+  /** Dropped from its registry for idleness while someone may still hold it: the next use puts it back. */
+  expired = false
+
   constructor(
     readonly key: string,
     readonly shared: Shared,
-    readonly ref: Ref.Ref<machine.Machine>
+    readonly ref: Ref.Ref<machine.Machine>,
+    /** The object `ref` holds (steps mutate it in place): read by the registry's sweep, which runs outside a fiber. */
+    readonly machine: machine.Machine
   ) {}
 
   get [TypeId](): Api.TypeId {
@@ -373,6 +384,7 @@ const admit = <A, E, R>(
   retried = false
 ): Effect.Effect<A, E | CircuitOpen, R> => {
   const now = clock.unsafeCurrentTimeMillis()
+  self.shared.expiry?.used(self, now)
   let wait = 0
   let probing = false
   let announcement: Announcement | undefined
@@ -452,19 +464,17 @@ export const executeStream = <A, E, R>(
     ))
   )
 
-const makeBreaker = (key: string, shared: Shared, initial: Option.Option<Api.Snapshot>): BreakerImpl =>
-  new BreakerImpl(
-    key,
-    shared,
-    Ref.unsafeMake(Option.isSome(initial) ? fromSnapshot(initial.value) : new machine.Machine())
-  )
+const makeBreaker = (key: string, shared: Shared, initial: Option.Option<Api.Snapshot>): BreakerImpl => {
+  const m = Option.isSome(initial) ? fromSnapshot(initial.value) : new machine.Machine()
+  return new BreakerImpl(key, shared, Ref.unsafeMake(m), m)
+}
 
 const makeShared = (
   settings: options.Settings,
   store: Api.Store | undefined,
   capacity: number
 ): Effect.Effect<Shared> =>
-  Effect.map(PubSub.sliding<Api.StateChange>(capacity), (hub) => ({ ...settings, hub, store }))
+  Effect.map(PubSub.sliding<Api.StateChange>(capacity), (hub) => ({ ...settings, hub, store, expiry: undefined }))
 
 /** @internal */
 export const make = (opts: Api.Options & Api.make.Options = {}): Effect.Effect<Api.CircuitBreaker, InvalidOptions> =>
@@ -504,29 +514,85 @@ export const executeStreamDual: {
     breaker.executeStream(stream)
 )
 
+/**
+ * Breakers by key. With idle expiry, a sweep (see ./idleExpiry.ts) drops the breakers that are Closed, have no call
+ * running and were not used for an `idleExpiry`, with their metric series; Open, HalfOpen and forced states are kept
+ * whatever their age. A dropped breaker someone still holds (a client took it with `get`) stays reachable through a
+ * weak reference, and its next use puts it back: a key never has two breakers.
+ */
 class RegistryImpl implements Api.Registry {
   readonly breakers = new Map<string, BreakerImpl>()
-  constructor(readonly shared: Shared) {}
+  /** Expired breakers, until the garbage collector takes them. */
+  readonly expired = new Map<string, WeakRef<BreakerImpl>>()
+  readonly shared: Shared
+
+  constructor(shared: Shared, readonly idle: IdleExpiry | undefined) {
+    this.shared = idle === undefined ? shared : { ...shared, expiry: this }
+  }
 
   get(key: string): Effect.Effect<Api.CircuitBreaker> {
     return this.lookup(key)
   }
 
+  /** The live breaker of `key`, an expired one still held, or none. */
+  find(key: string): BreakerImpl | undefined {
+    const live = this.breakers.get(key)
+    if (live !== undefined || this.expired.size === 0) return live
+    const held = this.expired.get(key)?.deref()
+    if (held !== undefined) this.revive(held)
+    return held
+  }
+
   lookup(key: string): Effect.Effect<BreakerImpl> {
     return Effect.suspend(() => {
-      const existing = this.breakers.get(key)
-      if (existing !== undefined) return Effect.succeed(existing)
+      const existing = this.find(key)
+      if (existing !== undefined) {
+        if (this.idle !== undefined) existing.stamp = this.idle.epoch
+        return Effect.succeed(existing)
+      }
       const { store } = this.shared
       if (store === undefined) return Effect.sync(() => this.insert(key, Option.none()))
       // Another fiber may have created the breaker while the store answered: the first one in wins.
-      return Effect.map(store.load(key), (initial) => this.breakers.get(key) ?? this.insert(key, initial))
+      return Effect.map(store.load(key), (initial) => this.find(key) ?? this.insert(key, initial))
     })
   }
 
   insert(key: string, initial: Option.Option<Api.Snapshot>): BreakerImpl {
     const breaker = makeBreaker(key, this.shared, initial)
+    if (this.idle !== undefined) breaker.stamp = this.idle.epoch
     this.breakers.set(key, breaker)
     return breaker
+  }
+
+  /** An admission through one of this registry's breakers: stamps it, and sweeps when a sweep is due. */
+  used(breaker: BreakerImpl, now: number): void {
+    const idle = this.idle
+    if (idle === undefined) return
+    breaker.stamp = idle.epoch
+    if (breaker.expired) this.revive(breaker)
+    if (idle.due(now)) this.sweep(idle)
+  }
+
+  revive(breaker: BreakerImpl): void {
+    breaker.expired = false
+    this.expired.delete(breaker.key)
+    this.breakers.set(breaker.key, breaker)
+  }
+
+  sweep(idle: IdleExpiry): void {
+    const dropped: Array<string> = []
+    for (const [key, breaker] of this.breakers) {
+      const m = breaker.machine
+      if (!idle.idle(breaker.stamp) || m.state !== "Closed" || m.waiting > 0) continue
+      this.breakers.delete(key)
+      breaker.expired = true
+      this.expired.set(key, new WeakRef(breaker))
+      dropped.push(key)
+    }
+    for (const [key, held] of this.expired) {
+      if (held.deref() === undefined) this.expired.delete(key)
+    }
+    dropBreakerSeries(dropped)
   }
 
   execute<A, E, R>(key: string, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | CircuitOpen, R> {
@@ -561,8 +627,15 @@ export const makeRegistry = (opts: Api.Options & Api.makeRegistry.Options = {}):
 > =>
   Effect.gen(function*() {
     const settings = yield* options.resolve(opts)
+    const idle = yield* idleExpiryOf(opts)
     const shared = yield* makeShared(settings, opts.store, REGISTRY_EVENT_CAPACITY)
-    return new RegistryImpl(shared)
+    return new RegistryImpl(shared, idle)
+  })
+
+const idleExpiryOf = (opts: Api.makeRegistry.Options): Effect.Effect<IdleExpiry | undefined, InvalidOptions> =>
+  Effect.suspend(() => {
+    const resolved = resolveIdleExpiry("idleExpiry", opts.idleExpiry)
+    return resolved instanceof InvalidOptions ? Effect.fail(resolved) : Effect.succeed(resolved)
   })
 
 /** @internal */
@@ -573,14 +646,15 @@ export const makeRegistryScoped = (opts: Api.Options & Api.makeRegistry.Options 
 > =>
   Effect.gen(function*() {
     const settings = yield* options.resolve(opts)
+    const idle = yield* idleExpiryOf(opts)
     const shared = yield* makeShared(settings, opts.store, REGISTRY_EVENT_CAPACITY)
-    const registry = new RegistryImpl(shared)
+    const registry = new RegistryImpl(shared, idle)
     if (opts.store?.watch !== undefined) {
       yield* opts.store.watch({
         adopt: (snapshot, reason) =>
           Effect.suspend(() => {
             // Only breakers this process has: a key nobody here uses is loaded from the store on first use.
-            const breaker = registry.breakers.get(snapshot.key)
+            const breaker = registry.find(snapshot.key)
             return breaker === undefined ? Effect.void : breaker.adopt(snapshot, reason)
           }),
         local: registry.snapshot

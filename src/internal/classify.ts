@@ -1,6 +1,6 @@
 import type * as Duration from "effect/Duration"
 import { type HardFailure, hardFailure, type HardReason } from "../LlmError.js"
-import { type HeaderReader, retryAfter } from "./headers.js"
+import { type HeaderReader, rateLimitOf, retryAfter } from "./headers.js"
 
 /**
  * What both Stainless-generated SDKs (openai, @anthropic-ai/sdk) tell about an API error, normalised.
@@ -105,6 +105,7 @@ export const fromApiError = (
   const hint: Duration.Duration | undefined = facts.headers === undefined
     ? undefined
     : retryAfter(facts.headers, context.nowMillis)
+  const rateLimit = facts.headers === undefined ? undefined : rateLimitOf(facts.headers, context.nowMillis)
   return hardFailure({
     reason,
     provider: context.provider,
@@ -115,6 +116,7 @@ export const fromApiError = (
     providerCode: facts.code ?? facts.type,
     ...(shouldRetry === "true" ? { retryable: reason !== "QuotaExhausted" } : {}),
     ...(shouldRetry === "false" ? { retryable: false } : {}),
+    ...(rateLimit !== undefined ? { rateLimit } : {}),
     ...(context.partialContent !== undefined && context.partialContent !== ""
       ? { partialContent: context.partialContent }
       : {}),

@@ -111,3 +111,11 @@ export const anthropicRateLimit = (headers: HeaderReader, nowMillis: number): Ra
     resetTokens: untilTimestamp(tokens("reset"), RFC_3339, nowMillis)
   })
 }
+
+/**
+ * The rate-limit headers of a response from either provider (an error response's too): OpenAI's family when present,
+ * else Anthropic's.
+ * @internal
+ */
+export const rateLimitOf = (headers: HeaderReader, nowMillis: number): RateLimitInfo | undefined =>
+  openAiRateLimit(headers) ?? anthropicRateLimit(headers, nowMillis)

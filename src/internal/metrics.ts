@@ -5,7 +5,10 @@
  */
 import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
+import * as MetricKey from "effect/MetricKey"
 import * as MetricLabel from "effect/MetricLabel"
+import * as MutableHashMap from "effect/MutableHashMap"
+import * as Predicate from "effect/Predicate"
 
 /** @internal OpenTelemetry GenAI attribute names (as in `@effect/ai/Telemetry`). */
 export const attr = {
@@ -381,3 +384,60 @@ export const breakerTransition = (
 /** @internal Adds `value` to a counter (or sets a gauge, or observes a histogram) outside any fiber. */
 export const update = <Type, In, Out>(metric: Metric.Metric<Type, In, Out>, value: In): void =>
   metric.unsafeUpdate(value, [])
+
+// --- dropping the series of expired keys ---------------------------------------------------------------------------
+
+const MutableHashMapTypeId = Symbol.for("effect/MutableHashMap")
+
+const isMutableHashMap = (u: unknown): u is MutableHashMap.MutableHashMap<unknown, unknown> =>
+  Predicate.hasProperty(u, MutableHashMapTypeId)
+
+/**
+ * @internal Removes from Effect's global metric registry every series of the metrics `names` whose labels match
+ * `matches`, in one pass. Effect 3's registry has no public removal, so this reaches its map (guarded: if Effect ever
+ * stores it differently, nothing is removed and nothing breaks); the library's instruments re-register a series on
+ * their next update, since a tagged instrument looks its series up on every update.
+ */
+export const dropSeries = (
+  names: ReadonlySet<string>,
+  matches: (label: (key: string) => string | undefined) => boolean
+): number => {
+  const map: unknown = Reflect.get(Metric.globalMetricRegistry, "map")
+  if (!isMutableHashMap(map)) return 0
+  const doomed: Array<unknown> = []
+  for (const [key] of map) {
+    if (!MetricKey.isMetricKey(key) || !names.has(key.name)) continue
+    const label = (name: string) => key.tags.find((tag) => tag.key === name)?.value
+    if (matches(label)) doomed.push(key)
+  }
+  for (const key of doomed) MutableHashMap.remove(map, key)
+  return doomed.length
+}
+
+const breakerSeries: ReadonlySet<string> = new Set(["llm.circuit_breaker.state", "llm.circuit_breaker.transitions"])
+const limiterSeries: ReadonlySet<string> = new Set(["llm.rate_limit.rejections", "llm.rate_limit.wait_ms"])
+
+const ofLabels = (keys: ReadonlyArray<string>) => {
+  const labels = new Set(keys.map((key) => {
+    const { model, system } = splitLabel(key)
+    return `${system}\u0000${model}`
+  }))
+  return (label: (name: string) => string | undefined) =>
+    labels.has(`${label(attr.system) ?? ""}\u0000${label(attr.requestModel) ?? ""}`)
+}
+
+/** @internal The breaker-state and transition series of expired breaker-registry keys (`provider:model`). */
+export const dropBreakerSeries = (keys: ReadonlyArray<string>): void => {
+  if (keys.length > 0) dropSeries(breakerSeries, ofLabels(keys))
+}
+
+/** @internal The rejection (by `key`) and wait (by `provider:model`) series of expired limiter keys. */
+export const dropLimiterSeries = (keys: ReadonlyArray<string>): void => {
+  if (keys.length === 0) return
+  const byKey = new Set(keys)
+  const byModel = ofLabels(keys)
+  dropSeries(limiterSeries, (label) => {
+    const key = label("key")
+    return key !== undefined ? byKey.has(key) : byModel(label)
+  })
+}

@@ -24,7 +24,8 @@ import type { CompletionRequestInput, CompletionResult, RateLimitInfo, StreamChu
 import { type HardFailure, InvalidOptions, type InvalidRequest, RateLimitExceeded } from "../LlmError.js"
 import type { Service as LlmProviderService } from "../LlmProvider.js"
 import type { Limiter, Limits, Options, Snapshot, Target } from "../RateLimit.js"
-import { rateLimitRejections as rejectionsTotal } from "./metrics.js"
+import { type IdleExpiry, resolveIdleExpiry } from "./idleExpiry.js"
+import { dropLimiterSeries, rateLimitRejections as rejectionsTotal } from "./metrics.js"
 import { checkDuration } from "./options.js"
 import {
   type Blocked,
@@ -59,7 +60,9 @@ export const checkLimits = (prefix: string, limits: Limits | undefined): Invalid
 }
 
 /** Every option of a limiter; `limits` and `perKey` name their keys. @internal */
-export const validate = (options: Options): InvalidOptions | { readonly maxWaitMillis: number } => {
+export const validate = (
+  options: Options
+): InvalidOptions | { readonly maxWaitMillis: number; readonly idle: IdleExpiry | undefined } => {
   const problem = checkLimits("limits", options.limits)
     ?? Object.entries(options.perKey ?? {}).map(([key, limits]) =>
       key.trim() === "" ? invalid("perKey", "keys must not be empty") : checkLimits(`perKey.${key}`, limits)
@@ -74,12 +77,14 @@ export const validate = (options: Options): InvalidOptions | { readonly maxWaitM
   ) {
     return invalid("outputTokenEstimate", "must be a non-negative integer")
   }
-  if (options.maxWait === undefined) return { maxWaitMillis: 30_000 }
+  const idle = resolveIdleExpiry("idleExpiry", options.idleExpiry)
+  if (idle instanceof InvalidOptions) return idle
+  if (options.maxWait === undefined) return { maxWaitMillis: 30_000, idle }
   if (typeof options.maxWait === "string" && options.maxWait.trim().toLowerCase() === "infinity") {
-    return { maxWaitMillis: Infinity }
+    return { maxWaitMillis: Infinity, idle }
   }
   const checked = checkDuration(options.maxWait, { allowZero: true })
-  return "millis" in checked ? { maxWaitMillis: checked.millis } : invalid("maxWait", checked.problem)
+  return "millis" in checked ? { maxWaitMillis: checked.millis, idle } : invalid("maxWait", checked.problem)
 }
 
 const resolveLimits = (options: Options, key: string): ResolvedLimits => {
@@ -111,6 +116,8 @@ class KeyState {
   timer: Fiber.RuntimeFiber<void> | undefined = undefined
   /** 429s in a row, for the growing default pause. */
   rateLimitedInRow = 0
+  /** The idle-expiry epoch of the last use. */
+  stamp = 0
 
   constructor(readonly key: string, readonly bucket: Bucket) {}
 
@@ -239,8 +246,10 @@ const rateLimitOf = (value: unknown): RateLimitInfo | undefined => {
 const outcomeOfError = (error: unknown, outcome: Outcome): void => {
   const tag = field(error, "_tag")
   if (tag === "HardFailure") {
-    // The provider refused or failed the call: nothing was generated.
+    // The provider refused or failed the call: nothing was generated. Its rate-limit headers still count (a 429's
+    // `remaining: 0` and reset say when capacity is back).
     outcome.actualTokens = 0
+    outcome.rateLimit = rateLimitOf(error)
     if (field(error, "reason") === "RateLimited") {
       outcome.rateLimited = true
       const retryAfter = field(error, "retryAfter")
@@ -279,7 +288,7 @@ export const make = (options: Options = {}): Effect.Effect<Limiter, InvalidOptio
   Effect.suspend(() => {
     const checked = validate(options)
     if (checked instanceof InvalidOptions) return Effect.fail(checked)
-    return Effect.succeed(makeLimiter(options, checked.maxWaitMillis, memoryStore, WINDOW_MILLIS))
+    return Effect.succeed(makeLimiter(options, checked.maxWaitMillis, checked.idle, memoryStore, WINDOW_MILLIS))
   })
 
 /**
@@ -296,7 +305,7 @@ export const makeWithStore = (
   Effect.suspend(() => {
     const checked = validate(options)
     if (checked instanceof InvalidOptions) return Effect.fail(checked)
-    return Effect.succeed(makeLimiter(options, checked.maxWaitMillis, store, windowMillis))
+    return Effect.succeed(makeLimiter(options, checked.maxWaitMillis, checked.idle, store, windowMillis))
   })
 
 /** Validates options the way `make` does (for stores that need them before building). @internal */
@@ -305,14 +314,39 @@ export const validateOptions = (options: Options): InvalidOptions | undefined =>
   return checked instanceof InvalidOptions ? checked : undefined
 }
 
-const makeLimiter = (options: Options, maxWaitMillis: number, store: Store, windowMillis: number): Limiter => {
+const makeLimiter = (
+  options: Options,
+  maxWaitMillis: number,
+  idle: IdleExpiry | undefined,
+  store: Store,
+  windowMillis: number
+): Limiter => {
   const failFast = options.mode === "fail-fast"
   const adaptive = options.adaptive !== false
   const outputTokenEstimate = options.outputTokenEstimate ?? 512
   const states = new Map<string, KeyState>()
 
+  /**
+   * Idle expiry (./idleExpiry.ts): drops the keys not used for an `idleExpiry` that hold nothing — no call running or
+   * waiting, no pause, no provider budget before its reset — with their metric series. Runs at an admission.
+   */
+  const sweep = (expiry: IdleExpiry, now: number): void => {
+    const dropped: Array<string> = []
+    for (const [key, state] of states) {
+      if (!expiry.idle(state.stamp) || state.queued || state.timerAt !== Infinity) continue
+      const bucket = state.bucket.snapshot(now)
+      const holds = bucket.inFlight > 0 || (bucket.pausedUntil ?? 0) > now || (bucket.requestsResetAt ?? 0) > now
+        || (bucket.tokensResetAt ?? 0) > now
+      if (holds) continue
+      states.delete(key)
+      dropped.push(key)
+    }
+    dropLimiterSeries(dropped)
+  }
+
   const stateOf = (key: string): KeyState => {
     let state = states.get(key)
+    if (idle !== undefined && state !== undefined) state.stamp = idle.epoch
     if (state === undefined) {
       const wake = Effect.clockWith((clock) => {
         const created = states.get(key)
@@ -321,6 +355,7 @@ const makeLimiter = (options: Options, maxWaitMillis: number, store: Store, wind
           : afterChange(created, clock.unsafeCurrentTimeMillis()) ?? Effect.void
       })
       state = new KeyState(key, store.bucket(key, resolveLimits(options, key), windowMillis, wake))
+      if (idle !== undefined) state.stamp = idle.epoch
       states.set(key, state)
     }
     return state
@@ -421,6 +456,7 @@ const makeLimiter = (options: Options, maxWaitMillis: number, store: Store, wind
   ): Effect.Effect<A, E | RateLimitExceeded, R> =>
     Effect.clockWith((clock) => {
       const now = clock.unsafeCurrentTimeMillis()
+      if (idle !== undefined && idle.due(now)) sweep(idle, now)
       const queued = state.queued
       const blocked = queued ? undefined : state.bucket.check(tokens, now)
       if (!queued && blocked === undefined) return use(state.bucket.take(tokens, now), clock)

@@ -219,15 +219,16 @@ const makeRetrier = (options: Options, budgetOptions: Exclude<Options["budget"],
     return found
   }
 
+  const sharedBudget = budgetOptions === undefined ? undefined : {
+    ratio: budgetOptions.ratio ?? 0.2,
+    minPerSecond: budgetOptions.minPerSecond ?? 1,
+    windowMillis: Duration.toMillis(budgetOptions.window ?? "10 seconds")
+  }
   const budgetOf = (key: string): RetryBudget | undefined => {
-    if (budgetOptions === undefined) return undefined
+    if (sharedBudget === undefined) return undefined
     let budget = budgets.get(key)
     if (budget === undefined) {
-      budget = new RetryBudget({
-        ratio: budgetOptions.ratio ?? 0.2,
-        minPerSecond: budgetOptions.minPerSecond ?? 1,
-        windowMillis: Duration.toMillis(budgetOptions.window ?? "10 seconds")
-      })
+      budget = new RetryBudget(sharedBudget)
       budgets.set(key, budget)
     }
     return budget

@@ -16,38 +16,41 @@ export interface RetryBudgetOptions {
 
 const BUCKET_MILLIS = 1_000
 
-/** @internal */
+/**
+ * One bucket is three cells of one `Float64Array` — its epoch (second), requests, retries — so a budget is two small
+ * objects and one buffer: it exists per provider:model target, and a retrier may see thousands of targets.
+ * @internal
+ */
 export class RetryBudget {
-  private readonly requests: Float64Array
-  private readonly retries: Float64Array
-  private readonly epochs: Float64Array
+  private readonly cells: Float64Array
 
+  /** `options` is shared by every budget of a retrier. */
   constructor(readonly options: RetryBudgetOptions) {
     const buckets = Math.max(1, Math.ceil(options.windowMillis / BUCKET_MILLIS))
-    this.requests = new Float64Array(buckets)
-    this.retries = new Float64Array(buckets)
-    this.epochs = new Float64Array(buckets).fill(-1)
+    this.cells = new Float64Array(buckets * 3)
+    for (let i = 0; i < this.cells.length; i += 3) this.cells[i] = -1
   }
 
+  /** The first cell of the current second's bucket, emptied if it held an older second. */
   private bucket(nowMillis: number): number {
     const epoch = Math.floor(nowMillis / BUCKET_MILLIS)
-    const index = epoch % this.epochs.length
-    if (this.epochs[index] !== epoch) {
-      this.epochs[index] = epoch
-      this.requests[index] = 0
-      this.retries[index] = 0
+    const index = (epoch % (this.cells.length / 3)) * 3
+    if (this.cells[index] !== epoch) {
+      this.cells[index] = epoch
+      this.cells[index + 1] = 0
+      this.cells[index + 2] = 0
     }
     return index
   }
 
   private totals(nowMillis: number): { readonly requests: number; readonly retries: number } {
-    const oldest = Math.floor(nowMillis / BUCKET_MILLIS) - this.epochs.length + 1
+    const oldest = Math.floor(nowMillis / BUCKET_MILLIS) - this.cells.length / 3 + 1
     let requests = 0
     let retries = 0
-    for (let i = 0; i < this.epochs.length; i++) {
-      if ((this.epochs[i] ?? -1) >= oldest) {
-        requests += this.requests[i] ?? 0
-        retries += this.retries[i] ?? 0
+    for (let i = 0; i < this.cells.length; i += 3) {
+      if ((this.cells[i] ?? -1) >= oldest) {
+        requests += this.cells[i + 1] ?? 0
+        retries += this.cells[i + 2] ?? 0
       }
     }
     return { requests, retries }
@@ -55,17 +58,17 @@ export class RetryBudget {
 
   /** Records a request (a first attempt). */
   deposit(nowMillis: number): void {
-    const index = this.bucket(nowMillis)
-    this.requests[index] = (this.requests[index] ?? 0) + 1
+    const index = this.bucket(nowMillis) + 1
+    this.cells[index] = (this.cells[index] ?? 0) + 1
   }
 
   /** Takes one retry from the budget; `false` when it is spent. */
   tryWithdraw(nowMillis: number): boolean {
-    const index = this.bucket(nowMillis)
+    const index = this.bucket(nowMillis) + 2
     const { requests, retries } = this.totals(nowMillis)
     const allowance = this.options.ratio * requests + this.options.minPerSecond * (this.options.windowMillis / 1_000)
     if (retries + 1 > allowance) return false
-    this.retries[index] = (this.retries[index] ?? 0) + 1
+    this.cells[index] = (this.cells[index] ?? 0) + 1
     return true
   }
 

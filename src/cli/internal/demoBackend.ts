@@ -124,7 +124,15 @@ export const emulator = (outage: OutageSwitch): Layer.Layer<DemoBackend, DemoSet
       const backend: Backend = {
         mode: "emulator",
         description: `embedded emulator (aimock) on ${server.anthropicBaseUrl}: real SDKs, real HTTP, no keys`,
-        openAi: yield* OpenAi.make({ model: MODELS.openAi, apiKey: EMULATOR_KEY, baseURL: server.openAiBaseUrl }),
+        openAi: yield* OpenAi.make({
+          model: MODELS.openAi,
+          client: new OpenAI({
+            apiKey: Redacted.value(EMULATOR_KEY),
+            baseURL: server.openAiBaseUrl,
+            maxRetries: 0,
+            fetch: withoutStaticRateLimitHeaders
+          })
+        }),
         anthropic: yield* Anthropic.make({
           model: MODELS.anthropic,
           apiKey: EMULATOR_KEY,
@@ -143,6 +151,21 @@ export const emulator = (outage: OutageSwitch): Layer.Layer<DemoBackend, DemoSet
   )
 
 type Fetch = (input: string | URL | Request, init?: RequestInit) => Promise<Response>
+
+/**
+ * aimock answers every 429 with the same static `x-ratelimit-*` headers ("remaining 0", tokens reset in 6m0s), which
+ * do not describe the scripted storm. The library reads a 429's rate-limit headers (they would hold the key for six
+ * minutes), so the demo drops them: its 429 says only what the script means, Retry-After.
+ */
+const withoutStaticRateLimitHeaders: Fetch = async (input, init) => {
+  const response = await fetch(input, init)
+  if (response.status !== 429) return response
+  const headers = new Headers(response.headers)
+  const names: Array<string> = []
+  headers.forEach((_value, name) => names.push(name))
+  for (const name of names) if (name.startsWith("x-ratelimit-")) headers.delete(name)
+  return new Response(response.body, { status: response.status, statusText: response.statusText, headers })
+}
 
 /**
  * The SDK's `fetch`, answering the injected fault in the provider's wire format instead of sending the request.

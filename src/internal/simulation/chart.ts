@@ -111,6 +111,77 @@ const shares = (
   return parts.join("")
 }
 
+/**
+ * At year scale the primary serves ~99.9 % of every day, so a 100 % stack shows nothing else: this draws only what
+ * the other series took each `step` (fallback tiers, degraded answers, failures), stacked, on a scale that runs to the
+ * largest daily non-primary share (stated on the axis). Returns the markup and that share.
+ */
+const nonPrimaryShares = (
+  y: number,
+  height: number,
+  report: ConfigurationReport,
+  from: number,
+  to: number,
+  step: number,
+  x: (time: number) => number
+): { readonly svg: string; readonly top: number } => {
+  const { bucketMs, counts, series } = report.timeline
+  const columns: Array<{ readonly start: number; readonly shares: ReadonlyArray<number> }> = []
+  let top = 0
+  for (let start = from; start < to; start += step) {
+    const first = Math.floor(start / bucketMs)
+    const last = Math.max(first + 1, Math.floor((start + step) / bucketMs))
+    const sums = series.map((_, index) => {
+      let sum = 0
+      for (let bucket = first; bucket < last; bucket++) sum += counts[index]?.[bucket] ?? 0
+      return sum
+    })
+    const total = sums.reduce((a, b) => a + b, 0)
+    if (total === 0) continue
+    const shares = sums.map((sum, index) => index === 0 ? 0 : sum / total)
+    top = Math.max(top, shares.reduce((a, b) => a + b, 0))
+    columns.push({ start, shares })
+  }
+  if (top === 0) return { svg: "", top }
+  const parts: Array<string> = []
+  for (const column of columns) {
+    let bottom = y + height
+    const left = x(column.start)
+    const width = Math.max(0.5, x(Math.min(to, column.start + step)) - left)
+    column.shares.forEach((share, index) => {
+      if (share === 0) return
+      const h = (share / top) * height
+      const name = series[index] ?? ""
+      const color = name === "failed" ? FAILED : name === "degraded" ? DEGRADED : palette[index % palette.length]
+      bottom -= h
+      parts.push(
+        `<rect x="${left.toFixed(2)}" y="${bottom.toFixed(2)}" width="${width.toFixed(2)}" height="${
+          h.toFixed(2)
+        }" fill="${color}"/>`
+      )
+    })
+  }
+  const axis = `<line x1="${LEFT}" y1="${y}" x2="${LEFT + PLOT}" y2="${y}" stroke="#e5e7eb"/>`
+    + `<text x="${LEFT - 8}" y="${y + 10}" text-anchor="end" fill="#6b7280">${percent(top)}</text>`
+    + `<text x="${LEFT - 8}" y="${y + height}" text-anchor="end" fill="#6b7280">0 %</text>`
+  return { svg: axis + parts.join(""), top }
+}
+
+/** Ticks under a zoom: minutes from the incident's start, every 10 minutes (30 beyond three hours). */
+const zoomAxis = (y: number, from: number, to: number, start: number, x: (time: number) => number): string => {
+  const step = (to - from) > 3 * 60 * MINUTE ? 30 * MINUTE : 10 * MINUTE
+  const parts: Array<string> = []
+  for (let tick = start - Math.floor((start - from) / step) * step; tick <= to; tick += step) {
+    const minutes = Math.round((tick - start) / MINUTE)
+    const label = minutes === 0 ? "start" : `${minutes > 0 ? "+" : "−"}${Math.abs(minutes)} min`
+    parts.push(
+      `<line x1="${x(tick).toFixed(1)}" y1="${y}" x2="${x(tick).toFixed(1)}" y2="${y + 4}" stroke="#6b7280"/>`
+        + `<text x="${(x(tick) + 2).toFixed(1)}" y="${y + 15}" fill="#6b7280">${label}</text>`
+    )
+  }
+  return parts.join("")
+}
+
 const legend = (y: number, series: ReadonlyArray<string>) =>
   series.map((name, index) => {
     const color = name === "failed" ? FAILED : name === "degraded" ? DEGRADED : palette[index % palette.length]
@@ -164,9 +235,12 @@ export const renderHtml = (scenario: Scenario, reports: ReadonlyArray<Configurat
   }
   if (full !== undefined) {
     y += 10
-    body += `<text x="${LEFT}" y="${y + 10}" font-weight="bold">Traffic share per day, ${escape(full.title)}</text>`
+    const others = nonPrimaryShares(y + 16, 60, full, 0, scenario.durationMs, DAY, year)
+    body += `<text x="${LEFT}" y="${y + 10}" font-weight="bold">Traffic not served by the primary, per day, ${
+      escape(full.title)
+    } (${others.top === 0 ? "none" : `scale: 0 to ${percent(others.top)} of the day's requests`})</text>`
     y += 16
-    body += shares(y, 60, full, 0, scenario.durationMs, DAY, year)
+    body += others.svg
     y += 66
     body += legend(y, full.timeline.series)
     y += 22
@@ -231,6 +305,8 @@ export const renderHtml = (scenario: Scenario, reports: ReadonlyArray<Configurat
         zy += ROW
       }
     }
+    zoom += zoomAxis(zy, from, to, outage.start, x)
+    zy += 20
     zoom += legend(zy + 6, full?.timeline.series ?? [])
     zy += 26
     const day = Math.floor(outage.start / DAY) + 1

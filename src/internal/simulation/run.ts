@@ -17,7 +17,8 @@ import { incidentWindows, MINUTE, type Outage, OutageIndex, type Scenario } from
 import { makeUpstream } from "./upstream.js"
 import { VirtualTime } from "./virtualTime.js"
 
-export type ConfigurationName = "single" | "retry" | "fallback" | "full"
+/** The built-in configurations, and `config`: the user's own file (`simulate --config`, see ./userConfig.ts). */
+export type ConfigurationName = "single" | "retry" | "fallback" | "full" | "config"
 
 export interface Configuration {
   readonly name: ConfigurationName
@@ -28,6 +29,10 @@ export interface Configuration {
   /** The same policies for every tier of the chain. */
   readonly policies: Omit<Resilient.Tier, "provider">
   readonly degrade?: Resilient.Config["degrade"]
+  /** Policies tier by tier, in place of `policies` (a user's file). */
+  readonly chain?: ReadonlyArray<Omit<Resilient.Tier, "provider">> | undefined
+  /** Client settings besides the chain (a user's file): strategy, degrade, hedging, rate limit. */
+  readonly client?: Omit<Resilient.Config, "chain"> | undefined
 }
 
 /** The client of a configuration: its policies on each provider, priced from the scenario; relaxation off. */
@@ -35,11 +40,20 @@ const clientConfig = (
   configuration: Configuration,
   providers: ReadonlyArray<Resilient.Tier["provider"]>,
   scenario: Scenario
-): Resilient.Config => ({
-  chain: nonEmpty(providers.map((provider, index) => tier(provider, scenario, index, configuration.policies))),
-  relaxation: false,
-  ...(configuration.degrade !== undefined ? { degrade: configuration.degrade } : {})
-})
+): Resilient.Config =>
+  configuration.chain !== undefined
+    ? {
+      ...configuration.client,
+      chain: nonEmpty(providers.map((provider, index) => {
+        const own = configuration.chain?.[index]
+        return { ...own, provider, price: own?.price ?? scenario.profiles[index]?.price }
+      }))
+    }
+    : {
+      chain: nonEmpty(providers.map((provider, index) => tier(provider, scenario, index, configuration.policies))),
+      relaxation: false,
+      ...(configuration.degrade !== undefined ? { degrade: configuration.degrade } : {})
+    }
 
 const tier = (
   provider: Resilient.Tier["provider"],
