@@ -35,7 +35,7 @@ import * as Resilient from "./Resilient.js"
  * @since 0.2.0
  * @category Models
  */
-export interface LanguageModelOptions extends internalModel.Options {}
+export type LanguageModelOptions = internalModel.Options
 
 /**
  * A chain's failure as the `AiError` an `@effect/ai` caller sees: `MalformedInput` for an `InvalidRequest` (the
@@ -70,8 +70,13 @@ export const make = (
  * @since 0.2.0
  * @category Layers
  */
-export const layer = (options?: LanguageModelOptions): Layer.Layer<LanguageModel.LanguageModel, never, Resilient.Resilient> =>
-  Layer.effect(LanguageModel.LanguageModel, Effect.flatMap(Resilient.Resilient, (resilient) => make(resilient, options)))
+export const layer = (
+  options?: LanguageModelOptions
+): Layer.Layer<LanguageModel.LanguageModel, never, Resilient.Resilient> =>
+  Layer.effect(
+    LanguageModel.LanguageModel,
+    Effect.flatMap(Resilient.Resilient, (resilient) => make(resilient, options))
+  )
 
 /**
  * {@link layer} over a chain built from `config` (`Resilient.layer`).

@@ -115,7 +115,11 @@ export const requestOf = (
       ...(tools.length > 0 ? { tools, toolChoice: toolChoiceOf(options.toolChoice) } : {}),
       ...(format.type === "json"
         ? {
-          responseFormat: { type: "json_schema", name: outputName(format.objectName), schema: jsonSchemaOf(format.schema) }
+          responseFormat: {
+            type: "json_schema",
+            name: outputName(format.objectName),
+            schema: jsonSchemaOf(format.schema)
+          }
         }
         : {})
     }

@@ -126,9 +126,13 @@ export const fromPrompt = (prompt: Prompt.Prompt): Either.Either<ReadonlyArray<M
 const filePartOf = (part: ContentPart): Prompt.UserMessagePartEncoded => {
   if (part.type === "text") return { type: "text", text: part.text }
   if (part.data !== undefined) {
-    return { type: "file", mediaType: part.mediaType ?? "image/*", data: Encoding.decodeBase64(part.data).pipe(
-      Either.getOrElse(() => new Uint8Array())
-    ) }
+    return {
+      type: "file",
+      mediaType: part.mediaType ?? "image/*",
+      data: Encoding.decodeBase64(part.data).pipe(
+        Either.getOrElse(() => new Uint8Array())
+      )
+    }
   }
   const url = part.url ?? ""
   const inline = /^data:(image\/[a-z]+);base64,(.*)$/s.exec(url)

@@ -119,8 +119,11 @@ export const make = (model: LanguageModel.Service, options: Options): Service =>
   }
 
   const failed = (error: AiError.AiError, partialContent?: string) =>
-    Effect.flatMap(Clock.currentTimeMillis, (nowMillis) =>
-      Effect.fail(fromAiError(error, { provider: name, model: options.model, nowMillis, partialContent })))
+    Effect.flatMap(
+      Clock.currentTimeMillis,
+      (nowMillis) =>
+        Effect.fail(fromAiError(error, { provider: name, model: options.model, nowMillis, partialContent }))
+    )
 
   const usageOf = (
     reported: AiResponse.Usage | undefined,
@@ -129,7 +132,9 @@ export const make = (model: LanguageModel.Service, options: Options): Service =>
   ): Effect.Effect<Usage> =>
     Effect.map(
       // Without the provider's count (some report none, a failed stream none), the limiter still needs one.
-      reported?.inputTokens === undefined ? count(request.messages, request.tools) : Effect.succeed(reported.inputTokens),
+      reported?.inputTokens === undefined
+        ? count(request.messages, request.tools)
+        : Effect.succeed(reported.inputTokens),
       (inputTokens) => {
         const outputTokens = reported?.outputTokens ?? estimateTokens(text)
         return {
@@ -221,7 +226,13 @@ export const make = (model: LanguageModel.Service, options: Options): Service =>
           state.calls.push(call)
           // A provider that streamed the arguments already sent them; one that did not sends the call whole here.
           if (state.indexById.has(part.id)) return []
-          return [{ _tag: "ToolCallDelta", index: indexOf(part.id), id: call.id, name: call.name, argumentsDelta: call.arguments }]
+          return [{
+            _tag: "ToolCallDelta",
+            index: indexOf(part.id),
+            id: call.id,
+            name: call.name,
+            argumentsDelta: call.arguments
+          }]
         }
         case "response-metadata":
           if (Option.isSome(part.modelId)) state.modelId = part.modelId.value
@@ -286,22 +297,25 @@ export const make = (model: LanguageModel.Service, options: Options): Service =>
       const format = request.responseFormat
       // @effect/ai streams text only: a structured output arrives whole, as one chunk and the end.
       if (format !== undefined && format !== "text") {
-        return Stream.flatMap(Stream.fromEffect(completeValid(request)), (result): Stream.Stream<StreamChunk> =>
-          Stream.fromIterable([
-            ...(result.content !== "" ? [{ _tag: "ContentDelta" as const, text: result.content }] : []),
-            {
-              _tag: "StreamEnd" as const,
-              finishReason: result.finishReason,
-              usage: result.usage,
-              model: result.model,
-              provider: name,
-              latencyMs: result.latencyMs,
-              ttftMs: result.latencyMs,
-              ...(result.requestId !== undefined ? { requestId: result.requestId } : {}),
-              ...(result.toolCalls !== undefined ? { toolCalls: result.toolCalls } : {}),
-              ...(result.notes !== undefined ? { notes: result.notes } : {})
-            }
-          ]))
+        return Stream.flatMap(
+          Stream.fromEffect(completeValid(request)),
+          (result): Stream.Stream<StreamChunk> =>
+            Stream.fromIterable([
+              ...(result.content !== "" ? [{ _tag: "ContentDelta" as const, text: result.content }] : []),
+              {
+                _tag: "StreamEnd" as const,
+                finishReason: result.finishReason,
+                usage: result.usage,
+                model: result.model,
+                provider: name,
+                latencyMs: result.latencyMs,
+                ttftMs: result.latencyMs,
+                ...(result.requestId !== undefined ? { requestId: result.requestId } : {}),
+                ...(result.toolCalls !== undefined ? { toolCalls: result.toolCalls } : {}),
+                ...(result.notes !== undefined ? { notes: result.notes } : {})
+              }
+            ])
+        )
       }
       return streamOf(request, started)
     }))
@@ -318,11 +332,12 @@ export const make = (model: LanguageModel.Service, options: Options): Service =>
 }
 
 // A request's `timeout` bounds the whole call, as it does for the SDK providers.
-const withTimeout = (request: CompletionRequest, provider: string, model: string) =>
-<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | HardFailure, R> =>
-  request.timeout === undefined
-    ? effect
-    : Effect.timeoutFail(effect, {
-      duration: request.timeout,
-      onTimeout: () => hardFailure({ reason: "Timeout", provider, model, providerCode: "timeout" })
-    })
+const withTimeout =
+  (request: CompletionRequest, provider: string, model: string) =>
+  <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | HardFailure, R> =>
+    request.timeout === undefined
+      ? effect
+      : Effect.timeoutFail(effect, {
+        duration: request.timeout,
+        onTimeout: () => hardFailure({ reason: "Timeout", provider, model, providerCode: "timeout" })
+      })
