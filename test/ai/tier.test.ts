@@ -34,7 +34,7 @@ const httpError = (status: number, body: unknown, headers: Record<string, string
     body: JSON.stringify(body)
   })
 
-const finish = (reason: AiResponse.FinishReason = "stop"): AiResponse.PartEncoded => ({
+const finish = (reason: AiResponse.FinishReason = "stop"): AiResponse.FinishPartEncoded => ({
   type: "finish",
   reason,
   usage: { inputTokens: 10, outputTokens: 2, totalTokens: 12 }
