@@ -57,7 +57,7 @@ const chainOf = (
             : false,
           breaker: false
         },
-        { provider: backup, breaker: false, quality: options.backupQuality }
+        { provider: backup, breaker: false, quality: options.backupQuality, price: { inputPer1k: 1, outputPer1k: 2 } }
       ]
     })
     const model = yield* Ai.make(client)
@@ -97,6 +97,8 @@ describe("a resilient chain as @effect/ai's LanguageModel (ScriptedProvider, Tes
       expect(served.attempts.map((attempt) => [attempt.label, attempt.reason])).toEqual([
         ["primary:p-1", "Overloaded"]
       ])
+      // Cost of the first answer: 30 input tokens at $1 / 1k, 7 output tokens at $2 / 1k.
+      expect(Option.getOrThrow(Ai.servedOf(first.content)).costUsd).toBeCloseTo(0.044, 10)
 
       // What the backup was sent: the tool's JSON Schema, then the call and its result translated back.
       const calls = yield* backup.calls
