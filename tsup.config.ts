@@ -14,6 +14,7 @@ const shared: Pick<Options, "sourcemap" | "target" | "splitting" | "external"> =
     "@effect/cli",
     "@effect/platform-node",
     "@effect/opentelemetry",
+    /^@effect\/ai/,
     /^@opentelemetry\//
   ]
 }
@@ -26,7 +27,8 @@ export default defineConfig([
       index: "src/index.ts",
       "testing/index": "src/testing/index.ts",
       redis: "src/Redis.ts",
-      prometheus: "src/Prometheus.ts"
+      prometheus: "src/Prometheus.ts",
+      ai: "src/Ai.ts"
     },
     format: ["esm", "cjs"],
     dts: true

@@ -94,4 +94,42 @@ for (
 ) {
   await Effect.runPromise(checkPrometheus(format, lib))
 }
+// `/ai`: @effect/ai's LanguageModel over a chain, and a LanguageModel as a tier; without @effect/ai only this subpath
+// fails to load (naming the package), and the rest of the library does not notice.
+const checkAi = (format, ai, lib, testing) =>
+  Effect.gen(function*() {
+    const primary = yield* testing.ScriptedProvider.make({
+      name: "primary",
+      model: "m",
+      script: [testing.ScriptedProvider.failure("Overloaded")]
+    })
+    const backup = yield* testing.ScriptedProvider.make({
+      name: "backup",
+      model: "m",
+      script: [testing.ScriptedProvider.success("pong")]
+    })
+    const client = yield* lib.Resilient.make({ chain: [{ provider: primary, retry: false }, { provider: backup }] })
+    const model = yield* ai.make(client)
+    const response = yield* model.generateText({ prompt: "ping" })
+    const served = ai.servedOf(response.content)
+    if (response.text !== "pong" || served._tag !== "Some" || served.value.fallbackFrom !== "primary:m") {
+      throw new Error(`${format}: /ai answered ${response.text} via ${JSON.stringify(served)}`)
+    }
+    const tier = ai.fromLanguageModel(model, { name: "effect-ai", model: "m" })
+    const result = yield* tier.complete(request)
+    if (result.content !== "pong") throw new Error(`${format}: /ai tier answered ${result.content}`)
+  }).pipe(Effect.scoped)
+for (const format of ["esm", "cjs"]) {
+  const load = format === "esm" ? () => import("../dist/ai.js") : async () => require("../dist/ai.cjs")
+  const loaded = await load().then((ai) => ({ ai }), (error) => ({ error }))
+  if (hidden.includes("@effect/ai")) {
+    if (!("error" in loaded) || !String(loaded.error).includes("@effect/ai")) {
+      throw new Error(`${format}: without @effect/ai, /ai should fail to load naming it`)
+    }
+    continue
+  }
+  if ("error" in loaded) throw loaded.error
+  const [lib, testing] = format === "esm" ? [esm, testingEsm] : [cjs, testingCjs]
+  await Effect.runPromise(checkAi(format, loaded.ai, lib, testing))
+}
 process.stdout.write(`optional peers ok (ESM and CJS; hidden: ${process.env.HIDE || "none"})\n`)

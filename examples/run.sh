@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-if [ ! -f dist/index.js ] || [ ! -f dist/testing/index.js ]; then
+if [ ! -f dist/index.js ] || [ ! -f dist/testing/index.js ] || [ ! -f dist/ai.js ]; then
   step "dist/ is missing: npm run build"
   npm run build
 fi
@@ -23,6 +23,9 @@ timeout 120 npx tsx examples/batch-summariser.ts
 
 step "examples/tool-agent.ts: an agent loop with two tools, its primary down after the first turn"
 timeout 120 npx tsx examples/tool-agent.ts
+
+step "examples/effect-ai-app.ts: an @effect/ai application (tools, stream, structured output) on a resilient chain"
+timeout 120 npx tsx examples/effect-ai-app.ts
 
 step "examples/breaker-timing.test.ts: breaker timing under TestClock"
 timeout 120 npx vitest run --config examples/vitest.config.ts
