@@ -21,13 +21,18 @@ export const served = (
 ): ResilientResult => {
   const first = attempts[0]?.label
   const label = outcome.step.label
+  const costUsd = costOf(priceOf(outcome.step.tier.config, outcome.step.model), result)
+  // The common answer in one literal: the conditional spreads below cost two objects more per request.
+  if (outcome.degraded === undefined && (first === undefined || first === label)) {
+    return { ...result, servedBy: label, tier: position, attempts, costUsd }
+  }
   return {
     ...result,
     servedBy: label,
     tier: position,
     ...(first !== undefined && first !== label ? { fallbackFrom: first } : {}),
     attempts,
-    costUsd: costOf(priceOf(outcome.step.tier.config, outcome.step.model), result),
+    costUsd,
     ...(outcome.degraded !== undefined ? { degraded: outcome.degraded } : {})
   }
 }
