@@ -25,13 +25,40 @@ const decodedRequests = new WeakSet<object>()
 const isDecoded = (input: unknown): input is CompletionRequest =>
   typeof input === "object" && input !== null && decodedRequests.has(input)
 
+type Writable<A> = { -readonly [K in keyof A]: A[K] }
+
+/**
+ * `{ ...request }` key by key, in the schema's order (a decoded request's own order): V8's generic spread of a request
+ * costs ≈ 1 µs per call here, as much as the rest of a step's setup.
+ */
+const copyOf = (request: CompletionRequest): Writable<CompletionRequest> => {
+  const copy: Writable<CompletionRequest> = { messages: request.messages }
+  if ("model" in request) copy.model = request.model
+  if ("temperature" in request) copy.temperature = request.temperature
+  if ("maxTokens" in request) copy.maxTokens = request.maxTokens
+  if ("stopSequences" in request) copy.stopSequences = request.stopSequences
+  if ("responseFormat" in request) copy.responseFormat = request.responseFormat
+  if ("tools" in request) copy.tools = request.tools
+  if ("toolChoice" in request) copy.toolChoice = request.toolChoice
+  if ("parallelToolCalls" in request) copy.parallelToolCalls = request.parallelToolCalls
+  if ("topP" in request) copy.topP = request.topP
+  if ("seed" in request) copy.seed = request.seed
+  if ("user" in request) copy.user = request.user
+  if ("providerOptions" in request) copy.providerOptions = request.providerOptions
+  if ("timeout" in request) copy.timeout = request.timeout
+  if ("connectTimeout" in request) copy.connectTimeout = request.connectTimeout
+  if ("metadata" in request) copy.metadata = request.metadata
+  return copy
+}
+
 /**
  * A decoded request with another model: valid without decoding again, given a model that is not blank (a provider's
  * model or a validated downgrade).
  * @internal
  */
 export const withModel = (request: CompletionRequest, model: string): CompletionRequest => {
-  const derived: CompletionRequest = { ...request, model }
+  const derived = copyOf(request)
+  derived.model = model
   decodedRequests.add(derived)
   return derived
 }
@@ -45,7 +72,8 @@ export const withConnectTimeout = (
   connectTimeout: Duration.DurationInput | undefined
 ): CompletionRequest => {
   if (connectTimeout === undefined || request.connectTimeout !== undefined) return request
-  const derived: CompletionRequest = { ...request, connectTimeout: Duration.decode(connectTimeout) }
+  const derived = copyOf(request)
+  derived.connectTimeout = Duration.decode(connectTimeout)
   decodedRequests.add(derived)
   return derived
 }
