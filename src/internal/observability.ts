@@ -225,7 +225,8 @@ export const recordAttempt = (
 /** @internal Everything `complete` knows when a request ends. */
 export interface RequestReport {
   readonly span: Tracer.Span | undefined
-  readonly requestId: string
+  /** Given when the request opened a span; else drawn here, and only when the event is logged. */
+  readonly requestId: string | undefined
   readonly primary: string
   readonly startedAt: number
   readonly endedAt: number
@@ -241,11 +242,15 @@ const levels = {
   error: LogLevel.Error
 } as const
 
-/** @internal Records a request's metrics and span attributes, and returns its log event. */
+/**
+ * @internal Records a request's metrics and span attributes, and returns its log event — unless its level is below
+ * `minimum`: then no event, id or timestamp is built for a log that would drop it.
+ */
 export const recordRequest = (
   exit: Exit.Exit<ResilientResult, unknown>,
-  report: RequestReport
-): RequestEvent => {
+  report: RequestReport,
+  minimum: LogLevel.LogLevel = LogLevel.All
+): RequestEvent | undefined => {
   const { span, trace } = report
   const duration = report.endedAt - report.startedAt
   const primary = metrics.splitLabel(report.primary)
@@ -287,13 +292,15 @@ export const recordRequest = (
   }
   const attempt = result?.tier ?? Math.max(1, failedSteps(exit))
   const level = result === undefined ? "error" : outcome !== "success" || isFallback ? "warn" : "info"
+  const requestId = report.requestId
   if (span !== undefined) {
     annotateRequest(span, { system, model, outcome, attempt, duration, fallbackFrom, result, report })
   }
+  if (!LogLevel.greaterThanEqual(levels[level], minimum)) return undefined
   return new RequestEvent(
     level,
     new Date(report.endedAt).toISOString(),
-    report.requestId,
+    requestId ?? nextRequestId(),
     system,
     model,
     attempt,
@@ -323,7 +330,7 @@ const annotateRequest = (span: Tracer.Span, facts: {
   const { trace } = report
   span.attribute(metrics.attr.system, system)
   span.attribute(metrics.attr.requestModel, model)
-  span.attribute("llm.request_id", report.requestId)
+  if (report.requestId !== undefined) span.attribute("llm.request_id", report.requestId)
   span.attribute("llm.outcome", outcome)
   span.attribute("llm.attempt", attempt)
   span.attribute("llm.duration_ms", duration)

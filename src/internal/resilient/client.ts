@@ -18,9 +18,10 @@ import type {
   SoftFailure
 } from "../../LlmError.js"
 import type * as RateLimit from "../../RateLimit.js"
-import type { Config } from "../../Resilient.js"
+import type { Config, Strategy } from "../../Resilient.js"
 import type * as observability from "../observability.js"
 import type { BuiltTier, Latencies, Step } from "./plan.js"
+import type { Plan } from "./request.js"
 
 /** What one call of a step can fail with. @internal */
 export type AttemptError =
@@ -48,6 +49,8 @@ export interface Client {
   readonly ttft: Latencies
   readonly hedgers: { readonly completion: Fallback.Hedger; readonly stream: Fallback.Hedger } | undefined
   readonly acceptReasons: ReadonlyArray<DegradedReason> | undefined
+  /** The plans of the strategies whose order is fixed by the config, built on first use (./request.ts). */
+  readonly plans: Map<Strategy, Plan>
 }
 
 /** An answer (or, for a stream, a committed stream) and the step that produced it. @internal */

@@ -5,6 +5,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as FiberRef from "effect/FiberRef"
 import type * as Tracer from "effect/Tracer"
 import type { ResilientResult } from "../../Resilient.js"
 import * as metrics from "../metrics.js"
@@ -47,35 +48,42 @@ export const instrumentStep = <A extends { readonly degraded: unknown }, E, R>(
 /** @internal */
 export interface RequestStart {
   readonly span: Tracer.Span | undefined
-  readonly requestId: string
+  /** Drawn at the start for a span; without one, only when the request's event is logged. */
+  readonly requestId: string | undefined
   readonly primary: string
   readonly startedAt: number
 }
 
-/** Records a request's outcome (metrics, span attributes, the breaker state gauge) and logs its event. @internal */
+/**
+ * Records a request's outcome (metrics, span attributes, the breaker state gauge) and logs its event — built only
+ * when the minimum log level lets it through.
+ * @internal
+ */
 export const reportRequest = (
   client: Client,
   start: RequestStart,
   context: RequestContext,
   exit: Exit.Exit<ResilientResult, unknown>,
   ttftMs?: number | undefined
-): Effect.Effect<void> =>
-  Effect.gen(function*() {
-    const answeredBy = Exit.isSuccess(exit) ? exit.value.servedBy : start.primary
-    const breaker = client.breakers.get(answeredBy)
-    const circuitState = breaker === undefined ? undefined : yield* breaker.state
-    if (circuitState !== undefined) {
-      metrics.update(metrics.forLabel(answeredBy).breakerState, metrics.stateValue(circuitState))
-    }
-    const event = observability.recordRequest(exit, {
-      span: start.span,
-      requestId: start.requestId,
-      primary: start.primary,
-      startedAt: start.startedAt,
-      endedAt: context.clock.unsafeCurrentTimeMillis(),
-      trace: context.trace,
-      circuitState,
-      ttftMs
+): Effect.Effect<void> => {
+  const answeredBy = Exit.isSuccess(exit) ? exit.value.servedBy : start.primary
+  const breaker = client.breakers.get(answeredBy)
+  const report = (circuitState: string | undefined) =>
+    Effect.withFiberRuntime<void>((fiber) => {
+      if (circuitState !== undefined) {
+        metrics.update(metrics.forLabel(answeredBy).breakerState, metrics.stateValue(circuitState))
+      }
+      const event = observability.recordRequest(exit, {
+        span: start.span,
+        requestId: start.requestId,
+        primary: start.primary,
+        startedAt: start.startedAt,
+        endedAt: context.clock.unsafeCurrentTimeMillis(),
+        trace: context.trace,
+        circuitState,
+        ttftMs
+      }, fiber.getFiberRef(FiberRef.currentMinimumLogLevel))
+      return event === undefined ? Effect.void : observability.logEvent(event)
     })
-    yield* observability.logEvent(event)
-  })
+  return breaker === undefined ? report(undefined) : Effect.flatMap(breaker.state, report)
+}

@@ -184,7 +184,8 @@ export const build = (
       hedgers: completionHedger === undefined || streamHedger === undefined
         ? undefined
         : { completion: completionHedger, stream: streamHedger },
-      acceptReasons
+      acceptReasons,
+      plans: new Map()
     }
     const service: Service = {
       complete: makeComplete(client),

@@ -6,7 +6,7 @@
 import * as Effect from "effect/Effect"
 import * as FiberRef from "effect/FiberRef"
 import type * as Tracer from "effect/Tracer"
-import type { CallOptions } from "../../Resilient.js"
+import type { CallOptions, Strategy } from "../../Resilient.js"
 import * as observability from "../observability.js"
 import type { Client, RequestContext } from "./client.js"
 import { budgetOf } from "./deadline.js"
@@ -20,6 +20,31 @@ export interface Started {
   readonly steps: ReadonlyArray<Step>
 }
 
+/** A plan's ordered steps and the label of its first. @internal */
+export interface Plan {
+  readonly steps: ReadonlyArray<Step>
+  readonly primary: string
+}
+
+const planOf = (client: Client, strategy: Strategy, latency: Latencies): Plan => {
+  const ordered = order(client.tiers, strategy, latency)
+  return { steps: stepsOf(ordered), primary: labelOf(ordered[0] ?? client.tiers[0]!) }
+}
+
+/**
+ * The plan for `strategy`: the order of every strategy but latency-first depends on the config alone, so it is built
+ * once per client and shared by its requests; latency-first orders by the latencies seen so far, per request.
+ */
+const planFor = (client: Client, strategy: Strategy, latency: Latencies): Plan => {
+  if (strategy === "latency-first") return planOf(client, strategy, latency)
+  let plan = client.plans.get(strategy)
+  if (plan === undefined) {
+    plan = planOf(client, strategy, latency)
+    client.plans.set(strategy, plan)
+  }
+  return plan
+}
+
 /**
  * Orders the plan and opens the request's context. `latency`: what latency-first compares, and what a step must fit
  * in what is left of the deadline.
@@ -31,13 +56,18 @@ export const begin = (
   span: Tracer.Span | undefined,
   latency: Latencies
 ): Effect.Effect<Started> =>
-  Effect.map(Effect.clock, (clock) => {
-    const ordered = order(client.tiers, options?.strategy ?? client.config.strategy ?? "ordered", latency)
-    const primary = labelOf(ordered[0] ?? client.tiers[0]!)
+  Effect.clockWith((clock) => {
+    const { primary, steps } = planFor(client, options?.strategy ?? client.config.strategy ?? "ordered", latency)
     const startedAt = clock.unsafeCurrentTimeMillis()
     const budget = budgetOf(client.config, options)
-    return {
-      start: { span, requestId: observability.nextRequestId(), primary, startedAt },
+    return Effect.succeed({
+      start: {
+        span,
+        // Without a span the id is drawn only if the request's event is logged (./event.ts).
+        requestId: span === undefined ? undefined : observability.nextRequestId(),
+        primary,
+        startedAt
+      },
       context: {
         clock,
         trace: new observability.RequestTrace(),
@@ -47,8 +77,8 @@ export const begin = (
         deadlineAt: budget === undefined ? undefined : startedAt + budget,
         latency
       },
-      steps: stepsOf(ordered)
-    }
+      steps
+    })
   })
 
 /**
