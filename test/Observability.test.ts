@@ -138,7 +138,10 @@ const schemaKeys = [
   "cost_usd",
   "circuit_state",
   "quality_score",
-  "format_valid"
+  "format_valid",
+  "error",
+  "reason",
+  "attempts"
 ]
 
 describe("Observability", () => {
@@ -350,7 +353,10 @@ describe("Observability", () => {
           model: "obs-log-f-model",
           attempt: 1,
           input_tokens: 0,
-          cost_usd: 0
+          cost_usd: 0,
+          error: "FallbackExhausted",
+          reason: "Unauthorized",
+          attempts: [{ tier: 1, label: "obs-log-f:obs-log-f-model", error: "HardFailure", reason: "Unauthorized", skipped: false, latency_ms: 0 }]
         })
         expect(first.request_id).not.toBe(second.request_id)
       }))
@@ -454,21 +460,19 @@ describe("Observability", () => {
         }
       }))
 
-    it.scoped("makeJsonLogger renders request events and hands other messages on", () =>
+    it.scoped("makeJsonLogger renders request events in their schema and every other message as a JSON line", () =>
       Effect.gen(function*() {
         const primary = yield* scripted("obs-json", [ScriptedProvider.success("ok")])
         const client = yield* Resilient.make({ chain: [{ provider: primary }] })
         const lines: Array<string> = []
-        const others: Array<unknown> = []
-        const logger = Observability.makeJsonLogger(
-          (line) => lines.push(line),
-          Logger.make(({ message }) => others.push(message))
-        )
+        const logger = Observability.makeJsonLogger((line) => lines.push(line))
         yield* Effect.zip(client.complete(ask()), Effect.logInfo("hello")).pipe(
           Effect.provide(Logger.replace(Logger.defaultLogger, logger))
         )
-        expect(lines.map((line) => JSON.parse(line).provider)).toEqual(["obs-json"])
-        expect(others).toEqual([["hello"]])
+        const [request, hello] = lines.map((line) => JSON.parse(line))
+        expect(Object.keys(request)).toEqual(schemaKeys)
+        expect(request).toMatchObject({ event: "llm.request", provider: "obs-json", error: null, attempts: null })
+        expect(hello).toEqual({ message: "hello", level: "info", ts: expect.any(String) })
       }))
   })
 
