@@ -730,7 +730,11 @@ describe("CircuitBreaker", () => {
           ["INFO", { key: "openai:gpt-4.1", from: "Open", to: "HalfOpen", reason: "CooldownElapsed" }],
           ["INFO", { key: "openai:gpt-4.1", from: "HalfOpen", to: "Closed", reason: "ProbesSucceeded" }]
         ])
-        expect(logged.map((line) => line.message)).toEqual(["llm.circuit_breaker", "llm.circuit_breaker", "llm.circuit_breaker"])
+        expect(logged.map((line) => line.message)).toEqual([
+          "llm.circuit_breaker",
+          "llm.circuit_breaker",
+          "llm.circuit_breaker"
+        ])
         expect(JSON.stringify(logged)).not.toContain(SECRET)
       }))
 

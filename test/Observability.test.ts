@@ -356,7 +356,14 @@ describe("Observability", () => {
           cost_usd: 0,
           error: "FallbackExhausted",
           reason: "Unauthorized",
-          attempts: [{ tier: 1, label: "obs-log-f:obs-log-f-model", error: "HardFailure", reason: "Unauthorized", skipped: false, latency_ms: 0 }]
+          attempts: [{
+            tier: 1,
+            label: "obs-log-f:obs-log-f-model",
+            error: "HardFailure",
+            reason: "Unauthorized",
+            skipped: false,
+            latency_ms: 0
+          }]
         })
         expect(first.request_id).not.toBe(second.request_id)
       }))

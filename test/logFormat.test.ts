@@ -55,16 +55,22 @@ describe("one log format", () => {
         model: "a",
         script: [ScriptedProvider.failure("Overloaded", { status: 503 })]
       })
-      const backup = yield* ScriptedProvider.make({ name: "logfmt-b", model: "b", script: [ScriptedProvider.success("ok")] })
+      const backup = yield* ScriptedProvider.make({
+        name: "logfmt-b",
+        model: "b",
+        script: [ScriptedProvider.success("ok")]
+      })
       const client = yield* Resilient.make({
         chain: [{ provider: primary, breaker: { consecutiveFailures: 2 } }, { provider: backup }]
       })
-      const lines = yield* printed(Effect.gen(function*() {
-        const fiber = yield* Effect.fork(client.complete(ask))
-        yield* TestClock.adjust("1 minute")
-        yield* Fiber.join(fiber)
-        yield* Effect.logInfo("served").pipe(Effect.annotateLogs({ route: "/chat" }))
-      }).pipe(Effect.withRandom(Random.fixed([0.3]))))
+      const lines = yield* printed(
+        Effect.gen(function*() {
+          const fiber = yield* Effect.fork(client.complete(ask))
+          yield* TestClock.adjust("1 minute")
+          yield* Fiber.join(fiber)
+          yield* Effect.logInfo("served").pipe(Effect.annotateLogs({ route: "/chat" }))
+        }).pipe(Effect.withRandom(Random.fixed([0.3])))
+      )
       const events = parsed(lines)
       const retries = events.filter((line) => line.event === "llm.retry")
       expect(retries.length).toBeGreaterThan(0)

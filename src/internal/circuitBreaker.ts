@@ -14,8 +14,8 @@ import * as Stream from "effect/Stream"
 import type * as Api from "../CircuitBreaker.js"
 import { CircuitOpen, type InvalidOptions } from "../LlmError.js"
 import * as machine from "./circuitBreakerMachine.js"
-import { logLine } from "./logLine.js"
 import * as options from "./circuitBreakerOptions.js"
+import { logLine } from "./logLine.js"
 
 /** @internal */
 export const TypeId: Api.TypeId = "~effect-llm-resilience/CircuitBreaker"
