@@ -44,6 +44,8 @@ export interface Service {
   ) => Effect.Effect<number>
   /** What requests the provider can take; a resilient chain skips it for others. Unset: everything. */
   readonly capabilities?: Capabilities | undefined
+  /** Where the provider is served (the SDK client's base URL), for the spans' `server.address`. Unset: unknown. */
+  readonly baseURL?: string | undefined
 }
 
 /**

@@ -257,13 +257,19 @@ export const layerJsonLogger: Layer.Layer<never> = Layer.scopedDiscard(
 // --- spans ---------------------------------------------------------------------------------------------------------
 
 /**
- * Span names: `llm.request` around `Resilient.complete`, one `llm.attempt` child per ladder step (provider:model),
- * `llm.stream` around `Resilient.stream`, with one `llm.attempt` child per tier the stream tried.
+ * Span names: `llm.request` around `Resilient.complete` and `llm.stream` around `Resilient.stream`, each with one
+ * child per ladder step named by the GenAI conventions, `chat {model}` ({@link genAiSpanName}): the inference call,
+ * with `gen_ai.provider.name`, `gen_ai.request.model`, `gen_ai.request.max_tokens`, `gen_ai.request.temperature`,
+ * `server.address` and `server.port`.
  *
  * @since 0.1.0
  * @category Spans
  */
-export const spanNames = { request: "llm.request", attempt: "llm.attempt", stream: "llm.stream" } as const
+export const spanNames: {
+  readonly request: "llm.request"
+  readonly attempt: (model: string) => string
+  readonly stream: "llm.stream"
+} = { request: "llm.request", attempt: metrics.genAiSpanName, stream: "llm.stream" }
 
 // --- alerts --------------------------------------------------------------------------------------------------------
 

@@ -382,6 +382,7 @@ const annotateRequest = (span: Tracer.Span, facts: {
   const { attempt, duration, fallbackFrom, model, outcome, report, result, system } = facts
   const { trace } = report
   span.attribute(metrics.attr.system, system)
+  span.attribute(metrics.attr.providerName, system)
   span.attribute(metrics.attr.requestModel, model)
   span.attribute("llm.request_id", report.requestId)
   span.attribute("llm.outcome", outcome)

@@ -31,15 +31,13 @@ export const runLadder = <A>(
   context: RequestContext,
   hedge = true
 ): Effect.Effect<Fallback.Served<Outcome<A>>, LadderError> => {
-  const rungs = steps.map((step): Rung<A> => ({
-    label: step.label,
-    run: instrumentStep(
-      attempt(client, shape, step, typeof request === "function" ? request(step) : request, context),
-      step.label,
-      step.index + 1,
-      context
-    )
-  }))
+  const rungs = steps.map((step): Rung<A> => {
+    const stepRequest = typeof request === "function" ? request(step) : request
+    return {
+      label: step.label,
+      run: instrumentStep(attempt(client, shape, step, stepRequest, context), step, stepRequest, context)
+    }
+  })
   const [first, second, ...rest] = rungs
   if (first === undefined) return Effect.dieMessage("a resilient chain has at least one step")
   const ladder: readonly [Rung<A>, ...Array<Rung<A>>] = hedge && shape.hedger !== undefined && second !== undefined
