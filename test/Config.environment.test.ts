@@ -154,3 +154,31 @@ chain: [gpt]
       expect(error.issues[0]?.path).toBe("timeout")
     }))
 })
+
+describe("ResilienceConfig: one name per setting", () => {
+  it.effect("consecutive_failures and LLM_CIRCUIT_BREAKER_CONSECUTIVE_FAILURES; the old names still read", () =>
+    Effect.gen(function*() {
+      const file = (key: string) =>
+        `breaker: { ${key}: 7 }\nmodels: [{ id: gpt, provider: openai, model: m }]\nchain: [gpt]\n`
+      const consecutive = (s: ResilienceConfig.Settings) => {
+        const breaker = s.chain[0].breaker
+        return breaker === false ? undefined : breaker.consecutiveFailures
+      }
+      expect(consecutive(yield* settings(file("consecutive_failures"), "yaml"))).toBe(7)
+      expect(consecutive(yield* settings(file("threshold"), "yaml"))).toBe(7)
+      expect(
+        consecutive(
+          yield* settings(file("consecutive_failures"), "yaml", { LLM_CIRCUIT_BREAKER_CONSECUTIVE_FAILURES: "3" })
+        )
+      ).toBe(3)
+      expect(
+        consecutive(
+          yield* settings(file("consecutive_failures"), "yaml", {
+            LLM_CIRCUIT_BREAKER_CONSECUTIVE_FAILURES: "3",
+            LLM_CIRCUIT_BREAKER_THRESHOLD: "9"
+          })
+        )
+      ).toBe(3)
+      expect(ResilienceConfig.overrideVariables).toContain("LLM_CIRCUIT_BREAKER_CONSECUTIVE_FAILURES")
+    }))
+})

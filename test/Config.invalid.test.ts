@@ -279,8 +279,8 @@ const cases: ReadonlyArray<{
   {
     name: "the brief's example: a negative breaker threshold in the second tier",
     text: model("")
-      + "  - { id: b, provider: openai, model: m }\nchain: [a, { model: b, breaker: { threshold: -3 } }]\n",
-    issues: [["chain[1].breaker.threshold", "expected a positive integer, got -3"]]
+      + "  - { id: b, provider: openai, model: m }\nchain: [a, { model: b, breaker: { consecutive_failures: -3 } }]\n",
+    issues: [["chain[1].breaker.consecutive_failures", "expected a positive integer, got -3"]]
   },
   {
     name: "retry: an unknown failure reason and a jitter out of range",

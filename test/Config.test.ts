@@ -427,7 +427,7 @@ hedging: { delay: 1 second }
   it("lists every override variable", () => {
     expect(ResilienceConfig.overrideVariables).toContain("LLM_CIRCUIT_BREAKER_THRESHOLD")
     expect(ResilienceConfig.overrideVariables).toContain("LLM_CACHE_TTL")
-    expect(ResilienceConfig.overrideVariables.length).toBe(30)
+    expect(ResilienceConfig.overrideVariables.length).toBe(31)
   })
 })
 

@@ -244,7 +244,7 @@ const breakerOptions = (section: S.BreakerSection): CircuitBreaker.Options => {
   return compact<CircuitBreaker.Options>({
     ...CircuitBreaker.presets[section.preset ?? "balanced"],
     ...compact<CircuitBreaker.Options>({
-      consecutiveFailures: section.threshold,
+      consecutiveFailures: section.consecutive_failures ?? section.threshold,
       failureRate: section.failure_rate,
       window: section.window,
       minimumCalls: section.minimum_calls,
@@ -288,7 +288,8 @@ const resolveBreaker = (
   if (env.LLM_CIRCUIT_BREAKER_PRESET !== undefined) options = CircuitBreaker.presets[env.LLM_CIRCUIT_BREAKER_PRESET]
   options = compact<CircuitBreaker.Options>({
     ...options,
-    consecutiveFailures: env.LLM_CIRCUIT_BREAKER_THRESHOLD ?? options.consecutiveFailures,
+    consecutiveFailures: env.LLM_CIRCUIT_BREAKER_CONSECUTIVE_FAILURES ?? env.LLM_CIRCUIT_BREAKER_THRESHOLD
+      ?? options.consecutiveFailures,
     failureRate: env.LLM_CIRCUIT_BREAKER_FAILURE_RATE ?? options.failureRate,
     cooldown: env.LLM_CIRCUIT_BREAKER_COOLDOWN === undefined
       ? options.cooldown

@@ -194,6 +194,8 @@ export const Retry = Schema.Union(Schema.Literal(false), RetrySection)
 export const BreakerSection = Schema.Struct({
   enabled: optional(Schema.Boolean),
   preset: optional(PresetName),
+  consecutive_failures: optional(Schema.Union(Schema.Literal(false), PositiveInt)),
+  /** The old name of `consecutive_failures`, kept as an alias; `consecutive_failures` wins when both are set. */
   threshold: optional(Schema.Union(Schema.Literal(false), PositiveInt)),
   failure_rate: optional(Schema.Union(Schema.Literal(false), Percent)),
   window: optional(PositiveInt),
@@ -376,6 +378,8 @@ export const env = {
   LLM_RETRY_BUDGET_RATIO: numeric(NonNegative, "a non-negative number"),
   LLM_CIRCUIT_BREAKER_ENABLED: BooleanString,
   LLM_CIRCUIT_BREAKER_PRESET: PresetName,
+  LLM_CIRCUIT_BREAKER_CONSECUTIVE_FAILURES: numeric(PositiveInt, "a positive integer"),
+  // The old name of LLM_CIRCUIT_BREAKER_CONSECUTIVE_FAILURES, kept as an alias.
   LLM_CIRCUIT_BREAKER_THRESHOLD: numeric(PositiveInt, "a positive integer"),
   LLM_CIRCUIT_BREAKER_FAILURE_RATE: numeric(Percent, "a percentage in (0, 100]"),
   LLM_CIRCUIT_BREAKER_COOLDOWN: PositiveDuration,
