@@ -6,6 +6,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as Logger from "effect/Logger"
 import * as Random from "effect/Random"
 import * as Redacted from "effect/Redacted"
 import * as TestClock from "effect/TestClock"
@@ -133,5 +134,25 @@ describe("one log format", () => {
       if (error._tag === "FallbackExhausted") {
         expect(error.attempts[0]).toMatchObject({ reason: "Overloaded", code: "overloaded_error" })
       }
+    }))
+
+  it.scoped("under Effect's default logger a failed request's event is still one line", () =>
+    Effect.gen(function*() {
+      const provider = yield* ScriptedProvider.make({
+        name: "oneline",
+        model: "m",
+        script: [ScriptedProvider.failure("Overloaded", { status: 503 })]
+      })
+      const client = yield* Resilient.make({ chain: [{ provider, retry: false }] })
+      const lines: Array<string> = []
+      const spy = vi.spyOn(console, "log").mockImplementation((...args) => void lines.push(args.map(String).join(" ")))
+      yield* Effect.either(client.complete(ask)).pipe(
+        Effect.provide(Logger.add(Logger.defaultLogger)),
+        Effect.ensuring(Effect.sync(() => spy.mockRestore()))
+      )
+      const event = lines.find((line) => line.includes("message=llm.request"))
+      expect(event).toBeDefined()
+      expect(event).not.toContain("\n")
+      expect(event).toContain("error=FallbackExhausted")
     }))
 })

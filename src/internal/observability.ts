@@ -92,8 +92,8 @@ export class RequestEvent {
    * The fields a log line carries as annotations: all but `event` (the message), `level` (the log level) and `ts`
    * (the log's own timestamp); `null`s are left out.
    */
-  annotations(): Record<string, string | number | boolean | ReadonlyArray<EventAttempt>> {
-    const annotations: Record<string, string | number | boolean | ReadonlyArray<EventAttempt>> = {
+  annotations(): Record<string, string | number | boolean> {
+    const annotations: Record<string, string | number | boolean> = {
       request_id: this.request_id,
       provider: this.provider,
       model: this.model,
@@ -110,7 +110,8 @@ export class RequestEvent {
     if (this.format_valid !== null) annotations.format_valid = this.format_valid
     if (this.error !== null) annotations.error = this.error
     if (this.reason !== null) annotations.reason = this.reason
-    if (this.attempts !== null) annotations.attempts = this.attempts
+    // Compact JSON: Effect's logfmt logger would print an array over several lines.
+    if (this.attempts !== null) annotations.attempts = JSON.stringify(this.attempts)
     return annotations
   }
 
