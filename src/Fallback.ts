@@ -12,6 +12,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import * as Option from "effect/Option"
+import { failureFacts } from "./internal/classify.js"
 import * as validate from "./internal/options.js"
 import { RetryBudget } from "./internal/retryBudget.js"
 import type { ChatMessage, CompletionRequest, CompletionRequestInput, CompletionResult } from "./Llm.js"
@@ -129,7 +130,7 @@ const retryAfterOf = (error: unknown): number | undefined => {
 
 const describeFailure = (
   error: unknown
-): Pick<FallbackAttempt, "error" | "reason" | "message" | "skipped" | "retryAfterMs"> => {
+): Pick<FallbackAttempt, "error" | "reason" | "message" | "skipped" | "retryAfterMs" | "code" | "host"> => {
   if (typeof error === "object" && error !== null && "_tag" in error && typeof error._tag === "string") {
     const reason = "reason" in error && typeof error.reason === "string" ? error.reason : undefined
     const message = error instanceof Error && ours.some((known) => error instanceof known) ? error.message : error._tag
@@ -139,7 +140,8 @@ const describeFailure = (
       ...(reason !== undefined ? { reason } : {}),
       message,
       skipped: SKIPPED.has(error._tag),
-      ...(retryAfterMs !== undefined ? { retryAfterMs } : {})
+      ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+      ...failureFacts(error)
     }
   }
   return { error: "Unknown", message: "a failure outside the taxonomy", skipped: false }
@@ -147,7 +149,7 @@ const describeFailure = (
 
 /**
  * How a chain reports a step that failed with `error` (the error's tag, reason and message, whether it was skipped,
- * when it could be tried again). A stream that fails after its commit point is reported the same way.
+ * when it could be tried again, and the provider's error code or a connection failure's system code and host). A stream that fails after its commit point is reported the same way.
  *
  * @since 0.1.0
  * @category Models

@@ -443,7 +443,11 @@ export const FallbackAttempt = Schema.Struct({
   message: Schema.String,
   skipped: Schema.Boolean,
   latencyMs: Schema.Number,
-  retryAfterMs: Schema.optional(Schema.Number)
+  retryAfterMs: Schema.optional(Schema.Number),
+  /** The provider's error code, or the system code of a connection failure (`ECONNREFUSED`). */
+  code: Schema.optional(Schema.String),
+  /** The host (and port) a connection failure was about, without credentials. */
+  host: Schema.optional(Schema.String)
 })
 
 /**

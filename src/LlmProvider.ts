@@ -49,6 +49,8 @@ export interface Service {
    * `name:model@deployment`.
    */
   readonly deployment?: string | undefined
+  /** Where the provider is served (the SDK client's base URL), for the spans' `server.address`. Unset: unknown. */
+  readonly baseURL?: string | undefined
 }
 
 /**

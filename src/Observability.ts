@@ -152,8 +152,9 @@ export const recordQualityScore = (label: string, score: number): Effect.Effect<
 /**
  * The log event of one request, logged by `Resilient.complete` at `info` (served by its primary), `warn` (served
  * by a fallback or degraded) or `error` (failed). On failure `provider` and `model` are the primary's and `attempt`
- * the number of ladder steps tried. `ttft_ms` is `null` for a completion. `format_valid` is `null` when the serving
- * tier has no quality checks. It never holds prompt or answer text, nor credentials.
+ * the number of ladder steps tried, and `error`, `reason` and `attempts` say why. `ttft_ms` is `null` for a completion.
+ * `format_valid` is `null` when the serving tier has no quality checks. Milliseconds are whole; `cost_usd` and
+ * `quality_score` have six decimals. It never holds prompt or answer text, nor credentials.
  *
  * @since 0.1.0
  * @category Logs
@@ -175,6 +176,30 @@ export interface RequestEvent {
   readonly circuit_state: string | null
   readonly quality_score: number | null
   readonly format_valid: boolean | null
+  /** The failure's class (`FallbackExhausted`, `HardFailure`, `InvalidRequest`, …); `null` on success. */
+  readonly error: string | null
+  /** The failure's reason; for `FallbackExhausted`, the reason of the last step tried. `null` on success. */
+  readonly reason: string | null
+  /** The steps that failed, in order (on success too, after a fallback); `null` when none failed. */
+  readonly attempts: ReadonlyArray<RequestEventAttempt> | null
+}
+
+/**
+ * A failed ladder step in a {@link RequestEvent}: its tier, `provider:model`, error class and reason, the provider's
+ * error code or a connection failure's system code (`ECONNREFUSED`) and host, whether it was skipped, its latency.
+ *
+ * @since 0.2.0
+ * @category Logs
+ */
+export interface RequestEventAttempt {
+  readonly tier: number
+  readonly label: string
+  readonly error: string
+  readonly reason?: string
+  readonly code?: string
+  readonly host?: string
+  readonly skipped: boolean
+  readonly latency_ms: number
 }
 
 /**
@@ -201,48 +226,50 @@ export const makeRequestLogger: (write: (line: string) => void) => Logger.Logger
   internal.makeRequestLogger
 
 /**
- * A logger that writes request events as JSON lines (exactly the {@link RequestEvent} schema) through `write`
- * (default: `console.log`) and passes every other message to `fallback` (default: Effect's default logger).
+ * A logger that writes every log entry as one JSON line through `write` (default: `console.log`): request events in
+ * exactly the {@link RequestEvent} schema; the library's other lines (`llm.retry`, `llm.circuit_breaker`,
+ * `llm.settings_ignored`, `llm.redis.unavailable`, `llm.redis.available`) as `event`, `level`, `ts` and their fields;
+ * the application's own lines as `message`, `level`, `ts`, their annotations and, when there is one, `cause`.
  *
  * @since 0.1.0
  * @category Logs
  */
 export const makeJsonLogger = (
-  write: (line: string) => void = (line) => globalThis.console.log(line),
-  fallback?: Logger.Logger<unknown, unknown>
-): Logger.Logger<unknown, void> => internal.makeJsonLogger(write, fallback)
+  write: (line: string) => void = (line) => globalThis.console.log(line)
+): Logger.Logger<unknown, void> => internal.makeJsonLogger(write)
 
 /**
- * Request events become JSON lines on stdout, in place of the console logger: Effect's default logger, or the pretty
- * one `NodeRuntime.runMain` installs instead. Every other message still goes to that console logger, so each message
- * is printed once. Loggers added besides (an OpenTelemetry exporter, say) are left alone.
+ * One log format: every line becomes one JSON line on stdout (see {@link makeJsonLogger}), in place of the console
+ * logger — Effect's default logger, or the pretty one `NodeRuntime.runMain` installs instead — so each message is
+ * printed once. Loggers added besides (an OpenTelemetry exporter, say) are left alone.
  *
  * @since 0.1.0
  * @category Logs
  */
 export const layerJsonLogger: Layer.Layer<never> = Layer.scopedDiscard(
-  Effect.locallyScopedWith(FiberRef.currentLoggers, (loggers) => {
-    const consoleLoggers = [Logger.defaultLogger, Logger.prettyLoggerDefault].filter((logger) =>
-      HashSet.has(loggers, logger)
-    )
-    const fallback = consoleLoggers[0] ?? Logger.none
-    return HashSet.add(
-      HashSet.filter(loggers, (logger) => !consoleLoggers.includes(logger)),
-      makeJsonLogger(undefined, fallback)
-    )
-  })
+  Effect.locallyScopedWith(FiberRef.currentLoggers, (loggers) =>
+    HashSet.add(
+      HashSet.filter(loggers, (logger) => logger !== Logger.defaultLogger && logger !== Logger.prettyLoggerDefault),
+      makeJsonLogger()
+    ))
 )
 
 // --- spans ---------------------------------------------------------------------------------------------------------
 
 /**
- * Span names: `llm.request` around `Resilient.complete`, one `llm.attempt` child per ladder step (provider:model),
- * `llm.stream` around `Resilient.stream`, with one `llm.attempt` child per tier the stream tried.
+ * Span names: `llm.request` around `Resilient.complete` and `llm.stream` around `Resilient.stream`, each with one
+ * child per ladder step named by the GenAI conventions, `chat {model}` ({@link genAiSpanName}): the inference call,
+ * with `gen_ai.provider.name`, `gen_ai.request.model`, `gen_ai.request.max_tokens`, `gen_ai.request.temperature`,
+ * `server.address` and `server.port`.
  *
  * @since 0.1.0
  * @category Spans
  */
-export const spanNames = { request: "llm.request", attempt: "llm.attempt", stream: "llm.stream" } as const
+export const spanNames: {
+  readonly request: "llm.request"
+  readonly attempt: (model: string) => string
+  readonly stream: "llm.stream"
+} = { request: "llm.request", attempt: metrics.genAiSpanName, stream: "llm.stream" }
 
 // --- alerts --------------------------------------------------------------------------------------------------------
 

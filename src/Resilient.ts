@@ -331,6 +331,37 @@ export const layer = (config: Config): Layer.Layer<Resilient, InvalidOptions> =>
   Layer.scoped(Resilient, internal.makeFromContext(config))
 
 /**
+ * A tag of your own for a second, differently configured client: `Resilient` is the one most apps need, and each
+ * further client gets its own tag (a class, as Effect's `Context.Tag`), built with {@link layerAs}.
+ *
+ * @example
+ * ```ts
+ * class Summaries extends Resilient.Tag("app/Summaries")<Summaries>() {}
+ *
+ * const Live = Layer.mergeAll(
+ *   Resilient.layer({ chain: [{ provider: primary }, { provider: backup }] }),
+ *   Resilient.layerAs(Summaries, { chain: [{ provider: cheap, retry: false }] })
+ * )
+ * const summary = Effect.flatMap(Summaries, (client) => client.complete(request))
+ * ```
+ *
+ * @since 0.2.0
+ * @category Tags
+ */
+export const Tag = <const Id extends string>(id: Id) => <Self>(): Context.TagClass<Self, Id, Service> =>
+  Context.Tag(id)<Self, Service>()
+
+/**
+ * {@link layer} for a client under its own tag (see {@link Tag}): the same build, breakers and limiter of its own
+ * unless the context supplies shared ones.
+ *
+ * @since 0.2.0
+ * @category Layers
+ */
+export const layerAs = <Self>(tag: Context.Tag<Self, Service>, config: Config): Layer.Layer<Self, InvalidOptions> =>
+  Layer.scoped(tag, internal.makeFromContext(config))
+
+/**
  * @since 0.1.0
  * @category Accessors
  */

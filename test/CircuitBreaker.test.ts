@@ -731,9 +731,9 @@ describe("CircuitBreaker", () => {
           ["INFO", { key: "openai:gpt-4.1", from: "HalfOpen", to: "Closed", reason: "ProbesSucceeded" }]
         ])
         expect(logged.map((line) => line.message)).toEqual([
-          "Circuit breaker openai:gpt-4.1 opened",
-          "Circuit breaker openai:gpt-4.1 half-open",
-          "Circuit breaker openai:gpt-4.1 closed"
+          "llm.circuit_breaker",
+          "llm.circuit_breaker",
+          "llm.circuit_breaker"
         ])
         expect(JSON.stringify(logged)).not.toContain(SECRET)
       }))

@@ -61,7 +61,10 @@ const cases: ReadonlyArray<{
     name: "wrong type: a number where a duration string is expected (TOML)",
     format: "toml",
     text: "chain = [\"a\"]\n[[models]]\nid = \"a\"\nprovider = \"openai\"\nmodel = \"m\"\ntimeout = 30\n",
-    issues: [["models[0].timeout", "expected a positive duration such as \"30 seconds\" or \"2 minutes\", got 30"]]
+    issues: [[
+      "models[0].timeout",
+      "expected a positive duration such as \"30 seconds\", \"2 minutes\", \"30s\" or \"1m30s\", got 30"
+    ]]
   },
   {
     name: "a duration too long for a timer, and .nan / .inf reported as what they are",
@@ -115,15 +118,21 @@ const cases: ReadonlyArray<{
     text: model(", timeout: -5 seconds") + CHAIN_A,
     issues: [[
       "models[0].timeout",
-      "expected a positive duration such as \"30 seconds\" or \"2 minutes\", got \"-5 seconds\""
+      "expected a positive duration such as \"30 seconds\", \"2 minutes\", \"30s\" or \"1m30s\", got \"-5 seconds\""
     ]]
   },
   {
     name: "zero and unitless durations",
     text: model("") + CHAIN_A + "breaker: { cooldown: 0 seconds, probe_timeout: '30' }\n",
     issues: [
-      ["breaker.cooldown", "expected a positive duration such as \"30 seconds\" or \"2 minutes\", got \"0 seconds\""],
-      ["breaker.probe_timeout", "expected a positive duration such as \"30 seconds\" or \"2 minutes\", got \"30\""]
+      [
+        "breaker.cooldown",
+        "expected a positive duration such as \"30 seconds\", \"2 minutes\", \"30s\" or \"1m30s\", got \"0 seconds\""
+      ],
+      [
+        "breaker.probe_timeout",
+        "expected a positive duration such as \"30 seconds\", \"2 minutes\", \"30s\" or \"1m30s\", got \"30\""
+      ]
     ]
   },
   {
@@ -270,8 +279,8 @@ const cases: ReadonlyArray<{
   {
     name: "the brief's example: a negative breaker threshold in the second tier",
     text: model("")
-      + "  - { id: b, provider: openai, model: m }\nchain: [a, { model: b, breaker: { threshold: -3 } }]\n",
-    issues: [["chain[1].breaker.threshold", "expected a positive integer, got -3"]]
+      + "  - { id: b, provider: openai, model: m }\nchain: [a, { model: b, breaker: { consecutive_failures: -3 } }]\n",
+    issues: [["chain[1].breaker.consecutive_failures", "expected a positive integer, got -3"]]
   },
   {
     name: "retry: an unknown failure reason and a jitter out of range",
@@ -289,12 +298,15 @@ const cases: ReadonlyArray<{
     text: model("") + CHAIN_A
       + "degrade: { cache: { ttl: forever, capacity: 0 }, static_response: '' }\nhedging: { delay: p99, max_fraction: 2 }\n",
     issues: [
-      ["degrade.cache.ttl", "expected a positive duration such as \"30 seconds\" or \"2 minutes\", got \"forever\""],
+      [
+        "degrade.cache.ttl",
+        "expected a positive duration such as \"30 seconds\", \"2 minutes\", \"30s\" or \"1m30s\", got \"forever\""
+      ],
       ["degrade.cache.capacity", "expected a positive integer, got 0"],
       ["degrade.static_response", "expected a non-empty string, got \"\""],
       [
         "hedging.delay",
-        "expected one of \"p95\", a positive duration such as \"30 seconds\" or \"2 minutes\", got \"p99\""
+        "expected one of \"p95\", a positive duration such as \"30 seconds\", \"2 minutes\", \"30s\" or \"1m30s\", got \"p99\""
       ],
       ["hedging.max_fraction", "expected a number in (0, 1], got 2"]
     ]
@@ -315,7 +327,7 @@ const cases: ReadonlyArray<{
       LLM_CIRCUIT_BREAKER_THRESHOLD: "-3",
       LLM_CIRCUIT_BREAKER_ENABLED: "maybe",
       LLM_RATE_LIMIT_MODE: "burst",
-      LLM_CACHE_TTL: "10m",
+      LLM_CACHE_TTL: "10 parsecs",
       LLM_HEDGING_MAX_FRACTION: "lots"
     },
     issues: [
@@ -326,7 +338,10 @@ const cases: ReadonlyArray<{
       ["LLM_CIRCUIT_BREAKER_ENABLED", "expected true or false (value hidden)"],
       ["LLM_CIRCUIT_BREAKER_THRESHOLD", "expected a positive integer (value hidden)"],
       ["LLM_RATE_LIMIT_MODE", "expected one of \"wait\", \"fail-fast\" (value hidden)"],
-      ["LLM_CACHE_TTL", "expected a positive duration such as \"30 seconds\" or \"2 minutes\" (value hidden)"],
+      [
+        "LLM_CACHE_TTL",
+        "expected a positive duration such as \"30 seconds\", \"2 minutes\", \"30s\" or \"1m30s\" (value hidden)"
+      ],
       ["LLM_HEDGING_MAX_FRACTION", "expected a number in (0, 1] (value hidden)"]
     ]
   }
@@ -422,7 +437,7 @@ describe("ResilienceConfig: files and the environment", () => {
       expect(error._tag).toBe("InvalidConfig")
       expect(error.message).toBe(
         "Invalid configuration (<string>), 2 problems:\n"
-          + "  models[0].timeout: expected a positive duration such as \"30 seconds\" or \"2 minutes\", got \"soon\"\n"
+          + "  models[0].timeout: expected a positive duration such as \"30 seconds\", \"2 minutes\", \"30s\" or \"1m30s\", got \"soon\"\n"
           + "  models[0].limits.rpm: expected a positive integer, got -1"
       )
       const caught = yield* ResilienceConfig.fromString("chain: [a]\n", "yaml").pipe(

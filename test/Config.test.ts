@@ -583,8 +583,9 @@ hedging: { delay: 1 second }
 
   it("lists every override variable", () => {
     expect(ResilienceConfig.overrideVariables).toContain("LLM_CIRCUIT_BREAKER_THRESHOLD")
+    expect(ResilienceConfig.overrideVariables).toContain("LLM_CIRCUIT_BREAKER_CONSECUTIVE_FAILURES")
     expect(ResilienceConfig.overrideVariables).toContain("LLM_CACHE_TTL")
-    expect(ResilienceConfig.overrideVariables.length).toBe(32)
+    expect(ResilienceConfig.overrideVariables.length).toBe(33)
   })
 })
 

@@ -138,7 +138,10 @@ const schemaKeys = [
   "cost_usd",
   "circuit_state",
   "quality_score",
-  "format_valid"
+  "format_valid",
+  "error",
+  "reason",
+  "attempts"
 ]
 
 describe("Observability", () => {
@@ -350,7 +353,17 @@ describe("Observability", () => {
           model: "obs-log-f-model",
           attempt: 1,
           input_tokens: 0,
-          cost_usd: 0
+          cost_usd: 0,
+          error: "FallbackExhausted",
+          reason: "Unauthorized",
+          attempts: [{
+            tier: 1,
+            label: "obs-log-f:obs-log-f-model",
+            error: "HardFailure",
+            reason: "Unauthorized",
+            skipped: false,
+            latency_ms: 0
+          }]
         })
         expect(first.request_id).not.toBe(second.request_id)
       }))
@@ -454,26 +467,24 @@ describe("Observability", () => {
         }
       }))
 
-    it.scoped("makeJsonLogger renders request events and hands other messages on", () =>
+    it.scoped("makeJsonLogger renders request events in their schema and every other message as a JSON line", () =>
       Effect.gen(function*() {
         const primary = yield* scripted("obs-json", [ScriptedProvider.success("ok")])
         const client = yield* Resilient.make({ chain: [{ provider: primary }] })
         const lines: Array<string> = []
-        const others: Array<unknown> = []
-        const logger = Observability.makeJsonLogger(
-          (line) => lines.push(line),
-          Logger.make(({ message }) => others.push(message))
-        )
+        const logger = Observability.makeJsonLogger((line) => lines.push(line))
         yield* Effect.zip(client.complete(ask()), Effect.logInfo("hello")).pipe(
           Effect.provide(Logger.replace(Logger.defaultLogger, logger))
         )
-        expect(lines.map((line) => JSON.parse(line).provider)).toEqual(["obs-json"])
-        expect(others).toEqual([["hello"]])
+        const [request, hello] = lines.map((line) => JSON.parse(line))
+        expect(Object.keys(request)).toEqual(schemaKeys)
+        expect(request).toMatchObject({ event: "llm.request", provider: "obs-json", error: null, attempts: null })
+        expect(hello).toEqual({ message: "hello", level: "info", ts: expect.any(String) })
       }))
   })
 
   describe("spans", () => {
-    it.scoped("one llm.request span with an llm.attempt child per ladder step, GenAI attributes", () =>
+    it.scoped("one llm.request span with a `chat {model}` child per ladder step, GenAI attributes", () =>
       Effect.gen(function*() {
         const { spans, tracer } = recordingTracer()
         const primary = yield* scripted("obs-span-a", [ScriptedProvider.failure("ServerError", { status: 503 })])
@@ -481,16 +492,24 @@ describe("Observability", () => {
           ScriptedProvider.success("ok", { usage: { inputTokens: 3, outputTokens: 4, totalTokens: 7 } })
         ])
         const client = yield* Resilient.make({ chain: [{ provider: primary, retry: false }, { provider: backup }] })
-        yield* client.complete(ask()).pipe(Effect.withSpan("app"), Effect.withTracer(tracer))
+        yield* client.complete({ ...ask(), maxTokens: 300, temperature: 0.2 }).pipe(
+          Effect.withSpan("app"),
+          Effect.withTracer(tracer)
+        )
         const app = spans.find((span) => span.name === "app")!
         const request = spans.find((span) => span.name === "llm.request")!
-        const attempts = spans.filter((span) => span.name === "llm.attempt")
+        const attempts = spans.filter((span) => span.name.startsWith("chat "))
+        expect(attempts.map((span) => span.name)).toEqual(["chat obs-span-a-model", "chat obs-span-b-model"])
         expect(request.parent).toBe(app.spanId)
         expect(attempts.map((span) => span.parent)).toEqual([request.spanId, request.spanId])
         expect(spans.every((span) => span.ended)).toBe(true)
         expect(Object.fromEntries(attempts[0]!.attributes)).toMatchObject({
+          "gen_ai.operation.name": "chat",
           "gen_ai.system": "obs-span-a",
+          "gen_ai.provider.name": "obs-span-a",
           "gen_ai.request.model": "obs-span-a-model",
+          "gen_ai.request.max_tokens": 300,
+          "gen_ai.request.temperature": 0.2,
           "llm.attempt": 1,
           "llm.outcome": "hard",
           "error.type": "HardFailure",
@@ -505,6 +524,7 @@ describe("Observability", () => {
         expect(Object.fromEntries(request.attributes)).toMatchObject({
           "gen_ai.operation.name": "chat",
           "gen_ai.system": "obs-span-b",
+          "gen_ai.provider.name": "obs-span-b",
           "gen_ai.request.model": "obs-span-b-model",
           "gen_ai.usage.input_tokens": 3,
           "gen_ai.usage.output_tokens": 4,
@@ -531,7 +551,7 @@ describe("Observability", () => {
         expect(spans.map((span) => span.name)).toContain("llm.stream")
       }))
 
-    it.scoped("streams: one llm.attempt span per tier tried, under llm.stream", () =>
+    it.scoped("streams: one `chat {model}` span per tier tried, under llm.stream", () =>
       Effect.gen(function*() {
         const { spans, tracer } = recordingTracer()
         const primary = yield* scripted("obs-sspan-a", [ScriptedProvider.failure("ServerError", { status: 503 })])
@@ -539,7 +559,8 @@ describe("Observability", () => {
         const client = yield* Resilient.make({ chain: [{ provider: primary, retry: false }, { provider: backup }] })
         yield* Effect.withTracer(Stream.runDrain(client.stream(ask())), tracer)
         const stream = spans.find((span) => span.name === "llm.stream")!
-        const attempts = spans.filter((span) => span.name === "llm.attempt")
+        const attempts = spans.filter((span) => span.name.startsWith("chat "))
+        expect(attempts.map((span) => span.name)).toEqual(["chat obs-sspan-a-model", "chat obs-sspan-b-model"])
         expect(attempts.map((span) => span.parent)).toEqual([stream.spanId, stream.spanId])
         expect(attempts.map((span) => Object.fromEntries(span.attributes))).toMatchObject([
           { "gen_ai.system": "obs-sspan-a", "llm.attempt": 1 },

@@ -1,10 +1,60 @@
-import { describe, expect, it } from "@effect/vitest"
+import { type LLMock } from "@copilotkit/aimock"
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import * as MetricState from "effect/MetricState"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Tracer from "effect/Tracer"
 import * as Observability from "../src/Observability.js"
+import * as Anthropic from "../src/providers/Anthropic.js"
+import * as OpenAi from "../src/providers/OpenAi.js"
 import * as Resilient from "../src/Resilient.js"
 import * as ScriptedProvider from "../src/testing/ScriptedProvider.js"
+import { startAimock } from "./support/openai-servers.js"
+
+let aimock: LLMock
+beforeAll(async () => {
+  aimock = await startAimock()
+})
+afterAll(() => aimock.stop())
+
+interface Recorded {
+  readonly name: string
+  readonly parent: string | undefined
+  readonly spanId: string
+  readonly attributes: Map<string, unknown>
+}
+
+const recordingTracer = () => {
+  const spans: Array<Recorded> = []
+  const tracer = Tracer.make({
+    span(name, parent, context, links, startTime, kind, options) {
+      const attributes = new Map<string, unknown>(Object.entries(options?.attributes ?? {}))
+      const spanId = `s${spans.length}`
+      spans.push({ name, parent: Option.isSome(parent) ? parent.value.spanId : undefined, spanId, attributes })
+      return {
+        _tag: "Span",
+        name,
+        spanId,
+        traceId: "t",
+        parent,
+        context,
+        status: { _tag: "Started", startTime },
+        attributes,
+        links,
+        sampled: true,
+        kind,
+        end: () => {},
+        attribute: (key, value) => void attributes.set(key, value),
+        event: () => {},
+        addLinks: () => {}
+      }
+    },
+    context: (f) => f()
+  })
+  return { spans, tracer }
+}
 
 const histogram = (name: string, tags: Record<string, string>) =>
   Metric.unsafeSnapshot().flatMap((pair) => {
@@ -55,4 +105,49 @@ describe("OpenTelemetry GenAI conventions", () => {
       "server.port": 443
     })
   })
+
+  it.scopedLive("over real HTTP: a `chat {model}` span per call with provider, request options and server", () =>
+    Effect.gen(function*() {
+      aimock.onMessage("genai span question", { content: "genai span answer" })
+      const port = Number(new URL(aimock.url).port)
+      const primary = yield* Anthropic.make({
+        model: "claude-genai",
+        apiKey: Redacted.make("sk-ant-test"),
+        baseURL: `http://127.0.0.1:1`
+      })
+      const backup = yield* OpenAi.make({
+        model: "gpt-genai",
+        apiKey: Redacted.make("sk-test"),
+        baseURL: `${aimock.url}/v1`
+      })
+      const client = yield* Resilient.make({
+        chain: [{ provider: primary, retry: false, breaker: false }, { provider: backup }]
+      })
+      const { spans, tracer } = recordingTracer()
+      const answer = yield* client.complete({
+        messages: [{ role: "user", content: "genai span question" }],
+        maxTokens: 64,
+        temperature: 0.5
+      }).pipe(Effect.withTracer(tracer))
+      expect(answer.content).toBe("genai span answer")
+      const request = spans.find((span) => span.name === "llm.request")
+      const calls = spans.filter((span) => span.parent === request?.spanId)
+      expect(calls.map((span) => span.name)).toEqual(["chat claude-genai", "chat gpt-genai"])
+      expect(Object.fromEntries(calls[0]!.attributes)).toMatchObject({
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "anthropic",
+        "gen_ai.request.model": "claude-genai",
+        "gen_ai.request.max_tokens": 64,
+        "gen_ai.request.temperature": 0.5,
+        "server.address": "127.0.0.1",
+        "server.port": 1
+      })
+      expect(Object.fromEntries(calls[1]!.attributes)).toMatchObject({
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "gpt-genai",
+        "server.address": "127.0.0.1",
+        "server.port": port
+      })
+      expect(request?.attributes.get("gen_ai.provider.name")).toBe("openai")
+    }))
 })

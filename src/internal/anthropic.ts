@@ -182,7 +182,8 @@ export const make = (options: AnthropicOptions): Service => {
     complete,
     stream,
     countTokens: tokens,
-    capabilities: allCapabilities
+    capabilities: allCapabilities,
+    baseURL: client.baseURL
   }
 }
 

@@ -16,6 +16,7 @@ import { CircuitOpen, InvalidOptions } from "../LlmError.js"
 import * as machine from "./circuitBreakerMachine.js"
 import * as options from "./circuitBreakerOptions.js"
 import { type IdleExpiry, resolveIdleExpiry } from "./idleExpiry.js"
+import { logLine } from "./logLine.js"
 import { dropBreakerSeries } from "./metrics.js"
 
 /** @internal */
@@ -35,18 +36,13 @@ interface Shared extends options.Settings {
   readonly expiry: RegistryImpl | undefined
 }
 
-const logTransition = (change: Api.StateChange): Effect.Effect<void> => {
-  const log = change.to === "Open" || change.to === "ForcedOpen"
-    ? Effect.logWarning(`Circuit breaker ${change.key} opened`)
-    : Effect.logInfo(
-      change.to === "HalfOpen"
-        ? `Circuit breaker ${change.key} half-open`
-        : change.to === "Closed"
-        ? `Circuit breaker ${change.key} closed`
-        : `Circuit breaker ${change.key} ${change.to}`
-    )
-  return Effect.annotateLogs(log, { key: change.key, from: change.from, to: change.to, reason: change.reason })
-}
+const logTransition = (change: Api.StateChange): Effect.Effect<void> =>
+  logLine(change.to === "Open" || change.to === "ForcedOpen" ? "warn" : "info", "llm.circuit_breaker", {
+    key: change.key,
+    from: change.from,
+    to: change.to,
+    reason: change.reason
+  })
 
 const toSnapshot = (key: string, m: machine.Machine, now: number): Api.Snapshot => {
   const calls = m.count

@@ -233,3 +233,30 @@ export const fromSdkError = <E extends SdkApiError>(
   }
   return hardFailure({ reason: "Unknown", provider, model, cause: connectionFacts(error), ...partial })
 }
+
+/**
+ * The code and host a failure can show in a log line or a fallback attempt: the provider's error code, or the system
+ * code (`ECONNREFUSED`) and host:port that {@link connectionFacts} kept. Nothing else of the cause.
+ * @internal
+ */
+export const failureFacts = (error: unknown): { readonly code?: string; readonly host?: string } => {
+  if (typeof error !== "object" || error === null) return {}
+  const failure: unknown = Reflect.get(error, "_tag") === "RetryBudgetExhausted" ? Reflect.get(error, "failure") : error
+  if (typeof failure !== "object" || failure === null) return {}
+  const providerCode: unknown = Reflect.get(failure, "providerCode")
+  const cause: unknown = Reflect.get(failure, "cause")
+  // Only a cause `connectionFacts` built (a plain record) is read: an SDK's API error quotes the provider's message.
+  const facts = typeof cause === "object" && cause !== null && Object.getPrototypeOf(cause) === Object.prototype
+    ? cause
+    : undefined
+  const systemCode: unknown = facts === undefined ? undefined : Reflect.get(facts, "code")
+  const host: unknown = facts === undefined ? undefined : Reflect.get(facts, "host")
+  const port: unknown = facts === undefined ? undefined : Reflect.get(facts, "port")
+  const code = typeof providerCode === "string" ? providerCode : typeof systemCode === "string" ? systemCode : undefined
+  return {
+    ...(code !== undefined ? { code } : {}),
+    ...(typeof host === "string"
+      ? { host: typeof port === "number" && !host.includes(":") ? `${host}:${port}` : host }
+      : {})
+  }
+}

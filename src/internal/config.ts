@@ -24,6 +24,7 @@ import * as OpenAiCompatible from "../providers/OpenAiCompatible.js"
 import type * as RateLimit from "../RateLimit.js"
 import type * as Resilient from "../Resilient.js"
 import type * as Retry from "../Retry.js"
+import { attributeIssue, resolveEnvironment } from "./configEnvironment.js"
 import { fromParseIssue, InvalidConfig, type Issue } from "./configError.js"
 import * as S from "./configSchema.js"
 
@@ -116,6 +117,8 @@ const DEFAULT_KEY_ENV = { openai: "OPENAI_API_KEY", anthropic: "ANTHROPIC_API_KE
 type Issues = readonly [Issue, ...Array<Issue>]
 
 const isNonEmpty = (issues: ReadonlyArray<Issue>): issues is Issues => issues.length > 0
+
+const mapNonEmpty = (issues: Issues, f: (issue: Issue) => Issue): Issues => [f(issues[0]), ...issues.slice(1).map(f)]
 
 /** Drops the keys whose value is `undefined`, so that equal settings compare and print equal. */
 const compact = <A extends object>(a: A): A =>
@@ -265,7 +268,7 @@ const breakerOptions = (section: S.BreakerSection): CircuitBreaker.Options => {
   return compact<CircuitBreaker.Options>({
     ...CircuitBreaker.presets[section.preset ?? "balanced"],
     ...compact<CircuitBreaker.Options>({
-      consecutiveFailures: section.threshold,
+      consecutiveFailures: section.consecutive_failures ?? section.threshold,
       failureRate: section.failure_rate,
       window: section.window,
       minimumCalls: section.minimum_calls,
@@ -309,7 +312,8 @@ const resolveBreaker = (
   if (env.LLM_CIRCUIT_BREAKER_PRESET !== undefined) options = CircuitBreaker.presets[env.LLM_CIRCUIT_BREAKER_PRESET]
   options = compact<CircuitBreaker.Options>({
     ...options,
-    consecutiveFailures: env.LLM_CIRCUIT_BREAKER_THRESHOLD ?? options.consecutiveFailures,
+    consecutiveFailures: env.LLM_CIRCUIT_BREAKER_CONSECUTIVE_FAILURES ?? env.LLM_CIRCUIT_BREAKER_THRESHOLD
+      ?? options.consecutiveFailures,
     failureRate: env.LLM_CIRCUIT_BREAKER_FAILURE_RATE ?? options.failureRate,
     cooldown: env.LLM_CIRCUIT_BREAKER_COOLDOWN === undefined
       ? options.cooldown
@@ -548,15 +552,24 @@ export const settingsFromString = (
     const env = yield* readEnv
     const raw = parseText(text, format)
     if (Either.isLeft(raw)) return yield* InvalidConfig.of(source, raw.left)
-    const decoded = decodeDocument(raw.right)
-    const docIssues = Either.isLeft(decoded) ? fromParseIssue(decoded.left.issue) : []
+    const environment = yield* resolveEnvironment(raw.right)
+    const decoded = decodeDocument(environment.document)
+    // A key whose variable is missing is reported once, for the variable.
+    const unresolved = new Set(environment.issues.map((issue) => issue.path))
+    const docIssues = Either.isLeft(decoded)
+      ? fromParseIssue(decoded.left.issue).filter((issue) => !unresolved.has(issue.path)).map(
+        attributeIssue(environment)
+      )
+      : []
     const envIssues = Either.isLeft(env) ? env.left : []
-    const all = [...docIssues, ...envIssues]
+    const all = [...environment.issues, ...docIssues, ...envIssues]
     if (isNonEmpty(all) || Either.isLeft(decoded) || Either.isLeft(env)) {
       return yield* InvalidConfig.of(source, isNonEmpty(all) ? all : [{ path: "(root)", reason: "is invalid" }])
     }
     const settings = resolve(decoded.right, env.right)
-    if (Either.isLeft(settings)) return yield* InvalidConfig.of(source, settings.left)
+    if (Either.isLeft(settings)) {
+      return yield* InvalidConfig.of(source, mapNonEmpty(settings.left, attributeIssue(environment)))
+    }
     return settings.right
   })
 

@@ -8,6 +8,7 @@
 import * as Duration from "effect/Duration"
 import * as Schema from "effect/Schema"
 import { DegradedReason, HardReason } from "../LlmError.js"
+import { parseGoDuration } from "./headers.js"
 import { checkDuration, MAX_TIMER_MILLIS } from "./options.js"
 
 const show = (u: unknown): string => {
@@ -26,22 +27,30 @@ const optional = <S extends Schema.Schema.All>(schema: S) => Schema.optionalWith
 
 const DURATION = /^(\d+(?:\.\d+)?)\s+(nanos?|micros?|millis?|seconds?|minutes?|hours?|days?|weeks?)$/
 
-/** @internal */
+/**
+ * A duration in Effect's syntax (`"30 seconds"`, `"250 millis"`) or Go's compact one (`"30s"`, `"1m30s"`,
+ * `"250ms"`, `"1.5h"`: the syntax of OpenAI's rate-limit headers, read by the same parser).
+ * @internal
+ */
 export const decodeDuration = (input: string): Duration.Duration | undefined => {
-  const match = DURATION.exec(input.trim())
-  if (match === null) return undefined
-  // The rule every building block applies: positive, finite, and short enough for a timer.
-  const checked = checkDuration(`${match[1]} ${match[2]}`)
+  const checked = checkDuration(durationInput(input))
   return "millis" in checked ? Duration.millis(checked.millis) : undefined
 }
 
-const DURATION_DESCRIPTION = `a positive duration such as "30 seconds" or "2 minutes"`
+// What `checkDuration` (the rule every building block applies: positive, finite, short enough for a timer) reads.
+const durationInput = (input: string): Duration.DurationInput | undefined => {
+  const match = DURATION.exec(input.trim())
+  if (match !== null) return `${match[1]} ${match[2]}` as Duration.DurationInput
+  return parseGoDuration(input)
+}
 
-// What is wrong with a duration the pattern accepts: said as it is, so '99999999999999999999 days' is not just
+const DURATION_DESCRIPTION = `a positive duration such as "30 seconds", "2 minutes", "30s" or "1m30s"`
+
+// What is wrong with a duration the syntax accepts: said as it is, so '99999999999999999999 days' is not just
 // "expected a positive duration".
 const durationProblem = (input: string): string => {
-  const match = DURATION.exec(input.trim())
-  const checked = match === null ? undefined : checkDuration(`${match[1]} ${match[2]}`)
+  const parsed = durationInput(input)
+  const checked = parsed === undefined ? undefined : checkDuration(parsed)
   return checked !== undefined && "problem" in checked && checked.problem.startsWith("must be at most")
     ? `expected a duration of at most ${MAX_TIMER_MILLIS} ms (about 24.8 days), got ${show(input)}`
     : `expected ${DURATION_DESCRIPTION}, got ${show(input)}`
@@ -185,6 +194,8 @@ export const Retry = Schema.Union(Schema.Literal(false), RetrySection)
 export const BreakerSection = Schema.Struct({
   enabled: optional(Schema.Boolean),
   preset: optional(PresetName),
+  consecutive_failures: optional(Schema.Union(Schema.Literal(false), PositiveInt)),
+  /** The old name of `consecutive_failures`, kept as an alias; `consecutive_failures` wins when both are set. */
   threshold: optional(Schema.Union(Schema.Literal(false), PositiveInt)),
   failure_rate: optional(Schema.Union(Schema.Literal(false), Percent)),
   window: optional(PositiveInt),
@@ -410,6 +421,8 @@ export const env = {
   LLM_RETRY_BUDGET_RATIO: numeric(NonNegative, "a non-negative number"),
   LLM_CIRCUIT_BREAKER_ENABLED: BooleanString,
   LLM_CIRCUIT_BREAKER_PRESET: PresetName,
+  LLM_CIRCUIT_BREAKER_CONSECUTIVE_FAILURES: numeric(PositiveInt, "a positive integer"),
+  // The old name of LLM_CIRCUIT_BREAKER_CONSECUTIVE_FAILURES, kept as an alias.
   LLM_CIRCUIT_BREAKER_THRESHOLD: numeric(PositiveInt, "a positive integer"),
   LLM_CIRCUIT_BREAKER_FAILURE_RATE: numeric(Percent, "a percentage in (0, 100]"),
   LLM_CIRCUIT_BREAKER_COOLDOWN: PositiveDuration,

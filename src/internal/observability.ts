@@ -7,11 +7,62 @@ import * as HashMap from "effect/HashMap"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import type * as Tracer from "effect/Tracer"
+import type { FallbackAttempt } from "../LlmError.js"
 import type { ResilientResult } from "../Resilient.js"
+import { jsonLine, roundFraction, roundMillis } from "./logLine.js"
 import * as metrics from "./metrics.js"
 
 /** @internal The log message of a request event; its fields are the log annotations. */
 export const REQUEST_EVENT = "llm.request"
+
+/** @internal A failed ladder step as a request event lists it. */
+export interface EventAttempt {
+  readonly tier: number
+  readonly label: string
+  readonly error: string
+  readonly reason?: string
+  readonly code?: string
+  readonly host?: string
+  readonly skipped: boolean
+  readonly latency_ms: number
+}
+
+const eventAttempt = (attempt: FallbackAttempt): EventAttempt => ({
+  tier: attempt.tier,
+  label: attempt.label,
+  error: attempt.error,
+  ...(attempt.reason !== undefined ? { reason: attempt.reason } : {}),
+  ...(attempt.code !== undefined ? { code: attempt.code } : {}),
+  ...(attempt.host !== undefined ? { host: attempt.host } : {}),
+  skipped: attempt.skipped,
+  latency_ms: roundMillis(attempt.latencyMs)
+})
+
+/** @internal What a failed request's event says about its failure: class, reason, and every step's. */
+const failureOf = (
+  exit: Exit.Exit<ResilientResult, unknown>
+): { error: string | null; reason: string | null; attempts: ReadonlyArray<EventAttempt> | null } => {
+  if (Exit.isSuccess(exit)) {
+    const attempts = exit.value.attempts
+    return { error: null, reason: null, attempts: attempts.length === 0 ? null : attempts.map(eventAttempt) }
+  }
+  const failure = Cause.failureOption(exit.cause)
+  if (failure._tag === "None") {
+    return { error: Cause.isInterruptedOnly(exit.cause) ? "Interrupted" : "Defect", reason: null, attempts: null }
+  }
+  const error = failure.value
+  const tag: unknown = typeof error === "object" && error !== null ? Reflect.get(error, "_tag") : undefined
+  const reason: unknown = typeof error === "object" && error !== null ? Reflect.get(error, "reason") : undefined
+  const steps: unknown = tag === "FallbackExhausted" ? Reflect.get(error as object, "attempts") : undefined
+  const attempts = Array.isArray(steps) ? (steps as ReadonlyArray<FallbackAttempt>).map(eventAttempt) : null
+  // An exhausted ladder has no reason of its own: the last step tried failed for the request.
+  const lastTried = attempts?.filter((attempt) => !attempt.skipped).at(-1) ?? attempts?.at(-1)
+  return {
+    error: typeof tag === "string" ? tag : "Unknown",
+    reason: typeof reason === "string" ? reason : lastTried?.reason ?? null,
+    attempts
+  }
+}
 
 /** @internal The per-request log event; the field names are the log schema. */
 export class RequestEvent {
@@ -31,7 +82,10 @@ export class RequestEvent {
     readonly cost_usd: number,
     readonly circuit_state: string | null,
     readonly quality_score: number | null,
-    readonly format_valid: boolean | null
+    readonly format_valid: boolean | null,
+    readonly error: string | null = null,
+    readonly reason: string | null = null,
+    readonly attempts: ReadonlyArray<EventAttempt> | null = null
   ) {}
 
   /**
@@ -54,6 +108,10 @@ export class RequestEvent {
     if (this.circuit_state !== null) annotations.circuit_state = this.circuit_state
     if (this.quality_score !== null) annotations.quality_score = this.quality_score
     if (this.format_valid !== null) annotations.format_valid = this.format_valid
+    if (this.error !== null) annotations.error = this.error
+    if (this.reason !== null) annotations.reason = this.reason
+    // Compact JSON: Effect's logfmt logger would print an array over several lines.
+    if (this.attempts !== null) annotations.attempts = JSON.stringify(this.attempts)
     return annotations
   }
 
@@ -74,7 +132,10 @@ export class RequestEvent {
       cost_usd: this.cost_usd,
       circuit_state: this.circuit_state,
       quality_score: this.quality_score,
-      format_valid: this.format_valid
+      format_valid: this.format_valid,
+      error: this.error,
+      reason: this.reason,
+      attempts: this.attempts
     }
   }
 }
@@ -103,15 +164,11 @@ export const makeRequestLogger = (write: (line: string) => void): Logger.Logger<
     if (event !== undefined) write(JSON.stringify(event))
   })
 
-/** @internal Request events as JSON lines, every other message through `fallback`. */
-export const makeJsonLogger = (
-  write: (line: string) => void,
-  fallback: Logger.Logger<unknown, unknown> = Logger.defaultLogger
-): Logger.Logger<unknown, void> =>
+/** @internal Every log entry as one JSON line: request events in their schema, every other line by `jsonLine`. */
+export const makeJsonLogger = (write: (line: string) => void): Logger.Logger<unknown, void> =>
   Logger.make((entry) => {
     const event = requestEventOf(entry)
-    if (event !== undefined) write(JSON.stringify(event))
-    else fallback.log(entry)
+    write(event !== undefined ? JSON.stringify(event) : jsonLine(entry))
   })
 
 // --- per-request bookkeeping ---------------------------------------------------------------------------------------
@@ -297,6 +354,7 @@ export const recordRequest = (
     annotateRequest(span, { system, model, outcome, attempt, duration, fallbackFrom, result, report })
   }
   if (!LogLevel.greaterThanEqual(levels[level], minimum)) return undefined
+  const failed = failureOf(exit)
   return new RequestEvent(
     level,
     new Date(report.endedAt).toISOString(),
@@ -305,14 +363,17 @@ export const recordRequest = (
     model,
     attempt,
     fallbackFrom,
-    duration,
-    report.ttftMs ?? null,
+    roundMillis(duration),
+    report.ttftMs === undefined ? null : roundMillis(report.ttftMs),
     result?.usage.inputTokens ?? 0,
     result?.usage.outputTokens ?? 0,
-    result?.costUsd ?? 0,
+    result === undefined ? 0 : roundFraction(result.costUsd),
     report.circuitState ?? null,
-    trace.qualityScore ?? null,
-    trace.formatValid ?? null
+    trace.qualityScore === undefined ? null : roundFraction(trace.qualityScore),
+    trace.formatValid ?? null,
+    failed.error,
+    failed.reason,
+    failed.attempts
   )
 }
 
@@ -329,6 +390,7 @@ const annotateRequest = (span: Tracer.Span, facts: {
   const { attempt, duration, fallbackFrom, model, outcome, report, result, system } = facts
   const { trace } = report
   span.attribute(metrics.attr.system, system)
+  span.attribute(metrics.attr.providerName, system)
   span.attribute(metrics.attr.requestModel, model)
   if (report.requestId !== undefined) span.attribute("llm.request_id", report.requestId)
   span.attribute("llm.outcome", outcome)

@@ -176,7 +176,8 @@ export const make = (options: OpenAiChatOptions): Service => {
     complete,
     stream,
     countTokens: tokens,
-    capabilities: options.capabilities
+    capabilities: options.capabilities,
+    baseURL: client.baseURL
   }
 }
 

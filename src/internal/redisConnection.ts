@@ -22,6 +22,8 @@ import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import { Redis } from "ioredis"
+import { connectionFacts } from "./classify.js"
+import { logLine } from "./logLine.js"
 
 /** @internal */
 export interface ConnectionOptions {
@@ -109,18 +111,18 @@ export class Connection {
     const counted = this.count(operation, reason)
     if (!this.healthy) return counted
     this.healthy = false
-    const detail = reason === "timeout"
-      ? `no answer within ${this.options.operationTimeoutMs} ms`
-      : error instanceof Error
-      ? error.message
-      : String(error)
+    // The error's code and host only: a Redis error's message can quote a command, and a URL its password.
+    const facts = connectionFacts(error)
     return Effect.zipRight(
       counted,
       Effect.zipRight(
-        Effect.annotateLogs(
-          Effect.logWarning(`Redis unavailable (${operation}: ${detail}); breakers and limits use local state`),
-          { operation, reason }
-        ),
+        logLine("warn", "llm.redis.unavailable", {
+          operation,
+          reason,
+          ...(reason === "timeout" ? { timeout_ms: this.options.operationTimeoutMs } : {}),
+          code: typeof facts.code === "string" ? facts.code : undefined,
+          host: typeof facts.host === "string" ? facts.host : undefined
+        }),
         Effect.sync(() => this.recover())
       )
     )
@@ -146,7 +148,7 @@ export class Connection {
       this.recovering = false
       this.healthy = true
       return Effect.zipRight(
-        Effect.logInfo("Redis available again; resynchronizing breakers and limits"),
+        logLine("info", "llm.redis.available", { resync: true }),
         this.resync
       )
     })
@@ -243,7 +245,7 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
     if (connected) {
       connection.healthy = true
     } else {
-      yield* Effect.logWarning("Redis unavailable at start; breakers and limits use local state until it answers")
+      yield* logLine("warn", "llm.redis.unavailable", { operation: "connect", reason: "unavailable" })
       connection.healthy = true
       yield* connection.run("connect", () => Promise.reject(new Error("not connected")))
     }

@@ -19,6 +19,8 @@ import {
   RetryBudgetExhausted
 } from "../LlmError.js"
 import type { Options, Policy, Retrier, RetryCallOptions, RetryReason, Settings, Target } from "../Retry.js"
+import { failureFacts } from "./classify.js"
+import { logLine, roundMillis } from "./logLine.js"
 import { retriesTotal } from "./metrics.js"
 import { checkDuration as durationCheck } from "./options.js"
 import { RetryBudget } from "./retryBudget.js"
@@ -312,15 +314,14 @@ const makeRetrier = (options: Options, budgetOptions: Exclude<Options["budget"],
                 })
               )
             }
-            yield* Effect.logInfo("retrying LLM call").pipe(
-              Effect.annotateLogs({
-                provider: target.name,
-                model: target.model,
-                attempt: calls + 1,
-                delay_ms: delay,
-                reason: classified.reason
-              })
-            )
+            yield* logLine("info", "llm.retry", {
+              provider: target.name,
+              model: target.model,
+              attempt: calls + 1,
+              delay_ms: roundMillis(delay),
+              reason: classified.reason,
+              ...failureFacts(error)
+            })
             yield* Metric.increment(
               Metric.taggedWithLabels(retriesTotal, [
                 MetricLabel.make("provider", target.name),

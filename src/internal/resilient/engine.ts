@@ -32,21 +32,19 @@ export const runLadder = <A>(
   context: RequestContext,
   hedge = true
 ): Effect.Effect<Fallback.Served<Outcome<A>>, LadderError> => {
-  const rungs = steps.map((step): Rung<A> => ({
-    label: step.label,
-    // On a tier with several deployments, the step runs on the one its balancer picks (./deployments.ts).
-    run: instrumentStep(
-      deployed(
-        client,
+  const rungs = steps.map((step): Rung<A> => {
+    const stepRequest = typeof request === "function" ? request(step) : request
+    return {
+      label: step.label,
+      // On a tier with several deployments, the step runs on the one its balancer picks (./deployments.ts).
+      run: instrumentStep(
+        deployed(client, step, context, (chosen) => attempt(client, shape, chosen, stepRequest, context)),
         step,
-        context,
-        (chosen) => attempt(client, shape, chosen, typeof request === "function" ? request(step) : request, context)
-      ),
-      step.label,
-      step.index + 1,
-      context
-    )
-  }))
+        stepRequest,
+        context
+      )
+    }
+  })
   const [first, second, ...rest] = rungs
   if (first === undefined) return Effect.dieMessage("a resilient chain has at least one step")
   const ladder: readonly [Rung<A>, ...Array<Rung<A>>] = hedge && shape.hedger !== undefined && second !== undefined

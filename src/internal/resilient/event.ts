@@ -7,32 +7,42 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as FiberRef from "effect/FiberRef"
 import type * as Tracer from "effect/Tracer"
+import type { CompletionRequest } from "../../Llm.js"
 import type { ResilientResult } from "../../Resilient.js"
 import * as metrics from "../metrics.js"
 import * as observability from "../observability.js"
 import type { Client, RequestContext } from "./client.js"
+import type { Step } from "./plan.js"
 
 /** Records a ladder step: its attempt metric, and (when traced) its `llm.attempt` span. @internal */
 export const instrumentStep = <A extends { readonly degraded: unknown }, E, R>(
   run: Effect.Effect<A, E, R>,
-  label: string,
-  position: number,
+  step: Step,
+  request: CompletionRequest,
   context: RequestContext
 ): Effect.Effect<A, E, R> => {
   const { primary, trace } = context
+  const { label } = step
   if (!context.traced) {
     return Effect.onExit(run, (exit) => Effect.sync(() => observability.recordAttempt(undefined, label, exit, trace)))
   }
   const { model, system } = metrics.splitLabel(label)
+  const position = step.index + 1
+  // One GenAI inference span per call: `chat {model}`, with the request as this step sends it.
   return Effect.useSpan(
-    "llm.attempt",
+    metrics.genAiSpanName(model),
     {
       kind: "client",
       captureStackTrace: false,
       attributes: {
-        [metrics.attr.operation]: "chat",
+        ...metrics.genAiRequestAttributes({
+          provider: system,
+          model,
+          maxTokens: request.maxTokens,
+          temperature: request.temperature,
+          baseURL: step.tier.provider.baseURL
+        }),
         [metrics.attr.system]: system,
-        [metrics.attr.requestModel]: model,
         "llm.attempt": position,
         ...(position > 1 ? { "llm.fallback_from": primary } : {})
       }

@@ -15,6 +15,7 @@ import { type DegradedReason, InvalidOptions } from "../../LlmError.js"
 import * as RateLimit from "../../RateLimit.js"
 import type { Config, Service } from "../../Resilient.js"
 import * as Retry from "../../Retry.js"
+import { logLine } from "../logLine.js"
 import * as metrics from "../metrics.js"
 import { nonBlank, positiveDuration, positiveInteger } from "../options.js"
 import { observedQuantile } from "./balance.js"
@@ -139,9 +140,8 @@ export const build = (
     yield* uniqueSteps(tiers.map((tier) => ({ provider: tier.provider, downgrades: tier.config.downgrades })))
     if (config.limiter !== undefined && config.rateLimit !== undefined) ignored.push("rateLimit")
     if (ignored.length > 0) {
-      yield* Effect.logWarning("settings ignored: a shared breaker registry or rate limiter decides them").pipe(
-        Effect.annotateLogs({ fields: ignored.join(", ") })
-      )
+      // A shared breaker registry or rate limiter decides these.
+      yield* logLine("warn", "llm.settings_ignored", { fields: ignored.join(", ") })
     }
     // Not `??`: the CJS build turns its right side into an arrow function, where `yield*` cannot stand.
     const limiter = config.limiter !== undefined
