@@ -273,7 +273,8 @@ describe("ResilienceConfig: YAML and TOML", () => {
         mode: "wait",
         maxWait: Duration.seconds(30),
         outputTokenEstimate: 512,
-        adaptive: true
+        adaptive: true,
+        idleExpiry: Duration.hours(1)
       })
       expect(yaml.degrade).toEqual({
         cache: { ttl: Duration.minutes(10), capacity: 1000 },
@@ -423,6 +424,26 @@ model = "a"
       expect(bad.issues.map((issue) => issue.path)).toContain("deadline")
     }))
 
+  it.effect("rate_limit.idle_expiry: a duration, false to keep every key, LLM_RATE_LIMIT_IDLE_EXPIRY over it", () =>
+    Effect.gen(function*() {
+      const body = "models: [{ id: a, provider: openai, model: a }]\nchain: [a]\n"
+      const timed = yield* settings(`rate_limit: { idle_expiry: 1m30s }\n${body}`, "yaml")
+      expect(timed.rateLimit.idleExpiry).toEqual(Duration.seconds(90))
+      const off = yield* settings(
+        `chain = ["a"]\n[rate_limit]\nidle_expiry = false\n[[models]]\nid = "a"\nprovider = "openai"\nmodel = "a"\n`,
+        "toml"
+      )
+      expect(off.rateLimit.idleExpiry).toBe(false)
+      const fromEnv = yield* settings(`rate_limit: { idle_expiry: false }\n${body}`, "yaml", {
+        LLM_RATE_LIMIT_IDLE_EXPIRY: "2 hours"
+      })
+      expect(fromEnv.rateLimit.idleExpiry).toEqual(Duration.hours(2))
+      const bad = yield* Effect.flip(settings(`rate_limit: { idle_expiry: true }\n${body}`, "yaml"))
+      expect(bad.issues.map((issue) => issue.path)).toContain("rate_limit.idle_expiry")
+      const config = yield* ResilienceConfig.toResilientConfig(timed).pipe(withEnv(KEYS))
+      expect(config.rateLimit?.idleExpiry).toEqual(Duration.seconds(90))
+    }))
+
   it.effect("deployments: each with its api_key_env, base_url and weight; YAML and TOML alike; a working client", () =>
     Effect.gen(function*() {
       const yaml = yield* settings(
@@ -527,6 +548,7 @@ degrade: { cache: { ttl: 1 minute, capacity: 10 }, static_response: from the fil
         LLM_RATE_LIMIT_MODE: "fail-fast",
         LLM_RATE_LIMIT_MAX_WAIT: "infinity",
         LLM_RATE_LIMIT_ADAPTIVE: "no",
+        LLM_RATE_LIMIT_IDLE_EXPIRY: "off",
         LLM_TIMEOUT: "20 seconds",
         LLM_CACHE_TTL: "5 minutes",
         LLM_STATIC_RESPONSE: "from the environment",
@@ -542,7 +564,7 @@ degrade: { cache: { ttl: 1 minute, capacity: 10 }, static_response: from the fil
         deadline: Duration.minutes(1),
         budget: { ratio: 0.5 }
       })
-      expect(s.rateLimit).toEqual({ mode: "fail-fast", maxWait: "infinity", adaptive: false })
+      expect(s.rateLimit).toEqual({ mode: "fail-fast", maxWait: "infinity", adaptive: false, idleExpiry: false })
       expect(tier(s, 0).timeout).toEqual(Duration.seconds(20))
       expect(s.degrade).toEqual({
         cache: { ttl: Duration.minutes(5), capacity: 10 },
@@ -585,7 +607,7 @@ hedging: { delay: 1 second }
     expect(ResilienceConfig.overrideVariables).toContain("LLM_CIRCUIT_BREAKER_THRESHOLD")
     expect(ResilienceConfig.overrideVariables).toContain("LLM_CIRCUIT_BREAKER_CONSECUTIVE_FAILURES")
     expect(ResilienceConfig.overrideVariables).toContain("LLM_CACHE_TTL")
-    expect(ResilienceConfig.overrideVariables.length).toBe(33)
+    expect(ResilienceConfig.overrideVariables.length).toBe(34)
   })
 })
 

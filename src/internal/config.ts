@@ -515,6 +515,7 @@ export const resolve = (doc: S.Document, env: S.EnvValues): Either.Either<Settin
     ? rateLimit.adaptive
     : S.parseBoolean(env.LLM_RATE_LIMIT_ADAPTIVE)
 
+  const idleExpiry = env.LLM_RATE_LIMIT_IDLE_EXPIRY ?? rateLimit.idle_expiry
   const deadline = env.LLM_DEADLINE ?? doc.deadline
   const refusedWait = env.LLM_WHEN_ALL_REFUSED_WAIT ?? doc.when_all_refused?.wait
   return Either.right(compact<Settings>({
@@ -530,7 +531,13 @@ export const resolve = (doc: S.Document, env: S.EnvValues): Either.Either<Settin
       mode: env.LLM_RATE_LIMIT_MODE ?? rateLimit.mode,
       maxWait: maxWait === undefined || maxWait === "infinity" ? maxWait : duration(maxWait),
       outputTokenEstimate: rateLimit.output_token_estimate,
-      adaptive
+      adaptive,
+      // `false` in a file, `off` in the environment: keys are never dropped.
+      idleExpiry: idleExpiry === false || idleExpiry === "off"
+        ? false
+        : idleExpiry === undefined
+        ? undefined
+        : duration(idleExpiry)
     }),
     chain: tiers as unknown as Settings["chain"],
     degrade: compact({ cache, staticResponse: env.LLM_STATIC_RESPONSE ?? doc.degrade?.static_response }),

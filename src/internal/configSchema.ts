@@ -348,7 +348,8 @@ export const Document = Schema.Struct({
     mode: optional(Schema.Literal("wait", "fail-fast")),
     max_wait: optional(Schema.Union(Schema.Literal("infinity"), PositiveDuration)),
     output_token_estimate: optional(PositiveInt),
-    adaptive: optional(Schema.Boolean)
+    adaptive: optional(Schema.Boolean),
+    idle_expiry: optional(Schema.Union(Schema.Literal(false), PositiveDuration))
   })),
   models: Schema.NonEmptyArray(Model),
   chain: Schema.NonEmptyArray(ChainEntry),
@@ -430,6 +431,7 @@ export const env = {
   LLM_RATE_LIMIT_MODE: Schema.Literal("wait", "fail-fast"),
   LLM_RATE_LIMIT_MAX_WAIT: Schema.Union(Schema.Literal("infinity"), PositiveDuration),
   LLM_RATE_LIMIT_ADAPTIVE: BooleanString,
+  LLM_RATE_LIMIT_IDLE_EXPIRY: Schema.Union(Schema.Literal("off"), PositiveDuration),
   LLM_CACHE_ENABLED: BooleanString,
   LLM_CACHE_TTL: PositiveDuration,
   LLM_CACHE_CAPACITY: numeric(PositiveInt, "a positive integer"),
