@@ -16,6 +16,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as CircuitBreaker from "./CircuitBreaker.js"
 import * as internal from "./internal/resilient/make.js"
+import * as internalPresets from "./internal/resilient/presets.js"
 import type { CompletionRequestInput, CompletionResult, StreamChunk } from "./Llm.js"
 import type {
   DegradedReason,
@@ -167,6 +168,11 @@ export type Strategy = "ordered" | "cost-first" | "latency-first" | "quality-fir
  */
 export interface Config {
   readonly chain: readonly [Tier, ...Array<Tier>]
+  /**
+   * Defaults for what this config leaves unset (see {@link presets}): `interactive` fails over fast, `batch` is
+   * patient. Default: none (the modules' own defaults).
+   */
+  readonly preset?: PresetName | undefined
   /** Default `ordered`. */
   readonly strategy?: Strategy | undefined
   /**
@@ -219,6 +225,44 @@ export interface Config {
    */
   readonly limiter?: RateLimit.Limiter | undefined
 }
+
+/**
+ * @since 0.3.0
+ * @category Presets
+ */
+export type PresetName = "interactive" | "batch"
+
+/**
+ * What a preset fills in: each tier's `retry` and `breaker`, and the chain's `deadline`, `whenAllRefused` and
+ * `rateLimit`, wherever the config leaves them unset.
+ *
+ * @since 0.3.0
+ * @category Presets
+ */
+export interface Preset {
+  readonly retry: Retry.Options
+  readonly breaker: CircuitBreaker.Options
+  readonly deadline?: Duration.DurationInput | undefined
+  readonly whenAllRefused?: { readonly wait: Duration.DurationInput } | undefined
+  readonly rateLimit?: Omit<RateLimit.Options, "limits" | "perKey"> | undefined
+}
+
+/**
+ * The presets, to read or to spread into a tier (`{ provider, retry: presets.batch.retry }`):
+ *
+ * - `interactive`: a person is waiting. Two calls per model (250 ms apart on a 5xx, 529 or 429; a timeout is not
+ *   retried), a Retry-After above 2 s fails over at once, breakers open after 3 consecutive failures for 30 s, and a
+ *   60 s request deadline.
+ * - `batch`: nobody is waiting. Up to 6 calls on a 5xx or 529 and 8 on a 429 (from 2 s, doubling), Retry-After
+ *   honoured up to 5 minutes, breakers open after 10 consecutive failures, a rate-limit wait of up to 5 minutes, and
+ *   when every step is refused the request waits up to 5 minutes for one to come back.
+ *
+ * docs/fallback.md gives the time from a first 503 to an answer under each.
+ *
+ * @since 0.3.0
+ * @category Presets
+ */
+export const presets: { readonly [N in PresetName]: Preset } = internalPresets.presets
 
 /**
  * A served answer and how it was obtained.

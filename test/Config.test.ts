@@ -607,7 +607,7 @@ hedging: { delay: 1 second }
     expect(ResilienceConfig.overrideVariables).toContain("LLM_CIRCUIT_BREAKER_THRESHOLD")
     expect(ResilienceConfig.overrideVariables).toContain("LLM_CIRCUIT_BREAKER_CONSECUTIVE_FAILURES")
     expect(ResilienceConfig.overrideVariables).toContain("LLM_CACHE_TTL")
-    expect(ResilienceConfig.overrideVariables.length).toBe(34)
+    expect(ResilienceConfig.overrideVariables.length).toBe(35)
   })
 })
 

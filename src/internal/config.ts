@@ -27,6 +27,7 @@ import type * as Retry from "../Retry.js"
 import { attributeIssue, resolveEnvironment } from "./configEnvironment.js"
 import { fromParseIssue, InvalidConfig, type Issue } from "./configError.js"
 import * as S from "./configSchema.js"
+import { presets } from "./resilient/presets.js"
 
 // -----------------------------------------------------------------------------
 // models
@@ -87,6 +88,8 @@ export interface TierSettings {
 
 /** The file and the environment, decoded and resolved. Public as `ResilienceConfig.Settings`. */
 export interface Settings {
+  /** What fills the retry and breaker settings the file leaves out, and the chain-wide ones `Resilient.make` fills. */
+  readonly preset?: Resilient.PresetName | undefined
   readonly strategy: Resilient.Strategy
   readonly deadline?: Duration.Duration | undefined
   readonly whenAllRefused?: { readonly wait: Duration.Duration } | undefined
@@ -234,9 +237,13 @@ const retryOptions = (section: S.RetrySection): Retry.Options => {
   })
 }
 
-const resolveRetry = (section: typeof S.Retry.Type | undefined, env: S.EnvValues): Retry.Options | false => {
+const resolveRetry = (
+  section: typeof S.Retry.Type | undefined,
+  env: S.EnvValues,
+  preset: Resilient.Preset | undefined
+): Retry.Options | false => {
   let enabled = section !== false && section?.enabled !== false
-  let options: Retry.Options = section === undefined || section === false ? {} : retryOptions(section)
+  let options: Retry.Options = section === undefined || section === false ? preset?.retry ?? {} : retryOptions(section)
   if (env.LLM_RETRY_ENABLED !== undefined) enabled = S.parseBoolean(env.LLM_RETRY_ENABLED)
   const budget = env.LLM_RETRY_BUDGET_ENABLED === undefined
     ? options.budget
@@ -300,11 +307,12 @@ const breakerOptions = (section: S.BreakerSection): CircuitBreaker.Options => {
 
 const resolveBreaker = (
   section: typeof S.Breaker.Type | undefined,
-  env: S.EnvValues
+  env: S.EnvValues,
+  preset: Resilient.Preset | undefined
 ): CircuitBreaker.Options | false => {
   let enabled = section !== false && (typeof section !== "object" || section.enabled !== false)
   let options: CircuitBreaker.Options = section === undefined || section === false
-    ? CircuitBreaker.presets.balanced
+    ? preset?.breaker ?? CircuitBreaker.presets.balanced
     : typeof section === "string"
     ? CircuitBreaker.presets[section]
     : breakerOptions(section)
@@ -412,6 +420,8 @@ export const resolve = (doc: S.Document, env: S.EnvValues): Either.Either<Settin
     })
   })
 
+  const presetName = env.LLM_PRESET ?? doc.preset
+  const preset = presetName === undefined ? undefined : presets[presetName]
   const seen = new Map<string, number>()
   const tiers: Array<TierSettings> = []
   doc.chain.forEach((entry, index) => {
@@ -462,8 +472,8 @@ export const resolve = (doc: S.Document, env: S.EnvValues): Either.Either<Settin
       maxEjectionPercent: model.max_ejection_percent,
       panic: model.panic,
       downgrades: downgradeModels.map((m) => m.model),
-      retry: resolveRetry(options?.retry ?? doc.retry, env),
-      breaker: resolveBreaker(options?.breaker ?? doc.breaker, env),
+      retry: resolveRetry(options?.retry ?? doc.retry, env, preset),
+      breaker: resolveBreaker(options?.breaker ?? doc.breaker, env, preset),
       limits: model.limits === undefined || model.limits === false ? false : compact({ ...model.limits }),
       timeout: timeout === undefined ? undefined : duration(timeout),
       firstChunkTimeout: firstChunkTimeout === undefined ? undefined : duration(firstChunkTimeout),
@@ -519,6 +529,7 @@ export const resolve = (doc: S.Document, env: S.EnvValues): Either.Either<Settin
   const deadline = env.LLM_DEADLINE ?? doc.deadline
   const refusedWait = env.LLM_WHEN_ALL_REFUSED_WAIT ?? doc.when_all_refused?.wait
   return Either.right(compact<Settings>({
+    preset: presetName,
     strategy: env.LLM_STRATEGY ?? doc.strategy ?? "ordered",
     deadline: deadline === undefined ? undefined : duration(deadline),
     whenAllRefused: refusedWait === undefined ? undefined : { wait: duration(refusedWait) },
@@ -710,6 +721,7 @@ export const toResilientConfig = (
     if (isNonEmpty(issues)) return yield* InvalidConfig.of(source, issues)
     return compact<Resilient.Config>({
       chain: tiers as unknown as Resilient.Config["chain"],
+      preset: settings.preset,
       strategy: settings.strategy,
       deadline: settings.deadline,
       whenAllRefused: settings.whenAllRefused,

@@ -344,6 +344,7 @@ export const Document = Schema.Struct({
   retry: optional(Retry),
   breaker: optional(Breaker),
   timeout: optional(PositiveDuration),
+  preset: optional(Schema.Literal("interactive", "batch")),
   rate_limit: optional(Schema.Struct({
     mode: optional(Schema.Literal("wait", "fail-fast")),
     max_wait: optional(Schema.Union(Schema.Literal("infinity"), PositiveDuration)),
@@ -428,6 +429,7 @@ export const env = {
   LLM_CIRCUIT_BREAKER_FAILURE_RATE: numeric(Percent, "a percentage in (0, 100]"),
   LLM_CIRCUIT_BREAKER_COOLDOWN: PositiveDuration,
   LLM_CIRCUIT_BREAKER_PROBE_TIMEOUT: PositiveDuration,
+  LLM_PRESET: Schema.Literal("interactive", "batch"),
   LLM_RATE_LIMIT_MODE: Schema.Literal("wait", "fail-fast"),
   LLM_RATE_LIMIT_MAX_WAIT: Schema.Union(Schema.Literal("infinity"), PositiveDuration),
   LLM_RATE_LIMIT_ADAPTIVE: BooleanString,

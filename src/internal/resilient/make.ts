@@ -24,6 +24,7 @@ import { makeComplete } from "./complete.js"
 import { buildDeployments, deploymentKey } from "./deployments.js"
 import { uniqueSteps, validateConfig } from "./options.js"
 import { type BuiltTier, Latencies, order } from "./plan.js"
+import { withPreset } from "./presets.js"
 import { makeStream } from "./stream.js"
 
 const DEFAULT_CONTEXT_WINDOW = 128_000
@@ -61,14 +62,15 @@ const followBreakers = (
 
 /** The client and its breaker followers (for tests that watch them end with the scope). @internal */
 export const build = (
-  config: Config
+  input: Config
 ): Effect.Effect<
   { readonly service: Service; readonly followers: ReadonlyArray<Fiber.RuntimeFiber<void>> },
   InvalidOptions,
   Scope.Scope
 > =>
   Effect.gen(function*() {
-    yield* validateConfig(config)
+    yield* validateConfig(input)
+    const config = withPreset(input)
     const tiers: Array<BuiltTier> = []
     const breakers = new Map<string, CircuitBreaker.CircuitBreaker>()
     const perKey: Record<string, RateLimit.Limits> = {}

@@ -147,6 +147,10 @@ export const validateConfig = (config: Config): Effect.Effect<void, InvalidOptio
       return yield* invalid("chain", "must hold at least one tier")
     }
     for (const [index, each] of config.chain.entries()) yield* tier(each, index)
+    const preset: unknown = config.preset
+    if (preset !== undefined && preset !== "interactive" && preset !== "batch") {
+      return yield* invalid("preset", "must be \"interactive\" or \"batch\"")
+    }
     if (config.strategy !== undefined && !isStrategy(config.strategy)) {
       return yield* invalid("strategy", `must be one of ${strategies.join(", ")}`)
     }
