@@ -140,7 +140,7 @@ const cases: ReadonlyArray<{
     text: model("") + CHAIN_A + "retries: 3\n",
     issues: [[
       "retries",
-      "unknown key (allowed: strategy, deadline, when_all_refused, relaxation, continuation, degraded, retry, breaker, timeout, rate_limit, models, chain, degrade, hedging)"
+      "unknown key (allowed: preset, strategy, deadline, when_all_refused, relaxation, continuation, degraded, retry, breaker, timeout, rate_limit, models, chain, degrade, hedging)"
     ]]
   },
   {

@@ -335,6 +335,7 @@ export type ChainEntry = typeof ChainEntry.Type
 
 /** @internal */
 export const Document = Schema.Struct({
+  preset: optional(Schema.Literal("interactive", "batch")),
   strategy: optional(Strategy),
   deadline: optional(PositiveDuration),
   when_all_refused: optional(Schema.Struct({ wait: PositiveDuration })),
@@ -344,7 +345,6 @@ export const Document = Schema.Struct({
   retry: optional(Retry),
   breaker: optional(Breaker),
   timeout: optional(PositiveDuration),
-  preset: optional(Schema.Literal("interactive", "batch")),
   rate_limit: optional(Schema.Struct({
     mode: optional(Schema.Literal("wait", "fail-fast")),
     max_wait: optional(Schema.Union(Schema.Literal("infinity"), PositiveDuration)),
