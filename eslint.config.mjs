@@ -9,7 +9,7 @@ export default tseslint.config(
     plugins: { "@effect": effectPlugin },
     languageOptions: {
       parserOptions: {
-        projectService: { allowDefaultProject: ["*.mjs", ".ci/*.mjs"] },
+        projectService: { allowDefaultProject: ["*.mjs", ".ci/*.mjs", "scripts/*.mjs"] },
         tsconfigRootDir: import.meta.dirname
       }
     },
@@ -44,7 +44,7 @@ export default tseslint.config(
     }
   },
   {
-    files: ["src/cli/**", "bench/**", "examples/**"],
+    files: ["src/cli/**", "bench/**", "examples/**", ".ci/**", "scripts/**"],
     rules: { "no-console": "off" }
   }
 )

@@ -31,7 +31,9 @@ export default defineConfig([
       ai: "src/Ai.ts"
     },
     format: ["esm", "cjs"],
-    dts: true
+    // Declarations come from tsc, one file per module (tsconfig.build.json, scripts/build-dts.mjs): tsup's rolled-up
+    // .d.ts renamed colliding names (`Options$1`) in users' hovers.
+    dts: false
   },
   {
     // The command line (package bin) is ESM only: the simulator starts worker threads from `import.meta.url`.
