@@ -226,8 +226,21 @@ const makeRetrier = (options: Options, budgetOptions: Exclude<Options["budget"],
     minPerSecond: budgetOptions.minPerSecond ?? 1,
     windowMillis: Duration.toMillis(budgetOptions.window ?? "10 seconds")
   }
-  const budgetOf = (key: string): RetryBudget | undefined => {
+  // Budgets of targets idle for a whole window are forgotten, at most once per window: a retrier called for ever new
+  // targets (a model per tenant, say) then keeps only the budgets of its recent ones. A retry still running for a
+  // forgotten budget (its backoff outlasted the window) withdraws from its own copy, which grants what a new budget
+  // would.
+  let sweptAt = 0
+  const sweep = (nowMillis: number, windowMillis: number): void => {
+    if (nowMillis - sweptAt < windowMillis) return
+    sweptAt = nowMillis
+    for (const [key, budget] of budgets) {
+      if (budget.idle(nowMillis)) budgets.delete(key)
+    }
+  }
+  const budgetOf = (key: string, nowMillis: number): RetryBudget | undefined => {
     if (sharedBudget === undefined) return undefined
+    sweep(nowMillis, sharedBudget.windowMillis)
     let budget = budgets.get(key)
     if (budget === undefined) {
       budget = new RetryBudget(sharedBudget)
@@ -244,7 +257,7 @@ const makeRetrier = (options: Options, budgetOptions: Exclude<Options["budget"],
     Effect.flatMap(Clock.currentTimeMillis, (started) => {
       const key = `${target.name}:${target.model}`
       const settings = resolved(target)
-      const budget = budgetOf(key)
+      const budget = budgetOf(key, started)
       budget?.deposit(started)
       const ownDeadline = settings.deadline === undefined ? undefined : started + Duration.toMillis(settings.deadline)
       const callDeadline = callOptions?.deadlineAt
@@ -359,7 +372,7 @@ const makeRetrier = (options: Options, budgetOptions: Exclude<Options["budget"],
   }
 
   const remainingBudget = (target: Target) =>
-    Effect.map(Clock.currentTimeMillis, (now) => budgetOf(`${target.name}:${target.model}`)?.remaining(now) ?? Infinity)
+    Effect.map(Clock.currentTimeMillis, (now) => budgetOf(`${target.name}:${target.model}`, now)?.remaining(now) ?? Infinity)
 
   return { retry, retryStream, remainingBudget }
 }

@@ -72,6 +72,20 @@ export class RetryBudget {
     return true
   }
 
+  /**
+   * Nothing recorded within the window: the budget is in the state of a new one, so forgetting it changes nothing
+   * the next request of its target sees.
+   */
+  idle(nowMillis: number): boolean {
+    const oldest = Math.floor(nowMillis / BUCKET_MILLIS) - this.cells.length / 3 + 1
+    for (let i = 0; i < this.cells.length; i += 3) {
+      if ((this.cells[i] ?? -1) >= oldest && ((this.cells[i + 1] ?? 0) > 0 || (this.cells[i + 2] ?? 0) > 0)) {
+        return false
+      }
+    }
+    return true
+  }
+
   /** Retries still allowed in the current window. */
   remaining(nowMillis: number): number {
     const { requests, retries } = this.totals(nowMillis)
