@@ -372,7 +372,10 @@ const makeRetrier = (options: Options, budgetOptions: Exclude<Options["budget"],
   }
 
   const remainingBudget = (target: Target) =>
-    Effect.map(Clock.currentTimeMillis, (now) => budgetOf(`${target.name}:${target.model}`, now)?.remaining(now) ?? Infinity)
+    Effect.map(
+      Clock.currentTimeMillis,
+      (now) => budgetOf(`${target.name}:${target.model}`, now)?.remaining(now) ?? Infinity
+    )
 
   return { retry, retryStream, remainingBudget }
 }
