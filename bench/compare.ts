@@ -83,7 +83,8 @@ const settings = quick
   }
 const WARM_UP_CALLS = 6_000
 const CALLERS = 1_000
-const BULKHEAD = 32
+// Issue 18's narrow case: 1,000 callers through 100 permits.
+const BULKHEAD = 100
 const BREAKERS = 10_000
 
 const progress = (line: string): void => {
@@ -645,6 +646,8 @@ const throughput = async (): Promise<ReadonlyArray<ThroughputRow>> => {
   const retrier = await Effect.runPromise(Retry.make())
   const breaker = await Effect.runPromise(CircuitBreaker.make({ key: KEY }))
   const limiter = await Effect.runPromise(RateLimit.make({ limits: { concurrency: CALLERS } }))
+  const narrowLimiter = await Effect.runPromise(RateLimit.make({ limits: { concurrency: BULKHEAD } }))
+  const cNarrowBulkhead = cockatiel.bulkhead(BULKHEAD, CALLERS)
   const cStack = cockatiel.wrap(cockatielRetry(), cockatielBreaker(), cockatiel.bulkhead(CALLERS, CALLERS))
   const cNarrow = cockatiel.wrap(cockatielRetry(), cockatielBreaker(), cockatiel.bulkhead(BULKHEAD, CALLERS))
   const cStackTimeout = cockatiel.wrap(
@@ -704,6 +707,14 @@ const throughput = async (): Promise<ReadonlyArray<ThroughputRow>> => {
       run: concurrentFibers(() => narrow.complete(REQUEST), logOff)
     },
     {
+      id: "limiter-narrow",
+      group: "library",
+      label: `RateLimit alone, concurrency ${BULKHEAD} (${CALLERS - BULKHEAD} queued)`,
+      floor: "effect",
+      peer: "c-bulkhead-narrow",
+      run: concurrentFibers(() => narrowLimiter.limit(KEY)(effectCall()))
+    },
+    {
       id: "c-stack",
       group: "cockatiel 3",
       label: "wrap(retry, circuitBreaker, bulkhead(1000))",
@@ -723,6 +734,13 @@ const throughput = async (): Promise<ReadonlyArray<ThroughputRow>> => {
       label: `wrap(retry, circuitBreaker, bulkhead(${BULKHEAD}, queue))`,
       floor: "promise",
       run: concurrentPromises(() => cNarrow.execute(call))
+    },
+    {
+      id: "c-bulkhead-narrow",
+      group: "cockatiel 3",
+      label: `bulkhead(${BULKHEAD}, queue) alone`,
+      floor: "promise",
+      run: concurrentPromises(() => cNarrowBulkhead.execute(call))
     },
     {
       id: "o-off",
