@@ -20,8 +20,11 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
-import * as internal from "./internal/config.js"
-import { InvalidConfig } from "./internal/configError.js"
+import * as configBuild from "./internal/config/build.js"
+import { InvalidConfig } from "./internal/config/error.js"
+import * as read from "./internal/config/read.js"
+import type * as settings from "./internal/config/settings.js"
+import { overrideVariables as variables } from "./internal/config/settings.js"
 import * as internalResilient from "./internal/resilient/make.js"
 import * as Resilient from "./Resilient.js"
 
@@ -40,13 +43,13 @@ export {
    * @category Models
    */
   Issue
-} from "./internal/configError.js"
+} from "./internal/config/error.js"
 
 /**
  * @since 0.1.0
  * @category Models
  */
-export type Format = internal.Format
+export type Format = settings.Format
 
 /**
  * The file and the environment, decoded and resolved — presets expanded, overrides applied, durations decoded,
@@ -56,25 +59,25 @@ export type Format = internal.Format
  * @since 0.1.0
  * @category Models
  */
-export type Settings = internal.Settings
+export type Settings = settings.Settings
 
 /**
  * @since 0.1.0
  * @category Models
  */
-export type TierSettings = internal.TierSettings
+export type TierSettings = settings.TierSettings
 
 /**
  * @since 0.1.0
  * @category Models
  */
-export type ProviderSettings = internal.ProviderSettings
+export type ProviderSettings = settings.ProviderSettings
 
 /**
  * @since 0.2.0
  * @category Models
  */
-export type DeploymentSettings = internal.DeploymentSettings
+export type DeploymentSettings = settings.DeploymentSettings
 
 /**
  * @since 0.1.0
@@ -107,7 +110,7 @@ export const FORMAT_VARIABLE = "LLM_CONFIG_FORMAT"
  * @since 0.1.0
  * @category Constants
  */
-export const overrideVariables: ReadonlyArray<string> = internal.overrideVariables
+export const overrideVariables: ReadonlyArray<string> = variables
 
 /**
  * Decodes a configuration text and applies the environment overrides.
@@ -116,7 +119,7 @@ export const overrideVariables: ReadonlyArray<string> = internal.overrideVariabl
  * @category Decoding
  */
 export const settingsFromString = (text: string, format: Format): Effect.Effect<Settings, InvalidConfig> =>
-  internal.settingsFromString(text, format, "<string>")
+  read.settingsFromString(text, format, "<string>")
 
 /**
  * Reads and decodes a configuration file and applies the environment overrides.
@@ -127,7 +130,7 @@ export const settingsFromString = (text: string, format: Format): Effect.Effect<
 export const settingsFromFile = (
   path: string,
   options?: LoadOptions
-): Effect.Effect<Settings, InvalidConfig, FileSystem.FileSystem> => internal.settingsFromFile(path, options?.format)
+): Effect.Effect<Settings, InvalidConfig, FileSystem.FileSystem> => read.settingsFromFile(path, options?.format)
 
 /**
  * Reads each tier's API key (`Config.redacted(api_key_env)`) and builds the `Resilient.Config`. Use it to add what a
@@ -137,7 +140,7 @@ export const settingsFromFile = (
  * @category Decoding
  */
 export const toResilientConfig = (settings: Settings): Effect.Effect<Resilient.Config, InvalidConfig> =>
-  internal.toResilientConfig(settings, "<settings>")
+  configBuild.toResilientConfig(settings, "<settings>")
 
 /**
  * @since 0.1.0
@@ -145,8 +148,8 @@ export const toResilientConfig = (settings: Settings): Effect.Effect<Resilient.C
  */
 export const fromString = (text: string, format: Format): Effect.Effect<Resilient.Config, InvalidConfig> =>
   Effect.flatMap(
-    internal.settingsFromString(text, format, "<string>"),
-    (settings) => internal.toResilientConfig(settings, "<string>")
+    read.settingsFromString(text, format, "<string>"),
+    (settings) => configBuild.toResilientConfig(settings, "<string>")
   )
 
 /**
@@ -158,13 +161,13 @@ export const fromFile = (
   options?: LoadOptions
 ): Effect.Effect<Resilient.Config, InvalidConfig, FileSystem.FileSystem> =>
   Effect.flatMap(
-    internal.settingsFromFile(path, options?.format),
-    (settings) => internal.toResilientConfig(settings, path)
+    read.settingsFromFile(path, options?.format),
+    (settings) => configBuild.toResilientConfig(settings, path)
   )
 
 const build =
   (source: string) => (config: Resilient.Config): Effect.Effect<Resilient.Service, InvalidConfig, Scope.Scope> =>
-    Effect.mapError(internalResilient.makeFromContext(config), internal.fromInvalidOptions(source))
+    Effect.mapError(internalResilient.makeFromContext(config), configBuild.fromInvalidOptions(source))
 
 /**
  * The `Resilient` client described by a configuration text.

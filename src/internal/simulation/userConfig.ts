@@ -10,7 +10,8 @@
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import type * as Resilient from "../../Resilient.js"
-import { type Format, formatOf, type Settings, settingsFromString, type TierSettings } from "../config.js"
+import { formatOf, settingsFromString } from "../config/read.js"
+import type { Format, Settings, TierSettings } from "../config/settings.js"
 import type { Configuration } from "./run.js"
 import { type PresetName, presets, type ProviderProfile } from "./scenario.js"
 

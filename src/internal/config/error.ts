@@ -204,3 +204,13 @@ export const fromParseIssue = (issue: ParseResult.ParseIssue): Array<Issue> => {
   go(issue, [])
   return out
 }
+
+/** At least one issue. */
+export type Issues = readonly [Issue, ...Array<Issue>]
+
+export const isNonEmpty = (issues: ReadonlyArray<Issue>): issues is Issues => issues.length > 0
+
+export const mapNonEmpty = (issues: Issues, f: (issue: Issue) => Issue): Issues => [
+  f(issues[0]),
+  ...issues.slice(1).map(f)
+]

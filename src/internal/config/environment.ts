@@ -9,7 +9,7 @@ import * as Config from "effect/Config"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
-import { formatPath, type Issue } from "./configError.js"
+import { formatPath, type Issue } from "./error.js"
 
 // `${NAME}` or `${NAME:-default}`; `$${` is a literal `${`.
 const REFERENCE = /\$\$\{|\$\{([^}]*)\}/g

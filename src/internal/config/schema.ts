@@ -7,9 +7,9 @@
  */
 import * as Duration from "effect/Duration"
 import * as Schema from "effect/Schema"
-import { DegradedReason, HardReason } from "../LlmError.js"
-import { parseGoDuration } from "./headers.js"
-import { checkDuration, MAX_TIMER_MILLIS } from "./options.js"
+import { DegradedReason, HardReason } from "../../LlmError.js"
+import { parseGoDuration } from "../headers.js"
+import { checkDuration, MAX_TIMER_MILLIS } from "../options.js"
 
 const show = (u: unknown): string => {
   if (typeof u === "string") return JSON.stringify(u)
