@@ -150,4 +150,36 @@ describe("OpenTelemetry GenAI conventions", () => {
       })
       expect(request?.attributes.get("gen_ai.provider.name")).toBe("openai")
     }))
+
+  it.scoped("a tier of deployments: each call's span names the server of the deployment the balancer picked", () =>
+    Effect.gen(function*() {
+      aimock.onMessage("deployment span question", { content: "deployment span answer" })
+      const port = Number(new URL(aimock.url).port)
+      // One server reached under two host names: each deployment's base URL is its own.
+      const deployment = (name: string, host: string) =>
+        Effect.map(
+          OpenAi.make({
+            model: "gpt-deployed",
+            apiKey: Redacted.make("sk-test"),
+            baseURL: `http://${host}:${port}/v1`
+          }),
+          (provider) => ({ name, provider })
+        )
+      const client = yield* Resilient.make({
+        chain: [{ deployments: [yield* deployment("east", "127.0.0.1"), yield* deployment("west", "localhost")] }]
+      })
+      const { spans, tracer } = recordingTracer()
+      const servedBy: Array<string> = []
+      for (let i = 0; i < 4; i++) {
+        const answer = yield* client.complete({ messages: [{ role: "user", content: "deployment span question" }] })
+          .pipe(Effect.withTracer(tracer))
+        servedBy.push(answer.servedBy)
+      }
+      expect(new Set(servedBy)).toEqual(new Set(["openai:gpt-deployed@east", "openai:gpt-deployed@west"]))
+      const calls = spans.filter((span) => span.name === "chat gpt-deployed")
+      expect(calls.map((span) => span.attributes.get("server.address"))).toEqual(
+        servedBy.map((label) => label.endsWith("@east") ? "127.0.0.1" : "localhost")
+      )
+      expect(calls.every((span) => span.attributes.get("server.port") === port)).toBe(true)
+    }))
 })

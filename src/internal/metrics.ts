@@ -178,16 +178,21 @@ export const genAiRequestAttributes = (request: {
   }
   if (request.maxTokens !== undefined) attributes[attr.requestMaxTokens] = request.maxTokens
   if (request.temperature !== undefined) attributes[attr.requestTemperature] = request.temperature
-  if (request.baseURL !== undefined) {
-    try {
-      const url = new URL(request.baseURL)
-      attributes[attr.serverAddress] = url.hostname
-      attributes[attr.serverPort] = url.port === "" ? (url.protocol === "https:" ? 443 : 80) : Number(url.port)
-    } catch {
-      // not a URL: no server attributes
+  return request.baseURL === undefined ? attributes : { ...attributes, ...serverAttributes(request.baseURL) }
+}
+
+/** @internal `server.address` and `server.port` of a base URL; none when it is not a URL. */
+export const serverAttributes = (baseURL: string | undefined): Record<string, string | number> => {
+  if (baseURL === undefined) return {}
+  try {
+    const url = new URL(baseURL)
+    return {
+      [attr.serverAddress]: url.hostname,
+      [attr.serverPort]: url.port === "" ? (url.protocol === "https:" ? 443 : 80) : Number(url.port)
     }
+  } catch {
+    return {}
   }
-  return attributes
 }
 
 /** @internal The names, for exporters and docs. */

@@ -14,6 +14,7 @@ import { CircuitOpen, InvalidOptions } from "../../LlmError.js"
 import type { Service as LlmProvider } from "../../LlmProvider.js"
 import type * as RateLimit from "../../RateLimit.js"
 import type { Tier } from "../../Resilient.js"
+import * as metrics from "../metrics.js"
 import type { StepError } from "./attempt.js"
 import { Balancer } from "./balance.js"
 import type { Client, Outcome, RequestContext } from "./client.js"
@@ -172,7 +173,13 @@ export const deployed = <A>(
       const started = clock.unsafeCurrentTimeMillis()
       const index = balancer.pick(eligible, started)
       balancer.start(index)
-      return run(on(step, members[index]!, unguarded.has(index))).pipe(
+      const member = members[index]!
+      const call = run(on(step, member, unguarded.has(index)))
+      // Inside the step's span (./event.ts), which cannot know the deployment before this pick.
+      const traced = context.traced
+        ? Effect.zipRight(Effect.annotateCurrentSpan(metrics.serverAttributes(member.provider.baseURL)), call)
+        : call
+      return traced.pipe(
         Effect.tapBoth({
           onSuccess: (outcome) =>
             Effect.sync(() => {

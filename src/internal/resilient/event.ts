@@ -40,7 +40,8 @@ export const instrumentStep = <A extends { readonly degraded: unknown }, E, R>(
           model,
           maxTokens: request.maxTokens,
           temperature: request.temperature,
-          baseURL: step.tier.provider.baseURL
+          // A tier of deployments: the server is the picked deployment's, set when it is picked (./deployments.ts).
+          baseURL: step.tier.deployments === undefined ? step.tier.provider.baseURL : undefined
         }),
         [metrics.attr.system]: system,
         "llm.attempt": position,
