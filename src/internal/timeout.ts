@@ -36,6 +36,8 @@ class Pending {
   /** Settled: it ended in time, was interrupted with its caller, or timed out. */
   done = false
   timedOut = false
+  /** What the deadline does to a call with no fiber of its own ({@link promiseWithin}): abort it and fail it. */
+  expire: (() => void) | undefined = undefined
   constructor(
     readonly at: number,
     public fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined,
@@ -79,6 +81,7 @@ class Timers {
     if (pending.done) return
     pending.done = true
     pending.fiber = undefined
+    pending.expire = undefined
     this.live--
     if (this.live === 0) {
       if (!this.idleCheck) {
@@ -122,6 +125,9 @@ class Timers {
           this.live--
           top.fiber?.unsafeInterruptAsFork(top.caller)
           top.fiber = undefined
+          const expire = top.expire
+          top.expire = undefined
+          expire?.()
         }
         const next = this.heap[0]
         if (next === undefined) {
@@ -223,4 +229,65 @@ export const timeoutFail = <A, E, R, E1>(
         return arm === undefined ? awaited : Effect.zipRight(arm, awaited)
       })
     )
+  })
+
+/**
+ * A promise-returning call (an SDK request) bounded by a deadline with no fiber of its own: it runs in the caller's
+ * fiber, its deadline joins the shared heap above, and at the deadline the timer aborts its `AbortSignal` (which
+ * closes the HTTP request, body included) and resumes the caller with `onTimeout()`. A promise that settled before
+ * the deadline was reached keeps its outcome; a rejection is turned into the call's failure by `onReject`.
+ * Interrupting the caller aborts the request and takes the deadline out.
+ *
+ * @internal
+ */
+export const promiseWithin = <A, E, E1>(
+  run: (signal: AbortSignal) => PromiseLike<A>,
+  onReject: (error: unknown) => Effect.Effect<never, E>,
+  duration: Duration.Duration,
+  onTimeout: () => E1
+): Effect.Effect<A, E | E1> =>
+  Effect.withFiberRuntime((caller) => {
+    const clock = Context.get(caller.currentDefaultServices, Clock.Clock)
+    const timers = timersOf(clock)
+    const controller = new AbortController()
+    const pending = new Pending(clock.unsafeCurrentTimeMillis() + Duration.toMillis(duration), undefined, caller.id())
+    const settle = () => timers.settle(pending, caller.currentScheduler)
+    const waited = Effect.async<A, E | E1>((resume) => {
+      let resumed = false
+      const once = (effect: Effect.Effect<A, E | E1>) => {
+        if (resumed) return
+        resumed = true
+        resume(effect)
+      }
+      const expire = () => {
+        controller.abort()
+        once(Effect.fail(onTimeout()))
+      }
+      if (pending.timedOut) return expire()
+      pending.expire = expire
+      const settled = (effect: Effect.Effect<A, E | E1>) => {
+        if (pending.done) return
+        settle()
+        once(effect)
+      }
+      try {
+        run(controller.signal).then(
+          (value) => settled(Effect.succeed(value)),
+          (error: unknown) => settled(onReject(error))
+        )
+      } catch (error) {
+        settled(onReject(error))
+      }
+    })
+    // As in `timeoutFail`: the deadline is added and the timer armed in one interruption-safe region; the caller's
+    // interruption, before the request starts or during it, takes the deadline out and aborts the request.
+    return Effect.uninterruptibleMask((restore) => {
+      const arm = timers.add(pending)
+      const guarded = Effect.onInterrupt(restore(waited), () =>
+        Effect.sync(() => {
+          settle()
+          controller.abort()
+        }))
+      return arm === undefined ? guarded : Effect.zipRight(arm, guarded)
+    })
   })
