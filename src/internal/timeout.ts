@@ -265,11 +265,13 @@ export const promiseWithin = <A, E, E1>(
       }
       if (pending.timedOut) return expire()
       pending.expire = expire
-      const settled = (effect: Effect.Effect<A, E | E1>) => {
-        if (pending.done) return
-        settle()
-        once(effect)
-      }
+      // Settled in the caller's fiber once it resumes, not here: the idle check (see `settle`) then runs after the
+      // caller had its turn, so that a loop of calls keeps its timer instead of stopping and restarting it per call.
+      const settled = (effect: Effect.Effect<A, E | E1>) =>
+        once(Effect.suspend(() => {
+          settle()
+          return effect
+        }))
       try {
         run(controller.signal).then(
           (value) => settled(Effect.succeed(value)),

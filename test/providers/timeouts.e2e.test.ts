@@ -139,6 +139,59 @@ describe.each(["openai", "anthropic"] as const)("the timeout bounds the whole re
     }))
 })
 
+describe.each(["openai", "anthropic"] as const)("a tier's per-attempt timeout reaches the SDK call (%s)", (sdk) => {
+  // The built-in providers take the tier's deadline into their SDK request (no fiber per call): the call still fails
+  // with the attempt's typed Timeout, and the request is aborted, whether the body stalls or nothing ever answers.
+  const attemptTimedOut = (error: unknown) => {
+    expect(error).toMatchObject({ _tag: "FallbackExhausted" })
+    const attempts =
+      (error as { readonly attempts: ReadonlyArray<{ readonly reason?: string; readonly code?: string }> })
+        .attempts
+    expect(attempts.map((attempt) => [attempt.reason, attempt.code])).toEqual([["Timeout", "attempt_timeout"]])
+  }
+
+  it.scopedLive("headers then a stalled body: typed Timeout at the tier timeout, and the socket is closed", () =>
+    Effect.gen(function*() {
+      const { baseURL, path } = route(sdk)
+      yield* Effect.promise(() => stallAfterHeaders(path, false, sdk))
+      const client = yield* Resilient.make({
+        chain: [{ provider: provider(sdk, baseURL, {}), timeout: "300 millis", retry: false }]
+      })
+      const started = Date.now()
+      attemptTimedOut(yield* Effect.flip(client.complete(ask)))
+      expect(Date.now() - started).toBeLessThan(5_000)
+      expect(yield* waitForAbort(path)).toBe(true)
+    }))
+
+  it.scopedLive("a server that never answers: typed Timeout at the tier timeout, and the request is aborted", () =>
+    Effect.gen(function*() {
+      const { baseURL, path } = route(sdk)
+      yield* Effect.promise(() => server.forPost(path).thenTimeout())
+      const client = yield* Resilient.make({
+        chain: [{ provider: provider(sdk, baseURL, { timeout: "10 minutes" }), timeout: "300 millis", retry: false }]
+      })
+      const started = Date.now()
+      attemptTimedOut(yield* Effect.flip(client.complete(ask)))
+      expect(Date.now() - started).toBeLessThan(5_000)
+      expect(yield* waitForAbort(path)).toBe(true)
+    }))
+
+  it.scopedLive("a provider timeout shorter than the tier's still ends the call with its own code", () =>
+    Effect.gen(function*() {
+      const { baseURL, path } = route(sdk)
+      yield* Effect.promise(() => stallAfterHeaders(path, false, sdk))
+      const client = yield* Resilient.make({
+        chain: [{ provider: provider(sdk, baseURL, { timeout: "200 millis" }), timeout: "1 minute", retry: false }]
+      })
+      const error = yield* Effect.flip(client.complete(ask))
+      expect(error).toMatchObject({ _tag: "FallbackExhausted" })
+      const attempts =
+        (error as { readonly attempts: ReadonlyArray<{ readonly reason?: string; readonly code?: string }> })
+          .attempts
+      expect(attempts.map((attempt) => [attempt.reason, attempt.code])).toEqual([["Timeout", "response_timeout"]])
+    }))
+})
+
 describe("timeouts too long for a timer are refused", () => {
   it.effect("a request timeout of 2^31 ms is InvalidRequest timeout, and a provider's is InvalidOptions", () =>
     Effect.gen(function*() {
