@@ -214,7 +214,7 @@ describe.each(["openai", "anthropic"] as const)("a tier's per-attempt timeout re
             }
         )
       )
-      const forksOf = (timeout: string | undefined) =>
+      const forksOf = (timeout: Duration.DurationInput | undefined) =>
         Effect.gen(function*() {
           const client = yield* Resilient.make({
             chain: [{ provider: provider(sdk, baseURL, {}), ...(timeout === undefined ? {} : { timeout }) }]
