@@ -14,7 +14,7 @@ import * as Stream from "effect/Stream"
 import * as Supervisor from "effect/Supervisor"
 import * as TestClock from "effect/TestClock"
 import { type AttemptDeadline, honouringDeadlines } from "../../src/internal/providerTimeouts.js"
-import { promiseWithin } from "../../src/internal/timeout.js"
+import { promiseWithin, timeoutFail } from "../../src/internal/timeout.js"
 import { type CompletionResult, makeUsage } from "../../src/Llm.js"
 import { hardFailure } from "../../src/LlmError.js"
 import type { Service as LlmProvider } from "../../src/LlmProvider.js"
@@ -120,12 +120,15 @@ describe("promiseWithin (no fiber per call, shared timer)", () => {
       const calls = [3_000, 1_000, 2_000].map((millis) => ({ millis, ...controlled<never>() }))
       const fibers = []
       for (const call of calls) fibers.push(yield* Effect.fork(within(call.run, call.millis, String(call.millis))))
+      const forking = yield* Effect.fork(timeoutFail(Effect.never, Duration.millis(2_000), () => new TimedOut("fork")))
       for (const millis of [1_000, 2_000, 3_000]) {
         yield* TestClock.adjust("1 second")
         const index = calls.findIndex((call) => call.millis === millis)
         expect(yield* Fiber.await(fibers[index]!)).toEqual(Exit.fail(new TimedOut(String(millis))))
         expect(calls[index]!.state.signal?.aborted).toBe(true)
+        expect(Option.isSome(yield* Fiber.poll(forking))).toBe(millis >= 2_000)
       }
+      expect(yield* Fiber.await(forking)).toEqual(Exit.fail(new TimedOut("fork")))
     }))
 
   it.effect("no call forks a fiber, and the timer is gone once no deadline is pending", () =>
