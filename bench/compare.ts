@@ -38,6 +38,8 @@ import * as v8 from "node:v8"
 import * as vm from "node:vm"
 import OpossumBreaker from "opossum"
 import * as CircuitBreaker from "../src/CircuitBreaker.js"
+import { honouringDeadlines } from "../src/internal/providerTimeouts.js"
+import { promiseWithin } from "../src/internal/timeout.js"
 import { type CompletionRequestInput, type CompletionResult, makeUsage } from "../src/Llm.js"
 import type { Service as LlmProvider } from "../src/LlmProvider.js"
 import * as Observability from "../src/Observability.js"
@@ -205,6 +207,19 @@ const provider: LlmProvider = {
   complete: () => effectCall(),
   stream: () => Stream.empty,
   countTokens: () => Effect.succeed(10)
+}
+
+/**
+ * The same no-op call from a provider that takes a tier's per-attempt deadline into its call, as the built-in OpenAI
+ * and Anthropic providers do with their SDK request (no fiber per call; src/internal/providerTimeouts.ts).
+ */
+const honouringProvider: LlmProvider = {
+  ...provider,
+  complete: honouringDeadlines((_request, attempt) =>
+    attempt === undefined
+      ? effectCall()
+      : promiseWithin(call, (error) => Effect.die(error), attempt.duration, attempt.onTimeout)
+  )
 }
 
 // --- observability variants --------------------------------------------------------------------------------------
@@ -382,6 +397,14 @@ const overhead = async (): Promise<ReadonlyArray<OverheadRow>> => {
       clients
     )
   )
+  const clientTimeoutInCall = await Effect.runPromise(
+    Scope.extend(
+      Resilient.make({
+        chain: [{ provider: honouringProvider, limits: { concurrency: CALLERS }, timeout: "30 seconds" }]
+      }),
+      clients
+    )
+  )
   const app = ManagedRuntime.make(Logger.minimumLogLevel(LogLevel.None))
   const runtime = await app.runtime()
   const runFromPromise = Runtime.runPromise(runtime)
@@ -501,6 +524,14 @@ const overhead = async (): Promise<ReadonlyArray<OverheadRow>> => {
       floor: "effect",
       peer: "c-stack-timeout",
       run: inFiber(() => clientTimeout.complete(REQUEST), logOff)
+    },
+    {
+      id: "resilient-timeout-in-call",
+      group: "library, in a running fiber",
+      label: "… timeout taken into the provider's call (as OpenAi, Anthropic)",
+      floor: "effect",
+      peer: "c-stack-timeout",
+      run: inFiber(() => clientTimeoutInCall.complete(REQUEST), logOff)
     },
     {
       id: "resilient-runPromise",
@@ -643,6 +674,14 @@ const throughput = async (): Promise<ReadonlyArray<ThroughputRow>> => {
       clients
     )
   )
+  const clientTimeoutInCall = await Effect.runPromise(
+    Scope.extend(
+      Resilient.make({
+        chain: [{ provider: honouringProvider, limits: { concurrency: CALLERS }, timeout: "30 seconds" }]
+      }),
+      clients
+    )
+  )
   const retrier = await Effect.runPromise(Retry.make())
   const breaker = await Effect.runPromise(CircuitBreaker.make({ key: KEY }))
   const limiter = await Effect.runPromise(RateLimit.make({ limits: { concurrency: CALLERS } }))
@@ -697,6 +736,14 @@ const throughput = async (): Promise<ReadonlyArray<ThroughputRow>> => {
       floor: "effect",
       peer: "c-stack-timeout",
       run: concurrentFibers(() => clientTimeout.complete(REQUEST), logOff)
+    },
+    {
+      id: "resilient-timeout-in-call",
+      group: "library",
+      label: "… timeout taken into the provider's call",
+      floor: "effect",
+      peer: "c-stack-timeout",
+      run: concurrentFibers(() => clientTimeoutInCall.complete(REQUEST), logOff)
     },
     {
       id: "resilient-narrow",

@@ -11,7 +11,13 @@ import { allCapabilities, type Service } from "../LlmProvider.js"
 import { fromSdkError } from "./classify.js"
 import { anthropicRateLimit } from "./headers.js"
 import * as mapping from "./providers/anthropicMapping.js"
-import { boundedStream, boundResponse, sdkOptions } from "./providerTimeouts.js"
+import {
+  boundedStream,
+  boundResponse,
+  type CompleteWithin,
+  honouringDeadlines,
+  sdkOptions
+} from "./providerTimeouts.js"
 import { validateRequest } from "./request.js"
 import { assemble } from "./streaming.js"
 import { countTokens } from "./tokens.js"
@@ -45,25 +51,20 @@ export const make = (options: AnthropicOptions): Service => {
   const malformed = (model: string, requestId: string | undefined) =>
     hardFailure({ reason: "ServerError", provider: name, model, requestId, providerCode: "malformed_response" })
 
-  const complete: Service["complete"] = (input) =>
+  const completeWithin: CompleteWithin = (input, attempt) =>
     Effect.gen(function*() {
       const request = yield* validateRequest(input)
       const model = request.model ?? options.model
       const { body, notes } = mapping.body(request, model, options.defaultMaxTokens)
       const started = yield* Clock.currentTimeMillis
       const { data, request_id, response } = yield* boundResponse(
-        Effect.tryPromise({
-          try: (signal) =>
-            client.messages.create(
-              { ...body, stream: false },
-              requestOptions(request, signal)
-            ).withResponse(),
-          catch: (error) => error
-        }).pipe(Effect.catchAll(toHardFailure(model))),
+        (signal) => client.messages.create({ ...body, stream: false }, requestOptions(request, signal)).withResponse(),
+        toHardFailure(model),
         request,
         options,
         name,
-        model
+        model,
+        attempt
       )
       const finished = yield* Clock.currentTimeMillis
       const requestId = request_id ?? undefined
@@ -100,6 +101,8 @@ export const make = (options: AnthropicOptions): Service => {
         ...(notes.length > 0 ? { notes } : {})
       }
     })
+
+  const complete = honouringDeadlines(completeWithin)
 
   const unbounded: Service["stream"] = (input) =>
     Stream.unwrapScoped(Effect.gen(function*() {

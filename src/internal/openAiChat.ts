@@ -11,7 +11,13 @@ import type { Capabilities, Service } from "../LlmProvider.js"
 import { fromSdkError } from "./classify.js"
 import { openAiRateLimit } from "./headers.js"
 import * as mapping from "./providers/openAiMapping.js"
-import { boundedStream, boundResponse, sdkOptions } from "./providerTimeouts.js"
+import {
+  boundedStream,
+  boundResponse,
+  type CompleteWithin,
+  honouringDeadlines,
+  sdkOptions
+} from "./providerTimeouts.js"
 import { validateRequest } from "./request.js"
 import { assemble } from "./streaming.js"
 import { countTokens, type TokenizerFamily } from "./tokens.js"
@@ -72,22 +78,21 @@ export const make = (options: OpenAiChatOptions): Service => {
         (input, output) => makeUsage(input, output)
       )
 
-  const complete: Service["complete"] = (input) =>
+  const completeWithin: CompleteWithin = (input, attempt) =>
     Effect.gen(function*() {
       const request = yield* validateRequest(input)
       const model = request.model ?? options.model
       const { body, notes } = mapping.body(request, model, options.takesOpenAiOptions)
       const started = yield* Clock.currentTimeMillis
       const { data, request_id, response } = yield* boundResponse(
-        Effect.tryPromise({
-          try: (signal) =>
-            client.chat.completions.create({ ...body, stream: false }, requestOptions(request, signal)).withResponse(),
-          catch: (error) => error
-        }).pipe(Effect.catchAll(toHardFailure(model))),
+        (signal) =>
+          client.chat.completions.create({ ...body, stream: false }, requestOptions(request, signal)).withResponse(),
+        toHardFailure(model),
         request,
         options,
         name,
-        model
+        model,
+        attempt
       )
       const finished = yield* Clock.currentTimeMillis
       const requestId = request_id ?? undefined
@@ -123,6 +128,8 @@ export const make = (options: OpenAiChatOptions): Service => {
         ...(notes.length > 0 ? { notes } : {})
       }
     })
+
+  const complete = honouringDeadlines(completeWithin)
 
   const unbounded: Service["stream"] = (input) =>
     Stream.unwrapScoped(Effect.gen(function*() {

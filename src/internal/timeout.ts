@@ -1,24 +1,36 @@
 /**
- * A timeout for the per-call path that costs one fiber instead of two.
- *
- * `Effect.timeoutFail` forks two fibers per call — the effect and a sleep racing it — and then waits for the loser's
- * interruption: ≈ 65–85 µs per call on this machine kind around a promise (≈ 36 µs around `Effect.succeed`), the
- * largest single cost of the stack's success path (one fork alone ≈ 15–25 µs). This costs ≈ 34–38 µs (≈ 15 µs),
- * about 2.4× less; in `Resilient` a tier `timeout` adds ≈ 21–31 µs per call instead of ≈ 73–96 µs (scratch benches,
- * medians of 10 interleaved rounds, Node 20). Here the effect still runs in a child fiber of its own, so that the deadline can interrupt
- * it (which aborts its HTTP request), but the sleeps are shared: per `Clock`, one daemon timer fiber sleeps until the
+ * Timeouts for the per-call path, with the sleeps shared: per `Clock`, one daemon timer fiber sleeps until the
  * earliest pending deadline, and a call only adds its deadline to a heap — synchronously, no fiber — and takes it out
  * when it ends. Deadlines of one call site all have the same length, so they arrive in order and the timer is
- * re-armed only when an earlier one turns up.
+ * re-armed only when an earlier one turns up. Two ways to bound a call:
+ *
+ * - {@link promiseWithin}, for a promise-returning call that takes an `AbortSignal` (an SDK request): no fiber of its
+ *   own. The call runs in the caller's fiber; at the deadline the timer aborts its signal (the HTTP request is closed,
+ *   body included) and resumes the caller with the timeout. The built-in providers run their `complete` this way, and
+ *   take a `Resilient` tier's per-attempt timeout into it (./providerTimeouts.ts). A deadline has to reach the call
+ *   itself: Effect 3 cannot catch an interruption of the caller's own fiber in an interruptible region, and an
+ *   arbitrary effect can only be cut short by interrupting the fiber it runs in.
+ * - {@link timeoutFail}, for any effect: it runs in a child fiber, so that the deadline can interrupt it (which aborts
+ *   its HTTP request). `Retry`'s attempt timeout, the stream guard, the request deadline and the tier timeout of any
+ *   other provider (user providers, `ScriptedProvider`, `@effect/ai` tiers) use it.
+ *
+ * Costs (CPU time per call around a resolved promise, Node 20, 2 shared vCPUs at load ≈ 4.5, scratch loops of 20,000
+ * calls in one fiber): `Effect.timeoutFail` forks two fibers and waits for the loser's interruption (≈ 65–85 µs in
+ * earlier, quieter scratch benches); `timeoutFail` ≈ 9–13 µs (one fork); `promiseWithin` ≈ 7–12 µs, of which ≈ 4–5 µs is Node creating the
+ * `AbortSignal`, which an SDK call needs anyway (`Effect.tryPromise` with a signal, the untimed path, costs ≈ 6 µs). In
+ * a `Resilient` client, a tier `timeout` costs ≈ 11–14 µs per call with `timeoutFail` and ≈ 3 µs handed to the
+ * provider's call; with 1,000 concurrent callers the difference is larger (docs/benchmarks.md, "Timeout without a
+ * fork (issue 18)").
  *
  * - Deterministic under `TestClock`: the timer sleeps on the `Clock` of the calls, never on a raw `setTimeout`.
- * - At the deadline the effect is interrupted, its finalizers run, and then the call fails with `onTimeout()`. An
- *   effect that succeeded before the interruption took hold keeps its value: an answer that made it is not thrown away.
+ * - At the deadline the effect is interrupted (its signal aborted), its finalizers run, and then the call fails with
+ *   `onTimeout()`. An effect (a promise) that succeeded before the interruption took hold keeps its value: an answer
+ *   that made it is not thrown away.
  * - Interrupting the caller interrupts the effect and waits for it (its finalizers run first), as `Effect.timeout`
- *   does.
- * - Fiber refs the effect sets stay in its fiber unless `inheritFiberRefs` is set (merging them back costs ≈ 5 µs).
- *   A provider call and its quality check set none the caller reads, so `Resilient`'s tier timeout skips it; `Retry`
- *   and the stream guard wrap any caller's effect, so they ask for them.
+ *   does; for `promiseWithin`, it aborts the signal.
+ * - `timeoutFail` only: fiber refs the effect sets stay in its fiber unless `inheritFiberRefs` is set (merging them
+ *   back costs ≈ 5 µs). A provider call and its quality check set none the caller reads, so `Resilient`'s tier
+ *   timeout skips it; `Retry` and the stream guard wrap any caller's effect, so they ask for them.
  * - No timer outlives the calls: once no deadline is pending (checked one scheduler turn later, so that a loop of
  *   sequential calls keeps its timer), the timer is interrupted, so nothing keeps the process alive.
  * @internal
@@ -36,6 +48,8 @@ class Pending {
   /** Settled: it ended in time, was interrupted with its caller, or timed out. */
   done = false
   timedOut = false
+  /** What the deadline does to a call with no fiber of its own ({@link promiseWithin}): abort it and fail it. */
+  expire: (() => void) | undefined = undefined
   constructor(
     readonly at: number,
     public fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined,
@@ -79,6 +93,7 @@ class Timers {
     if (pending.done) return
     pending.done = true
     pending.fiber = undefined
+    pending.expire = undefined
     this.live--
     if (this.live === 0) {
       if (!this.idleCheck) {
@@ -122,6 +137,9 @@ class Timers {
           this.live--
           top.fiber?.unsafeInterruptAsFork(top.caller)
           top.fiber = undefined
+          const expire = top.expire
+          top.expire = undefined
+          expire?.()
         }
         const next = this.heap[0]
         if (next === undefined) {
@@ -223,4 +241,67 @@ export const timeoutFail = <A, E, R, E1>(
         return arm === undefined ? awaited : Effect.zipRight(arm, awaited)
       })
     )
+  })
+
+/**
+ * A promise-returning call (an SDK request) bounded by a deadline with no fiber of its own: it runs in the caller's
+ * fiber, its deadline joins the shared heap above, and at the deadline the timer aborts its `AbortSignal` (which
+ * closes the HTTP request, body included) and resumes the caller with `onTimeout()`. A promise that settled before
+ * the deadline was reached keeps its outcome; a rejection is turned into the call's failure by `onReject`.
+ * Interrupting the caller aborts the request and takes the deadline out.
+ *
+ * @internal
+ */
+export const promiseWithin = <A, E, E1>(
+  run: (signal: AbortSignal) => PromiseLike<A>,
+  onReject: (error: unknown) => Effect.Effect<never, E>,
+  duration: Duration.Duration,
+  onTimeout: () => E1
+): Effect.Effect<A, E | E1> =>
+  Effect.withFiberRuntime((caller) => {
+    const clock = Context.get(caller.currentDefaultServices, Clock.Clock)
+    const timers = timersOf(clock)
+    const controller = new AbortController()
+    const pending = new Pending(clock.unsafeCurrentTimeMillis() + Duration.toMillis(duration), undefined, caller.id())
+    const settle = () => timers.settle(pending, caller.currentScheduler)
+    const waited = Effect.async<A, E | E1>((resume) => {
+      let resumed = false
+      const once = (effect: Effect.Effect<A, E | E1>) => {
+        if (resumed) return
+        resumed = true
+        resume(effect)
+      }
+      const expire = () => {
+        controller.abort()
+        once(Effect.fail(onTimeout()))
+      }
+      if (pending.timedOut) return expire()
+      pending.expire = expire
+      // Settled in the caller's fiber once it resumes, not here: the idle check (see `settle`) then runs after the
+      // caller had its turn, so that a loop of calls keeps its timer instead of stopping and restarting it per call.
+      const settled = (effect: Effect.Effect<A, E | E1>) =>
+        once(Effect.suspend(() => {
+          settle()
+          return effect
+        }))
+      try {
+        run(controller.signal).then(
+          (value) => settled(Effect.succeed(value)),
+          (error: unknown) => settled(onReject(error))
+        )
+      } catch (error) {
+        settled(onReject(error))
+      }
+    })
+    // As in `timeoutFail`: the deadline is added and the timer armed in one interruption-safe region; the caller's
+    // interruption, before the request starts or during it, takes the deadline out and aborts the request.
+    return Effect.uninterruptibleMask((restore) => {
+      const arm = timers.add(pending)
+      const guarded = Effect.onInterrupt(restore(waited), () =>
+        Effect.sync(() => {
+          settle()
+          controller.abort()
+        }))
+      return arm === undefined ? guarded : Effect.zipRight(arm, guarded)
+    })
   })

@@ -8,6 +8,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
+import * as Supervisor from "effect/Supervisor"
 import { getLocal, type Mockttp } from "mockttp"
 import { PassThrough } from "node:stream"
 import * as ResilienceConfig from "../../src/Config.js"
@@ -16,6 +17,17 @@ import type { Service as LlmProvider } from "../../src/LlmProvider.js"
 import * as Anthropic from "../../src/providers/Anthropic.js"
 import * as OpenAi from "../../src/providers/OpenAi.js"
 import * as Resilient from "../../src/Resilient.js"
+
+/** Counts the fibers started under it. */
+class Forks extends Supervisor.AbstractSupervisor<number> {
+  count = 0
+  get value() {
+    return Effect.sync(() => this.count)
+  }
+  override onStart() {
+    this.count++
+  }
+}
 
 let server: Mockttp
 let counter = 0
@@ -136,6 +148,103 @@ describe.each(["openai", "anthropic"] as const)("the timeout bounds the whole re
       expectTimeout(yield* Effect.flip(llm.complete(ask)))
       // Not the 10 minutes: the header wait ended the call.
       expect(Date.now() - started).toBeLessThan(5_000)
+    }))
+})
+
+describe.each(["openai", "anthropic"] as const)("a tier's per-attempt timeout reaches the SDK call (%s)", (sdk) => {
+  // The built-in providers take the tier's deadline into their SDK request (no fiber per call): the call still fails
+  // with the attempt's typed Timeout, and the request is aborted, whether the body stalls or nothing ever answers.
+  const attemptTimedOut = (error: unknown) => {
+    expect(error).toMatchObject({ _tag: "FallbackExhausted" })
+    const attempts =
+      (error as { readonly attempts: ReadonlyArray<{ readonly reason?: string; readonly code?: string }> })
+        .attempts
+    expect(attempts.map((attempt) => [attempt.reason, attempt.code])).toEqual([["Timeout", "attempt_timeout"]])
+  }
+
+  it.scopedLive("headers then a stalled body: typed Timeout at the tier timeout, and the socket is closed", () =>
+    Effect.gen(function*() {
+      const { baseURL, path } = route(sdk)
+      yield* Effect.promise(() => stallAfterHeaders(path, false, sdk))
+      const client = yield* Resilient.make({
+        chain: [{ provider: provider(sdk, baseURL, {}), timeout: "300 millis", retry: false }]
+      })
+      const started = Date.now()
+      attemptTimedOut(yield* Effect.flip(client.complete(ask)))
+      expect(Date.now() - started).toBeLessThan(5_000)
+      expect(yield* waitForAbort(path)).toBe(true)
+    }))
+
+  it.scopedLive("a server that never answers: typed Timeout at the tier timeout, and the request is aborted", () =>
+    Effect.gen(function*() {
+      const { baseURL, path } = route(sdk)
+      yield* Effect.promise(() => server.forPost(path).thenTimeout())
+      const client = yield* Resilient.make({
+        chain: [{ provider: provider(sdk, baseURL, { timeout: "10 minutes" }), timeout: "300 millis", retry: false }]
+      })
+      const started = Date.now()
+      attemptTimedOut(yield* Effect.flip(client.complete(ask)))
+      expect(Date.now() - started).toBeLessThan(5_000)
+      expect(yield* waitForAbort(path)).toBe(true)
+    }))
+
+  it.scopedLive("an answer in time: served, and the tier timeout forks no fiber per call", () =>
+    Effect.gen(function*() {
+      const { baseURL, path } = route(sdk)
+      yield* Effect.promise(() =>
+        server.forPost(path).always().thenJson(
+          200,
+          sdk === "openai"
+            ? {
+              id: "c",
+              object: "chat.completion",
+              created: 1,
+              model: "gpt-4.1",
+              choices: [{ index: 0, message: { role: "assistant", content: "in time" }, finish_reason: "stop" }],
+              usage: { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 }
+            }
+            : {
+              id: "m",
+              type: "message",
+              role: "assistant",
+              model: "claude-sonnet-4-6",
+              content: [{ type: "text", text: "in time" }],
+              stop_reason: "end_turn",
+              usage: { input_tokens: 1, output_tokens: 2 }
+            }
+        )
+      )
+      const forksOf = (timeout: Duration.DurationInput | undefined) =>
+        Effect.gen(function*() {
+          const client = yield* Resilient.make({
+            chain: [{ provider: provider(sdk, baseURL, {}), ...(timeout === undefined ? {} : { timeout }) }]
+          })
+          const forks = new Forks()
+          const results = yield* Effect.supervised(
+            Effect.forEach([1, 2, 3], () => client.complete(ask)),
+            forks
+          )
+          expect(results.map((result) => result.content)).toEqual(["in time", "in time", "in time"])
+          return forks.count
+        })
+      const untimed = yield* forksOf(undefined)
+      // At most the shared timer itself, started once.
+      expect(yield* forksOf("30 seconds")).toBeLessThanOrEqual(untimed + 1)
+    }))
+
+  it.scopedLive("a provider timeout shorter than the tier's still ends the call with its own code", () =>
+    Effect.gen(function*() {
+      const { baseURL, path } = route(sdk)
+      yield* Effect.promise(() => stallAfterHeaders(path, false, sdk))
+      const client = yield* Resilient.make({
+        chain: [{ provider: provider(sdk, baseURL, { timeout: "200 millis" }), timeout: "1 minute", retry: false }]
+      })
+      const error = yield* Effect.flip(client.complete(ask))
+      expect(error).toMatchObject({ _tag: "FallbackExhausted" })
+      const attempts =
+        (error as { readonly attempts: ReadonlyArray<{ readonly reason?: string; readonly code?: string }> })
+          .attempts
+      expect(attempts.map((attempt) => [attempt.reason, attempt.code])).toEqual([["Timeout", "response_timeout"]])
     }))
 })
 

@@ -9,7 +9,7 @@ import type { CompletionRequestInput, CompletionResult } from "../../Llm.js"
 import { hardFailure } from "../../LlmError.js"
 import * as Quality from "../../Quality.js"
 import * as metrics from "../metrics.js"
-import { timeoutFail } from "../timeout.js"
+import { completeWithin } from "../providerTimeouts.js"
 import type { CallShape, Client } from "./client.js"
 import { breakerOf } from "./deployments.js"
 
@@ -24,12 +24,13 @@ export const completionShape = (client: Client): CallShape<CompletionResult> => 
     const breaker = breakerOf(client, step)
     const check = tier.config.quality
     const inner = (input: CompletionRequestInput) => {
-      // `timeoutFail` from ../timeout.ts: one fiber per call where `Effect.timeoutFail` forks two (≈ 2.4× cheaper).
-      const timed = tier.timeout === undefined ? tier.provider.complete(input) : timeoutFail(
-        tier.provider.complete(input),
-        tier.timeout,
-        () => hardFailure({ reason: "Timeout", provider: tier.provider.name, model, providerCode: "attempt_timeout" })
-      )
+      // The built-in providers take the deadline into their SDK call (no fiber per call); any other provider's call
+      // runs under `timeoutFail` (../timeout.ts: one fiber per call). See ../providerTimeouts.ts.
+      const timed = tier.timeout === undefined ? tier.provider.complete(input) : completeWithin(tier.provider, input, {
+        duration: tier.timeout,
+        onTimeout: () =>
+          hardFailure({ reason: "Timeout", provider: tier.provider.name, model, providerCode: "attempt_timeout" })
+      })
       const checked = check === undefined ? timed : Quality.validate(timed, check)
       return breaker === undefined ? checked : breaker.execute(checked)
     }
