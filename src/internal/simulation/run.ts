@@ -384,7 +384,7 @@ export const runConfiguration = async (options: RunOptions): Promise<Configurati
         sent++
         inFlight++
         // The fiber is queued, not run: the next arrival (and a segment's new weight) is drawn before it starts.
-        start(client.complete(request)).addObserver(record(at, current.weight))
+        start(client.complete(request), { immediate: false }).addObserver(record(at, current.weight))
         if (next()) time.schedule(untilArrival(), arrive)
         else resume(Effect.void)
       }
