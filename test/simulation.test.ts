@@ -148,6 +148,33 @@ describe("runConfiguration", () => {
     expect(html).toContain("added latency in incidents p99 / p99.9 / max")
   })
 
+  it("replays a fixed seed exactly: the figures pinned before the driver was optimised (issue 18)", async () => {
+    // A change to how the simulator drives the client (arrivals, fibers, clock) must not change what it simulates.
+    const pinned = {
+      single: { served: 6452, failed: 238, degraded: 0, wastedCalls: 238, calls: 6690, p99: 2111.9801094159484 },
+      retry: { served: 6452, failed: 238, degraded: 0, wastedCalls: 714, calls: 7166, p99: 2247.9979010671377 },
+      fallback: { served: 6690, failed: 0, degraded: 0, wastedCalls: 714, calls: 7166, p99: 5560.943336691707 },
+      full: { served: 6690, failed: 0, degraded: 0, wastedCalls: 13, calls: 6438, p99: 2147.4149146676064 }
+    }
+    for (const [name, expected] of Object.entries(pinned)) {
+      const report = await run(name)
+      expect(report.requests).toBe(6690)
+      expect({
+        served: report.served,
+        failed: report.failed,
+        degraded: report.degraded,
+        wastedCalls: report.wastedCalls,
+        calls: report.providerCalls["openai:gpt-4.1-mini"]?.calls,
+        p99: report.latencyMs.p99
+      }).toEqual(expected)
+    }
+    const full = await run("full")
+    expect(full.breakerChanges).toHaveLength(19)
+    expect(full.breakerChanges.at(-1)).toEqual({ at: 25627479.66282497, key: "openai:gpt-4.1-mini", to: "Closed" })
+    expect(full.addedLatencyInIncidentsMs.p999).toBe(4306.838144376468)
+    expect(full.costUsd).toBeCloseTo(3.7385, 9)
+  })
+
   it("weights sampled quiet traffic back up to the full rate", async () => {
     const sampled = await run("single", 50)
     const exact = await run("single", 1)

@@ -2,12 +2,14 @@
  * One simulated configuration: build the real `Resilient` client over simulated upstreams, send Poisson traffic for
  * the scenario's span in virtual time, and count what the application saw.
  */
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Random from "effect/Random"
+import * as Runtime from "effect/Runtime"
 import * as Stream from "effect/Stream"
 import { PCGRandom } from "effect/Utils"
 import type { CompletionRequestInput } from "../../Llm.js"
@@ -287,53 +289,54 @@ export const runConfiguration = async (options: RunOptions): Promise<Configurati
     maxTokens: 256
   }))
   const perMs = options.requestsPerMinute / MINUTE
+  let inFlight = 0
 
-  const handle = (client: Resilient.Service, request: CompletionRequestInput, arrived: number, w: number) => {
+  /** Counts what the application saw of one request, when its fiber ends. */
+  const record = (arrived: number, w: number) => (exit: Exit.Exit<Resilient.ResilientResult, unknown>): void => {
+    inFlight--
     const outage = outages.at(primary, arrived)
-    return Effect.map(Effect.exit(client.complete(request)), (exit) => {
-      const bucket = Math.min(buckets - 1, Math.floor(arrived / bucketMs))
-      const elapsed = time.now - arrived
-      const incident = outage === undefined
-        ? undefined
-        : perOutage.get(outage) ?? { requests: 0, failed: 0, answered: [] }
-      if (outage !== undefined && incident !== undefined) {
-        perOutage.set(outage, incident)
-        incident.requests += w
-        tally.outageRequests += w
+    const bucket = Math.min(buckets - 1, Math.floor(arrived / bucketMs))
+    const elapsed = time.now - arrived
+    const incident = outage === undefined
+      ? undefined
+      : perOutage.get(outage) ?? { requests: 0, failed: 0, answered: [] }
+    if (outage !== undefined && incident !== undefined) {
+      perOutage.set(outage, incident)
+      incident.requests += w
+      tally.outageRequests += w
+    }
+    if (w > 1) tally.quietSampled++
+    if (Exit.isFailure(exit)) {
+      tally.failed += w
+      if (outages.overlaps(chainNames, arrived, time.now)) tally.failedInIncidents += w
+      if (incident !== undefined) incident.failed += w
+      counts[failedSeries]![bucket]! += w
+      return
+    }
+    const result = exit.value
+    total.push(elapsed, w)
+    servedBy[result.servedBy] = (servedBy[result.servedBy] ?? 0) + w
+    if (result.degraded === undefined) {
+      const extra = Math.max(0, elapsed - result.latencyMs)
+      tally.served += w
+      if (w > 1) tally.quietServed++
+      if (result.finishReason === "length") tally.truncated += w
+      tally.cost += result.costUsd * w
+      if (incident !== undefined) {
+        tally.outageServed += w
+        addedDuringOutage.push(extra, w)
+        incident.answered.push(arrived, extra)
       }
-      if (w > 1) tally.quietSampled++
-      if (Exit.isFailure(exit)) {
-        tally.failed += w
-        if (outages.overlaps(chainNames, arrived, time.now)) tally.failedInIncidents += w
-        if (incident !== undefined) incident.failed += w
-        counts[failedSeries]![bucket]! += w
-        return
+      counts[seriesIndex.get(result.servedBy) ?? degradedSeries]![bucket]! += w
+    } else {
+      tally.degraded += w
+      if (incident !== undefined) {
+        tally.outageDegraded += w
+        addedDuringOutage.push(elapsed, w)
+        incident.answered.push(arrived, elapsed)
       }
-      const result = exit.value
-      total.push(elapsed, w)
-      servedBy[result.servedBy] = (servedBy[result.servedBy] ?? 0) + w
-      if (result.degraded === undefined) {
-        const extra = Math.max(0, elapsed - result.latencyMs)
-        tally.served += w
-        if (w > 1) tally.quietServed++
-        if (result.finishReason === "length") tally.truncated += w
-        tally.cost += result.costUsd * w
-        if (incident !== undefined) {
-          tally.outageServed += w
-          addedDuringOutage.push(extra, w)
-          incident.answered.push(arrived, extra)
-        }
-        counts[seriesIndex.get(result.servedBy) ?? degradedSeries]![bucket]! += w
-      } else {
-        tally.degraded += w
-        if (incident !== undefined) {
-          tally.outageDegraded += w
-          addedDuringOutage.push(elapsed, w)
-          incident.answered.push(arrived, elapsed)
-        }
-        counts[degradedSeries]![bucket]! += w
-      }
-    })
+      counts[degradedSeries]![bucket]! += w
+    }
   }
 
   const program = Effect.gen(function*() {
@@ -349,28 +352,53 @@ export const runConfiguration = async (options: RunOptions): Promise<Configurati
       )
       while ((yield* Fiber.status(follower))._tag !== "Suspended") yield* Effect.yieldNow()
     }
-    let inFlight = 0
-    const done = Effect.sync(() => {
-      inFlight--
-    })
-    for (const segment of plan) {
-      weight = segment.weight
-      const rate = perMs / segment.weight
-      // A Poisson process restarted at each segment boundary: memoryless, so the arrivals stay exact.
-      let at = segment.start
-      for (;;) {
-        at += -Math.log(1 - trafficRandom.number()) / rate
-        if (at >= segment.end) break
-        yield* Effect.sleep(at - time.now)
+    // Arrivals are plain timers, not a fiber that sleeps: each one starts its request as a fiber of its own (with
+    // this fiber's services: the virtual clock and scheduler, the seeded Random, the log level) and draws the next.
+    const start = Runtime.runFork(yield* Effect.runtime<never>())
+    let sent = 0
+    yield* Effect.async<void>((resume) => {
+      let index = 0
+      let segment = plan[0]
+      let at = 0
+      // Draws the next arrival, moving through segments until one has it; false when the run's traffic is over.
+      const next = (): boolean => {
+        while (segment !== undefined) {
+          // A Poisson process restarted at each segment boundary: memoryless, so the arrivals stay exact.
+          at += -Math.log(1 - trafficRandom.number()) / (perMs / segment.weight)
+          if (at < segment.end) return true
+          segment = plan[++index]
+          if (segment === undefined) return false
+          weight = segment.weight
+          at = segment.start
+        }
+        return false
+      }
+      // As `Effect.sleep` would wait: a Duration keeps whole nanoseconds, and a seed replays the same figures.
+      const untilArrival = () => Duration.toMillis(Duration.millis(at - time.now))
+      const arrive = () => {
+        const current = segment!
         const skewed = trafficRandom.number()
         const request = requests[Math.floor(skewed * skewed * PROMPTS)] ?? requests[0]!
-        tally.requests += segment.weight
+        tally.requests += current.weight
         tally.simulated++
+        sent++
         inFlight++
-        yield* Effect.forkDaemon(Effect.ensuring(handle(client, request, at, segment.weight), done))
+        // The fiber is queued, not run: the next arrival (and a segment's new weight) is drawn before it starts.
+        start(client.complete(request), { immediate: false }).addObserver(record(at, current.weight))
+        if (next()) time.schedule(untilArrival(), arrive)
+        else resume(Effect.void)
       }
+      if (segment !== undefined) {
+        at = segment.start
+        weight = segment.weight
+      }
+      if (next()) time.schedule(untilArrival(), arrive)
+      else resume(Effect.void)
+    })
+    if (sent > 0) {
+      do yield* Effect.sleep(MINUTE)
+      while (inFlight > 0)
     }
-    while (inFlight > 0) yield* Effect.sleep(MINUTE)
   }).pipe(
     Effect.scoped,
     Logger.withMinimumLogLevel(LogLevel.None),
@@ -379,8 +407,14 @@ export const runConfiguration = async (options: RunOptions): Promise<Configurati
   )
 
   const started = performance.now()
+  // Every simulated failure is an Error, and capturing its stack trace (which no report reads) was a sixth of the
+  // run's time. Stacks are off while the simulation runs, so a defect in it is reported without one.
+  const stackTraceLimit = Error.stackTraceLimit
+  Error.stackTraceLimit = 0
   const exit = await time.run(program, {
     onProgress: (virtual) => options.onProgress?.(Math.min(1, virtual / scenario.durationMs))
+  }).finally(() => {
+    Error.stackTraceLimit = stackTraceLimit
   })
   if (Exit.isFailure(exit)) throw new Error(`the ${configuration.name} simulation failed: ${String(exit.cause)}`)
   options.onProgress?.(1)

@@ -105,6 +105,14 @@ export class VirtualTime {
     }
   }
 
+  /**
+   * Calls `fire` (plain code, outside any fiber) once `millis` of virtual time have passed, in the same order as the
+   * timers of `sleep`: the simulator's arrivals, which need no fiber of their own.
+   */
+  schedule(millis: number, fire: () => void): void {
+    this.timers.push({ at: this.nowMillis + Math.max(0, millis), seq: this.seq++, fire })
+  }
+
   readonly clock: Clock.Clock = {
     [Clock.ClockTypeId]: Clock.ClockTypeId,
     unsafeCurrentTimeMillis: () => this.nowMillis,
