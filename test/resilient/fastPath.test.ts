@@ -80,21 +80,21 @@ let runs = 0
 const withoutHashes = (key: string, value: unknown) => key === "_hash" ? undefined : value
 
 /** Runs `scenario` on a fresh client and returns everything it left behind, with its provider names normalized. */
-const observe = (scenario: Scenario, fastPath: boolean) =>
-  Effect.gen(function*() {
+const observe = (scenario: Scenario, fastPath: boolean) => {
+  const events: Array<unknown> = []
+  const logger = Logger.make(({ annotations, logLevel, message }) => {
+    const fields = Object.fromEntries(
+      HashMap.toEntries(annotations).filter(([key]) => key !== "request_id" && key !== "timestamp")
+    )
+    events.push({ level: logLevel.label, message, fields })
+  })
+  return Effect.gen(function*() {
     const run = ++runs
     const names = { primary: `fp${run}p`, backup: `fp${run}b` }
     const script = (kinds: ReadonlyArray<Kind>): ScriptedProvider.Script => (call) =>
       outcomeOf(kinds[call.index % kinds.length] ?? "ok")
     const primary = yield* ScriptedProvider.make({ name: names.primary, model: "m", script: script(scenario.primary) })
     const backup = yield* ScriptedProvider.make({ name: names.backup, model: "m", script: script(scenario.backup) })
-    const events: Array<unknown> = []
-    const logger = Logger.make(({ annotations, logLevel, message }) => {
-      const fields = Object.fromEntries(
-        HashMap.toEntries(annotations).filter(([key]) => key !== "request_id" && key !== "timestamp")
-      )
-      events.push({ level: logLevel.label, message, fields })
-    })
     const scope = yield* Scope.make()
     const config: Resilient.Config = {
       chain: [
@@ -143,11 +143,12 @@ const observe = (scenario: Scenario, fastPath: boolean) =>
       .replaceAll(names.backup, "BACKUP")
     return JSON.parse(normalized) as unknown
   }).pipe(
-    Effect.provide(Logger.replace(Logger.defaultLogger, Logger.make(() => undefined))),
+    Effect.provide(Logger.replace(Logger.defaultLogger, logger)),
     Effect.withRandom(Random.fixed([0.5])),
     // Each run on a clock of its own, from 0.
     Effect.provide(TestContext.TestContext)
   )
+}
 
 const kinds = FastCheck.constantFrom(...KINDS)
 const scenarios: FastCheck.Arbitrary<Scenario> = FastCheck.record({
@@ -195,15 +196,17 @@ describe("Resilient.complete fast path", () => {
         primaryChecked: false
       })
       // The comparison is not vacuous: three answers from the primary, counted in its metrics.
-      const { calls, metrics, results } = observed as {
+      const { calls, events, metrics, results } = observed as {
         results: Array<{ right: { servedBy: string } }>
         calls: { primary: Array<unknown>; backup: Array<unknown> }
         metrics: Array<string>
+        events: Array<{ message: unknown }>
       }
       expect(results.map((result) => result.right.servedBy)).toEqual(Array(3).fill("PRIMARY:m"))
       expect(calls.primary).toHaveLength(3)
       expect(calls.backup).toHaveLength(0)
       expect(metrics.length).toBeGreaterThan(0)
+      expect(events.filter((event) => JSON.stringify(event.message).includes("llm.request"))).toHaveLength(3)
     }))
 
   it.effect("each failure kind of the first attempt: the ladder takes over as if it had made it", () =>
