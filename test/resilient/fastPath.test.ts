@@ -65,13 +65,20 @@ interface Scenario {
   readonly primary: ReadonlyArray<Kind>
   readonly backup: ReadonlyArray<Kind>
   readonly requests: number
-  readonly retry: false | { readonly maxAttempts: number; readonly tightBudget?: boolean }
+  readonly retry: false | {
+    readonly maxAttempts: number
+    readonly tightBudget?: boolean
+    /** The retrier's own attempt timeout: the fast attempt runs under it as the retrier's first attempt would. */
+    readonly attemptTimeout?: boolean
+  }
   readonly limits: undefined | { readonly rpm: number } | { readonly concurrency: number }
   readonly failFast: boolean
   readonly waitWhenRefused: boolean
   readonly acceptDegraded: boolean
   /** Checks on the primary (soft failures, degraded answers): the fast path does not take such a tier. */
   readonly primaryChecked: boolean
+  /** A per-attempt timeout on the primary, shorter than its slowest failure. */
+  readonly timeout?: boolean
 }
 
 let runs = 0
@@ -103,12 +110,14 @@ const observe = (scenario: Scenario, fastPath: boolean) => {
           retry: scenario.retry === false ? false : {
             maxAttempts: scenario.retry.maxAttempts,
             // One retry per request in the budget's window: without its deposit a request could not retry.
-            ...(scenario.retry.tightBudget === true ? { budget: { ratio: 1, minPerSecond: 0 } } : {})
+            ...(scenario.retry.tightBudget === true ? { budget: { ratio: 1, minPerSecond: 0 } } : {}),
+            ...(scenario.retry.attemptTimeout === true ? { attemptTimeout: "4 seconds" } : {})
           },
           breaker: { consecutiveFailures: 2, cooldown: "30 seconds" },
           ...(scenario.limits !== undefined ? { limits: scenario.limits } : {}),
           ...(scenario.primaryChecked ? { quality: Quality.all(Quality.truncated, Quality.json) } : {}),
-          price: { inputPer1k: 0.001, outputPer1k: 0.002 }
+          price: { inputPer1k: 0.001, outputPer1k: 0.002 },
+          ...(scenario.timeout === true ? { timeout: "4 seconds" } : {})
         },
         { provider: backup, quality: Quality.all(Quality.truncated, Quality.json) }
       ],
@@ -160,7 +169,11 @@ const scenarios: FastCheck.Arbitrary<Scenario> = FastCheck.record({
   requests: FastCheck.integer({ min: 1, max: 6 }),
   retry: FastCheck.oneof(
     FastCheck.constant(false as const),
-    FastCheck.record({ maxAttempts: FastCheck.integer({ min: 1, max: 3 }), tightBudget: FastCheck.boolean() })
+    FastCheck.record({
+      maxAttempts: FastCheck.integer({ min: 1, max: 3 }),
+      tightBudget: FastCheck.boolean(),
+      attemptTimeout: FastCheck.boolean()
+    })
   ),
   limits: FastCheck.oneof(
     FastCheck.constant(undefined),
@@ -170,7 +183,8 @@ const scenarios: FastCheck.Arbitrary<Scenario> = FastCheck.record({
   failFast: FastCheck.boolean(),
   waitWhenRefused: FastCheck.boolean(),
   acceptDegraded: FastCheck.boolean(),
-  primaryChecked: FastCheck.boolean()
+  primaryChecked: FastCheck.boolean(),
+  timeout: FastCheck.boolean()
 })
 
 const same = (scenario: Scenario) =>
@@ -209,24 +223,36 @@ describe("Resilient.complete fast path", () => {
       expect(events.filter((event) => JSON.stringify(event.message).includes("llm.request"))).toHaveLength(3)
     }))
 
-  it.effect("each failure kind of the first attempt: the ladder takes over as if it had made it", () =>
-    Effect.gen(function*() {
-      for (const kind of KINDS) {
-        for (const retry of [false, { maxAttempts: 3 }, { maxAttempts: 3, tightBudget: true }] as const) {
-          yield* same({
-            primary: [kind, "ok"],
-            backup: ["ok"],
-            requests: 3,
-            retry,
-            limits: undefined,
-            failFast: false,
-            waitWhenRefused: false,
-            acceptDegraded: false,
-            primaryChecked: false
-          })
+  it.effect(
+    "each failure kind of the first attempt: the ladder takes over as if it had made it",
+    () =>
+      Effect.gen(function*() {
+        for (const kind of KINDS) {
+          for (
+            const retry of [
+              false,
+              { maxAttempts: 3 },
+              { maxAttempts: 3, tightBudget: true },
+              { maxAttempts: 2, attemptTimeout: true }
+            ] as const
+          ) {
+            yield* same({
+              timeout: kind === "timeout" || kind === "hang",
+              primary: [kind, "ok"],
+              backup: ["ok"],
+              requests: 3,
+              retry,
+              limits: undefined,
+              failFast: false,
+              waitWhenRefused: false,
+              acceptDegraded: false,
+              primaryChecked: false
+            })
+          }
         }
-      }
-    }))
+      }),
+    60_000
+  )
 
   it.effect("an open breaker and a full limiter, with and without waiting for them", () =>
     Effect.gen(function*() {
