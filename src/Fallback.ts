@@ -12,24 +12,11 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import * as Option from "effect/Option"
-import { failureFacts } from "./internal/classify.js"
+import * as internal from "./internal/fallbackChain.js"
 import * as validate from "./internal/options.js"
 import { RetryBudget } from "./internal/retryBudget.js"
 import type { ChatMessage, CompletionRequest, CompletionRequestInput, CompletionResult } from "./Llm.js"
-import {
-  CircuitOpen,
-  DeadlineExceeded,
-  DegradedResponse,
-  type FallbackAttempt,
-  FallbackExhausted,
-  HardFailure,
-  type InvalidOptions,
-  InvalidRequest,
-  RateLimitExceeded,
-  RetryBudgetExhausted,
-  SoftFailure,
-  UnsupportedRequest
-} from "./LlmError.js"
+import { type FallbackAttempt, type FallbackExhausted, type InvalidOptions } from "./LlmError.js"
 
 /**
  * Which failures move on to the next step by default (DESIGN.md's table): every hard failure but a caller's
@@ -102,51 +89,6 @@ export interface Served<A> {
   readonly attempts: ReadonlyArray<FallbackAttempt>
 }
 
-const SKIPPED = new Set(["CircuitOpen", "RateLimitExceeded", "UnsupportedRequest", "DeadlineExceeded"])
-
-// Only this library's errors have messages known to be free of prompt text.
-const ours: ReadonlyArray<new(...args: ReadonlyArray<never>) => Error> = [
-  HardFailure,
-  SoftFailure,
-  DegradedResponse,
-  CircuitOpen,
-  RateLimitExceeded,
-  RetryBudgetExhausted,
-  UnsupportedRequest,
-  DeadlineExceeded,
-  InvalidRequest,
-  FallbackExhausted
-]
-
-/** When the step could be tried again: an open breaker's cooldown, the limiter's wait, the provider's Retry-After. */
-const retryAfterOf = (error: unknown): number | undefined => {
-  const wait = error instanceof CircuitOpen
-    ? error.remaining
-    : error instanceof RateLimitExceeded || error instanceof HardFailure
-    ? error.retryAfter
-    : undefined
-  return wait === undefined ? undefined : Duration.toMillis(wait)
-}
-
-const describeFailure = (
-  error: unknown
-): Pick<FallbackAttempt, "error" | "reason" | "message" | "skipped" | "retryAfterMs" | "code" | "host"> => {
-  if (typeof error === "object" && error !== null && "_tag" in error && typeof error._tag === "string") {
-    const reason = "reason" in error && typeof error.reason === "string" ? error.reason : undefined
-    const message = error instanceof Error && ours.some((known) => error instanceof known) ? error.message : error._tag
-    const retryAfterMs = retryAfterOf(error)
-    return {
-      error: error._tag,
-      ...(reason !== undefined ? { reason } : {}),
-      message,
-      skipped: SKIPPED.has(error._tag),
-      ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
-      ...failureFacts(error)
-    }
-  }
-  return { error: "Unknown", message: "a failure outside the taxonomy", skipped: false }
-}
-
 /**
  * How a chain reports a step that failed with `error` (the error's tag, reason and message, whether it was skipped,
  * when it could be tried again, and the provider's error code or a connection failure's system code and host). A stream that fails after its commit point is reported the same way.
@@ -154,37 +96,10 @@ const describeFailure = (
  * @since 0.1.0
  * @category Models
  */
-export const attemptOf = (
+export const attemptOf: (
   error: unknown,
   step: { readonly tier: number; readonly label: string; readonly latencyMs: number }
-): FallbackAttempt => ({ tier: step.tier, label: step.label, ...describeFailure(error), latencyMs: step.latencyMs })
-
-const chainImpl = <A, E, R>(
-  tiers: ReadonlyArray<Tier<A, E, R>>,
-  options: { readonly when?: ((error: unknown) => boolean) | undefined } = {}
-): Effect.Effect<Served<A>, E | FallbackExhausted, R> => {
-  const when = options.when ?? shouldFallBack
-  const step = (
-    index: number,
-    attempts: ReadonlyArray<FallbackAttempt>
-  ): Effect.Effect<Served<A>, E | FallbackExhausted, R> => {
-    const tier = tiers[index]
-    if (tier === undefined) return Effect.fail(new FallbackExhausted({ attempts }))
-    return Effect.flatMap(Clock.currentTimeMillis, (started) =>
-      Effect.matchEffect(tier.run, {
-        onSuccess: (value) => Effect.succeed({ value, tier: index + 1, label: tier.label, attempts }),
-        onFailure: (error) =>
-          when(error)
-            ? Effect.flatMap(Clock.currentTimeMillis, (now) =>
-              step(index + 1, [
-                ...attempts,
-                attemptOf(error, { tier: index + 1, label: tier.label, latencyMs: now - started })
-              ]))
-            : Effect.fail(error)
-      }))
-  }
-  return step(0, [])
-}
+) => FallbackAttempt = internal.attemptOf
 
 /**
  * Runs the steps in order until one succeeds. A failure that {@link shouldFallBack} (or `when`) rejects ends the
@@ -205,7 +120,7 @@ export const chain = <
   Effect.Effect.Error<Tiers[number]["run"]> | FallbackExhausted,
   Effect.Effect.Context<Tiers[number]["run"]>
 > =>
-  chainImpl<
+  internal.chain<
     Effect.Effect.Success<Tiers[number]["run"]>,
     Effect.Effect.Error<Tiers[number]["run"]>,
     Effect.Effect.Context<Tiers[number]["run"]>
@@ -219,7 +134,7 @@ export const chain = <
         Effect.Effect.Context<Tiers[number]["run"]>
       >
     >,
-    options
+    options.when ?? shouldFallBack
   )
 
 /**

@@ -249,107 +249,123 @@ const makeRetrier = (options: Options, budgetOptions: Exclude<Options["budget"],
     return budget
   }
 
+  // A call that starts at `started` deposits into its target's retry budget.
+  const deposit = (target: Target, started: number): void => {
+    budgetOf(`${target.name}:${target.model}`, started)?.deposit(started)
+  }
+
+  // The first attempt of a call that started at `started` (deposit made), and the retries after its failure.
+  const prepare = <A, E, R>(
+    effect: Effect.Effect<A, E, R>,
+    target: Target,
+    callOptions: RetryCallOptions<E> | undefined,
+    started: number
+  ): Prepared<A, E, R> => {
+    const key = `${target.name}:${target.model}`
+    const settings = resolved(target)
+    const budget = budgetOf(key, started)
+    const ownDeadline = settings.deadline === undefined ? undefined : started + Duration.toMillis(settings.deadline)
+    const callDeadline = callOptions?.deadlineAt
+    const deadlineAt = ownDeadline === undefined
+      ? callDeadline
+      : callDeadline === undefined
+      ? ownDeadline
+      : Math.min(ownDeadline, callDeadline)
+
+    // A deadline per attempt, and only when a timeout or deadline is configured: the attempt gets whichever of the
+    // two ends first. Timing out interrupts it, which aborts its HTTP request. `timeoutFail` (./timeout.ts) runs
+    // the attempt in one fiber and shares the timer, where `Effect.timeoutFail` forks two fibers per attempt.
+    const attempt = (now: number): Effect.Effect<A, E | HardFailure, R> => {
+      const untilDeadline = deadlineAt === undefined ? undefined : deadlineAt - now
+      const attemptMillis = settings.attemptTimeout === undefined
+        ? undefined
+        : Duration.toMillis(settings.attemptTimeout)
+      if (untilDeadline === undefined && attemptMillis === undefined) return effect
+      const deadlineFirst = attemptMillis === undefined
+        || (untilDeadline !== undefined && untilDeadline < attemptMillis)
+      const millis = Math.max(0, deadlineFirst ? untilDeadline ?? 0 : attemptMillis)
+      // `effect` is any caller's effect: fiber refs it sets are carried back, as without a timeout.
+      return timeoutFail(
+        effect,
+        Duration.millis(millis),
+        () =>
+          hardFailure({
+            reason: "Timeout",
+            provider: target.name,
+            model: target.model,
+            providerCode: deadlineFirst ? "deadline_exceeded" : "attempt_timeout"
+          }),
+        { inheritFiberRefs: true }
+      )
+    }
+
+    const retryLoop = (first: E | HardFailure) =>
+      Effect.gen(function*() {
+        const states = new Map<RetryReason, unknown>()
+        let error = first
+        for (let calls = 1;; calls++) {
+          const classified = reasonOf(error)
+          if (classified === undefined || calls >= settings.maxAttempts) return yield* Effect.fail(error)
+          if (callOptions?.until !== undefined && (yield* callOptions.until(error))) return yield* Effect.fail(error)
+          const schedule = settings.schedules.get(classified.reason)
+          if (schedule === undefined) return yield* Effect.fail(error)
+          const now = yield* Clock.currentTimeMillis
+          const [state, , decision] = yield* schedule.step(
+            now,
+            { retryAfter: classified.failure?.retryAfter },
+            states.has(classified.reason) ? states.get(classified.reason) : schedule.initial
+          )
+          if (ScheduleDecision.isDone(decision)) return yield* Effect.fail(error)
+          states.set(classified.reason, state)
+          const delay = Math.max(0, Intervals.start(decision.intervals) - now)
+          if (deadlineAt !== undefined && now + delay >= deadlineAt) return yield* Effect.fail(error)
+          if (budget !== undefined && !budget.tryWithdraw(now)) {
+            return yield* Effect.fail(
+              new RetryBudgetExhausted({
+                key,
+                failure: classified.failure ?? hardFailure({
+                  reason: "Unknown",
+                  provider: target.name,
+                  model: target.model,
+                  providerCode: "soft_failure"
+                })
+              })
+            )
+          }
+          yield* logLine("info", "llm.retry", {
+            provider: target.name,
+            model: target.model,
+            attempt: calls + 1,
+            delay_ms: roundMillis(delay),
+            reason: classified.reason,
+            ...failureFacts(error)
+          })
+          yield* Metric.increment(
+            Metric.taggedWithLabels(retriesTotal, [
+              MetricLabel.make("provider", target.name),
+              MetricLabel.make("model", target.model),
+              MetricLabel.make("reason", classified.reason)
+            ])
+          )
+          if (delay > 0) yield* Effect.sleep(Duration.millis(delay))
+          const result = yield* Effect.either(attempt(now + delay))
+          if (result._tag === "Right") return result.right
+          error = result.left
+        }
+      })
+
+    return { first: attempt(started), retriesAfter: retryLoop }
+  }
+
   const retry = <A, E, R>(
     effect: Effect.Effect<A, E, R>,
     target: Target,
     callOptions?: RetryCallOptions<E>
   ): Effect.Effect<A, E | HardFailure | RetryBudgetExhausted, R> =>
     Effect.flatMap(Clock.currentTimeMillis, (started) => {
-      const key = `${target.name}:${target.model}`
-      const settings = resolved(target)
-      const budget = budgetOf(key, started)
-      budget?.deposit(started)
-      const ownDeadline = settings.deadline === undefined ? undefined : started + Duration.toMillis(settings.deadline)
-      const callDeadline = callOptions?.deadlineAt
-      const deadlineAt = ownDeadline === undefined
-        ? callDeadline
-        : callDeadline === undefined
-        ? ownDeadline
-        : Math.min(ownDeadline, callDeadline)
-
-      // A deadline per attempt, and only when a timeout or deadline is configured: the attempt gets whichever of the
-      // two ends first. Timing out interrupts it, which aborts its HTTP request. `timeoutFail` (./timeout.ts) runs
-      // the attempt in one fiber and shares the timer, where `Effect.timeoutFail` forks two fibers per attempt.
-      const attempt = (now: number): Effect.Effect<A, E | HardFailure, R> => {
-        const untilDeadline = deadlineAt === undefined ? undefined : deadlineAt - now
-        const attemptMillis = settings.attemptTimeout === undefined
-          ? undefined
-          : Duration.toMillis(settings.attemptTimeout)
-        if (untilDeadline === undefined && attemptMillis === undefined) return effect
-        const deadlineFirst = attemptMillis === undefined
-          || (untilDeadline !== undefined && untilDeadline < attemptMillis)
-        const millis = Math.max(0, deadlineFirst ? untilDeadline ?? 0 : attemptMillis)
-        // `effect` is any caller's effect: fiber refs it sets are carried back, as without a timeout.
-        return timeoutFail(
-          effect,
-          Duration.millis(millis),
-          () =>
-            hardFailure({
-              reason: "Timeout",
-              provider: target.name,
-              model: target.model,
-              providerCode: deadlineFirst ? "deadline_exceeded" : "attempt_timeout"
-            }),
-          { inheritFiberRefs: true }
-        )
-      }
-
-      const retryLoop = (first: E | HardFailure) =>
-        Effect.gen(function*() {
-          const states = new Map<RetryReason, unknown>()
-          let error = first
-          for (let calls = 1;; calls++) {
-            const classified = reasonOf(error)
-            if (classified === undefined || calls >= settings.maxAttempts) return yield* Effect.fail(error)
-            if (callOptions?.until !== undefined && (yield* callOptions.until(error))) return yield* Effect.fail(error)
-            const schedule = settings.schedules.get(classified.reason)
-            if (schedule === undefined) return yield* Effect.fail(error)
-            const now = yield* Clock.currentTimeMillis
-            const [state, , decision] = yield* schedule.step(
-              now,
-              { retryAfter: classified.failure?.retryAfter },
-              states.has(classified.reason) ? states.get(classified.reason) : schedule.initial
-            )
-            if (ScheduleDecision.isDone(decision)) return yield* Effect.fail(error)
-            states.set(classified.reason, state)
-            const delay = Math.max(0, Intervals.start(decision.intervals) - now)
-            if (deadlineAt !== undefined && now + delay >= deadlineAt) return yield* Effect.fail(error)
-            if (budget !== undefined && !budget.tryWithdraw(now)) {
-              return yield* Effect.fail(
-                new RetryBudgetExhausted({
-                  key,
-                  failure: classified.failure ?? hardFailure({
-                    reason: "Unknown",
-                    provider: target.name,
-                    model: target.model,
-                    providerCode: "soft_failure"
-                  })
-                })
-              )
-            }
-            yield* logLine("info", "llm.retry", {
-              provider: target.name,
-              model: target.model,
-              attempt: calls + 1,
-              delay_ms: roundMillis(delay),
-              reason: classified.reason,
-              ...failureFacts(error)
-            })
-            yield* Metric.increment(
-              Metric.taggedWithLabels(retriesTotal, [
-                MetricLabel.make("provider", target.name),
-                MetricLabel.make("model", target.model),
-                MetricLabel.make("reason", classified.reason)
-              ])
-            )
-            if (delay > 0) yield* Effect.sleep(Duration.millis(delay))
-            const result = yield* Effect.either(attempt(now + delay))
-            if (result._tag === "Right") return result.right
-            error = result.left
-          }
-        })
-
-      return Effect.catchAll(attempt(started), retryLoop)
+      deposit(target, started)
+      const { first, retriesAfter } = prepare(effect, target, callOptions, started)
+      return Effect.catchAll(first, retriesAfter)
     })
 
   // The stream's first element is pulled inside the retried effect; the rest follows from the same pull. A failed
@@ -377,5 +393,37 @@ const makeRetrier = (options: Options, budgetOptions: Exclude<Options["budget"],
       (now) => budgetOf(`${target.name}:${target.model}`, now)?.remaining(now) ?? Infinity
     )
 
-  return { retry, retryStream, remainingBudget }
+  const retrier: Retrier = { retry, retryStream, remainingBudget }
+  stages.set(retrier, { deposit, prepare })
+  return retrier
 }
+
+/**
+ * A call's first attempt and the retries after it, run apart: what `retry` runs as
+ * `Effect.catchAll(first, retriesAfter)` once it has deposited into the budget.
+ * @internal
+ */
+export interface Prepared<A, E, R> {
+  readonly first: Effect.Effect<A, E | HardFailure, R>
+  readonly retriesAfter: (failure: E | HardFailure) => Effect.Effect<A, E | HardFailure | RetryBudgetExhausted, R>
+}
+
+/**
+ * `retry` in its two stages, for the client's fast path (./resilient/fastPath.ts): it makes the first attempt itself
+ * and hands a failure to the same retries.
+ * @internal
+ */
+export interface RetryStages {
+  readonly deposit: (target: Target, started: number) => void
+  readonly prepare: <A, E, R>(
+    effect: Effect.Effect<A, E, R>,
+    target: Target,
+    callOptions: RetryCallOptions<E> | undefined,
+    started: number
+  ) => Prepared<A, E, R>
+}
+
+const stages = new WeakMap<Retrier, RetryStages>()
+
+/** The stages of a retrier this module made. @internal */
+export const stagesOf = (retrier: Retrier): RetryStages | undefined => stages.get(retrier)

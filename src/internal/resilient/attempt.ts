@@ -18,14 +18,16 @@ import {
   type RetryBudgetExhausted,
   type UnsupportedRequest
 } from "../../LlmError.js"
+import type * as Retry from "../../Retry.js"
 import * as observability from "../observability.js"
 import { validateRequest, withConnectTimeout, withModel } from "../request.js"
+import { stagesOf } from "../retry.js"
 import { refusal } from "./capabilities.js"
-import type { AttemptError, CallShape, Client, Outcome, RequestContext } from "./client.js"
+import type { AttemptError, CallShape, Client, Outcome, Primed, RequestContext } from "./client.js"
 import { admit, bound } from "./deadline.js"
 import { breakerOf } from "./deployments.js"
 import type { Step } from "./plan.js"
-import { preflight } from "./preflight.js"
+import { limitsOf, preflight } from "./preflight.js"
 
 /** Refused locally, before any call: what `Fallback.chain` reports as skipped. */
 const isRefusal = (error: { readonly _tag: string }): boolean =>
@@ -84,22 +86,37 @@ export const attempt = <A>(
         if (!isRefusal(error)) seen.failure = error
       }))
   }
-  // Preflight (./preflight.ts): refused or clamped locally, before the breaker, the retries and the limiter.
-  const limits = {
-    provider: tier.provider.name,
-    model,
-    contextWindow: tier.contextWindow,
-    maxOutputTokens: tier.config.maxOutputTokens,
-    countTokens: tier.provider.countTokens
+  // What `recorded` and the retrier would have done with the first attempt's failure, had they made it: the
+  // failure is the step's own (unless a refusal), and the retries start from it, with the budget deposit made.
+  const afterPrimed = (
+    primed: Primed,
+    call: Effect.Effect<A, AttemptError>,
+    target: Retry.Target,
+    callOptions: Retry.RetryCallOptions<AttemptError>
+  ): Effect.Effect<A, StepError> => {
+    if (!isRefusal(primed.failure)) seen.failure = primed.failure
+    const stages = retrier === undefined ? undefined : stagesOf(retrier)
+    return stages === undefined
+      ? Effect.fail(primed.failure)
+      : stages.prepare(call, target, callOptions, primed.startedAt).retriesAfter(primed.failure)
   }
+  // Preflight (./preflight.ts): refused or clamped locally, before the breaker, the retries and the limiter.
+  const limits = limitsOf(step)
   const once = (input: CompletionRequest): Effect.Effect<Outcome<A>, StepError> =>
     Effect.flatMap(preflight(input, limits), sent)
   const sent = (input: CompletionRequest): Effect.Effect<Outcome<A>, StepError> => {
     // The request's deadline (./deadline.ts) caps the attempts and the backoffs: the retrier takes it as its own
     // deadline; a step without retries is bounded by what is left of it. Both act outside the breaker.
-    const retried = retrier === undefined
+    const target = { name: tier.provider.name, model }
+    const callOptions = { until, deadlineAt: context.deadlineAt }
+    // The fast path made this step's first attempt, and it failed (./fastPath.ts): the step goes on from there.
+    const primed = context.primed.value?.step === step ? context.primed.value : undefined
+    if (primed !== undefined) context.primed.value = undefined
+    const retried = primed !== undefined
+      ? afterPrimed(primed, recorded(input), target, callOptions)
+      : retrier === undefined
       ? bound(recorded(input), step, context)
-      : retrier.retry(recorded(input), { name: tier.provider.name, model }, { until, deadlineAt: context.deadlineAt })
+      : retrier.retry(recorded(input), target, callOptions)
     return Effect.matchEffect(retried, {
       onSuccess: (value) => {
         if (check !== undefined && shape.checkedBeforeCommit(step)) {

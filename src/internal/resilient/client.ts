@@ -51,6 +51,8 @@ export interface Client {
   readonly acceptReasons: ReadonlyArray<DegradedReason> | undefined
   /** The plans of the strategies whose order is fixed by the config, built on first use (./request.ts). */
   readonly plans: Map<Strategy, Plan>
+  /** The tiers whose first attempt may run on the fast path (./fastPath.ts). */
+  readonly fast: Set<BuiltTier>
 }
 
 /** An answer (or, for a stream, a committed stream) and the step that produced it. @internal */
@@ -73,6 +75,19 @@ export interface RequestContext {
   readonly deadlineAt: number | undefined
   /** What a step's observed latency is for this call shape: a completion's latency, a stream's time to first token. */
   readonly latency: Latencies
+  /** The failed first attempt of the fast path, until the ladder takes it over (./fastPath.ts). */
+  readonly primed: { value: Primed | undefined }
+}
+
+/**
+ * The first attempt of `step`, made by the fast path (./fastPath.ts): when it started (deposit in the retry budget
+ * made) and what it failed with. The ladder runs as if it had made that attempt itself.
+ * @internal
+ */
+export interface Primed {
+  readonly step: Step
+  readonly startedAt: number
+  readonly failure: AttemptError
 }
 
 /**

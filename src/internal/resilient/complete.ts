@@ -15,6 +15,7 @@ import type { Client } from "./client.js"
 import { completionShape } from "./completion.js"
 import { type LadderError, runLadder } from "./engine.js"
 import { reportRequest } from "./event.js"
+import { fastPath } from "./fastPath.js"
 import { checkCallOptions } from "./options.js"
 import { withRecovery } from "./recovery.js"
 import { begin, withTrace } from "./request.js"
@@ -45,7 +46,15 @@ export const makeComplete = (client: Client): Service["complete"] => {
       const answer = Effect.flatMap(
         validateRequest(input),
         (request) =>
-          withRecovery(client, context, runLadder(client, shape, steps, request, context)).pipe(
+          fastPath(
+            client,
+            shape,
+            client.fast,
+            steps[0]!,
+            request,
+            context,
+            () => withRecovery(client, context, runLadder(client, shape, steps, request, context))
+          ).pipe(
             Effect.map((step) => served(step.value, step.value.value, step.tier, step.attempts)),
             Effect.catchTag(
               "FallbackExhausted",

@@ -8,6 +8,7 @@ import * as Effect from "effect/Effect"
 import * as Fallback from "../../Fallback.js"
 import type { CompletionRequest } from "../../Llm.js"
 import type { FallbackExhausted, HardFailure, InvalidRequest } from "../../LlmError.js"
+import { chain } from "../fallbackChain.js"
 import { attempt, type StepError } from "./attempt.js"
 import type { CallShape, Client, Outcome, RequestContext } from "./client.js"
 import { deployed } from "./deployments.js"
@@ -50,7 +51,13 @@ export const runLadder = <A>(
   const ladder: readonly [Rung<A>, ...Array<Rung<A>>] = hedge && shape.hedger !== undefined && second !== undefined
     ? [{ label: `${first.label} | ${second.label}`, run: shape.hedger.hedge(first.run, second.run) }, ...rest]
     : [first, ...(second === undefined ? [] : [second]), ...rest]
-  return Effect.catchAll(Fallback.chain(ladder), (error): Effect.Effect<never, LadderError> => {
+  // After the fast path's failed first attempt, the first step's latency counts from that attempt's start.
+  const chained = chain(
+    ladder,
+    Fallback.shouldFallBack,
+    context.primed.value === undefined ? undefined : () => context.primed.value?.startedAt
+  )
+  return Effect.catchAll(chained, (error): Effect.Effect<never, LadderError> => {
     switch (error._tag) {
       case "FallbackExhausted":
       case "HardFailure":

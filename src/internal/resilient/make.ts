@@ -22,6 +22,7 @@ import { observedQuantile } from "./balance.js"
 import type { Client } from "./client.js"
 import { makeComplete } from "./complete.js"
 import { buildDeployments, deploymentKey } from "./deployments.js"
+import { eligible } from "./fastPath.js"
 import { uniqueSteps, validateConfig } from "./options.js"
 import { type BuiltTier, Latencies, order } from "./plan.js"
 import { withPreset } from "./presets.js"
@@ -62,7 +63,8 @@ const followBreakers = (
 
 /** The client and its breaker followers (for tests that watch them end with the scope). @internal */
 export const build = (
-  input: Config
+  input: Config,
+  options: { readonly fastPath?: boolean } = {}
 ): Effect.Effect<
   { readonly service: Service; readonly followers: ReadonlyArray<Fiber.RuntimeFiber<void>> },
   InvalidOptions,
@@ -187,7 +189,12 @@ export const build = (
         ? undefined
         : { completion: completionHedger, stream: streamHedger },
       acceptReasons,
-      plans: new Map()
+      plans: new Map(),
+      fast: new Set()
+    }
+    // The differential test (test/resilient/fastPath.test.ts) builds with `fastPath: false` to run the ladder alone.
+    if (options.fastPath !== false) {
+      for (const tier of tiers) if (eligible(client, tier)) client.fast.add(tier)
     }
     const service: Service = {
       complete: makeComplete(client),

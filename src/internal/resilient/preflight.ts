@@ -12,6 +12,7 @@
 import * as Effect from "effect/Effect"
 import type { ChatMessage, CompletionRequest, Tool } from "../../Llm.js"
 import { type HardFailure, hardFailure } from "../../LlmError.js"
+import type { Step } from "./plan.js"
 
 /**
  * Output limits of the model names the docs use, from the providers' model pages. A tier's `maxOutputTokens` wins;
@@ -42,6 +43,15 @@ export interface StepLimits {
   ) => Effect.Effect<number>
 }
 
+/** A step's limits. @internal */
+export const limitsOf = ({ model, tier }: Step): StepLimits => ({
+  provider: tier.provider.name,
+  model,
+  contextWindow: tier.contextWindow,
+  maxOutputTokens: tier.config.maxOutputTokens,
+  countTokens: tier.provider.countTokens
+})
+
 // No image costs more than this many tokens in either provider's accounting (see tokens.ts).
 const IMAGE_TOKEN_BOUND = 1_600
 
@@ -61,19 +71,31 @@ const characters = (request: CompletionRequest): number => {
   return total
 }
 
+/**
+ * The request as the step sends it when its prompt fits without counting tokens (`maxTokens` clamped); `undefined`
+ * when only a tokenizer can tell.
+ * @internal
+ */
+export const fitsUncounted = (request: CompletionRequest, limits: StepLimits): CompletionRequest | undefined =>
+  characters(request) <= limits.contextWindow ? clamp(request, limits) : undefined
+
+const clamp = (request: CompletionRequest, limits: StepLimits): CompletionRequest => {
+  const maxOutput = limits.maxOutputTokens ?? defaultMaxOutputTokens[limits.model]
+  return maxOutput !== undefined && request.maxTokens !== undefined && request.maxTokens > maxOutput
+    ? { ...request, maxTokens: maxOutput }
+    : request
+}
+
 /** The request as the step sends it, or the local refusal. @internal */
 export const preflight = (
   request: CompletionRequest,
   limits: StepLimits
 ): Effect.Effect<CompletionRequest, HardFailure> => {
-  const maxOutput = limits.maxOutputTokens ?? defaultMaxOutputTokens[limits.model]
-  const clamped = maxOutput !== undefined && request.maxTokens !== undefined && request.maxTokens > maxOutput
-    ? { ...request, maxTokens: maxOutput }
-    : request
-  if (characters(request) <= limits.contextWindow) return Effect.succeed(clamped)
+  const fits = fitsUncounted(request, limits)
+  if (fits !== undefined) return Effect.succeed(fits)
   return Effect.flatMap(limits.countTokens(request.messages, request.tools), (tokens) =>
     tokens <= limits.contextWindow
-      ? Effect.succeed(clamped)
+      ? Effect.succeed(clamp(request, limits))
       : Effect.fail(hardFailure({
         reason: "ContextLengthExceeded",
         provider: limits.provider,

@@ -75,7 +75,8 @@ export const begin = (
         primary,
         degradedSeen: { value: undefined },
         deadlineAt: budget === undefined ? undefined : startedAt + budget,
-        latency
+        latency,
+        primed: { value: undefined }
       },
       steps
     })
