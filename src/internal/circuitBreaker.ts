@@ -322,6 +322,32 @@ const rejection = (key: string, waitMs: number): CircuitOpen => {
   }
 }
 
+/** Records a finished call on the machine `m` (the object `self.ref` holds); returns what the step must announce. */
+const recordOn = (
+  self: BreakerImpl,
+  m: machine.Machine,
+  ticket: number,
+  startedAt: number,
+  watched: boolean,
+  exit: Exit.Exit<unknown, unknown>,
+  now: number
+): Announcement | undefined => {
+  const outcome = classifyExit(self.shared, exit)
+  machine.record(
+    m,
+    self.shared.config,
+    ticket,
+    outcome.verdict,
+    outcome.milli,
+    now - startedAt,
+    outcome.retryAfterMs,
+    now,
+    begin(),
+    watched
+  )
+  return settled(self, m, now)
+}
+
 const settle = (
   self: BreakerImpl,
   clock: Clock.Clock,
@@ -331,24 +357,11 @@ const settle = (
   watched: boolean,
   exit: Exit.Exit<unknown, unknown>
 ): Effect.Effect<void> => {
-  const outcome = classifyExit(self.shared, exit)
   const now = clock.unsafeCurrentTimeMillis()
   let announcement: Announcement | undefined
   return Effect.flatMap(
     Ref.modify(self.ref, (m): [void, machine.Machine] => {
-      machine.record(
-        m,
-        self.shared.config,
-        ticket,
-        outcome.verdict,
-        outcome.milli,
-        now - startedAt,
-        outcome.retryAfterMs,
-        now,
-        begin(),
-        watched
-      )
-      announcement = settled(self, m, now)
+      announcement = recordOn(self, m, ticket, startedAt, watched, exit, now)
       return [undefined, m]
     }),
     () => {
@@ -360,6 +373,53 @@ const settle = (
         : Effect.zipRight(announced, store.releaseProbe(self.key, probe))
     }
   )
+}
+
+/**
+ * Whether {@link admitNow} can admit a call now: where `admit` would give a ticket (or bypass) with no transition and
+ * no store to ask — Closed with no hang due, MetricsOnly, Disabled — on a breaker this module made. Changes nothing.
+ * Elsewhere (Open, HalfOpen probing, ForcedOpen, a hang due) the caller goes through `execute`.
+ * @internal
+ */
+export const admitsNow = (breaker: Api.CircuitBreaker, now: number): boolean => {
+  if (!(breaker instanceof BreakerImpl)) return false
+  const m = breaker.machine
+  return m.state === "Closed"
+    ? !machine.hanging(m, breaker.shared.config, now)
+    : m.state === "MetricsOnly" || m.state === "Disabled"
+}
+
+/**
+ * `execute`'s admission as a synchronous step, for the fused fast path (./resilient/fastPath.ts): the ticket (or
+ * {@link machine.BYPASS}) of a call {@link admitsNow} accepted in the same synchronous section. Settle it exactly
+ * once with {@link settleNow}.
+ *
+ * The `Ref` holds one machine for ever (`ref` and `machine` are the same object: every step mutates it in place and
+ * returns it from `Ref.modify`, which is itself one `sync` step), so stepping `machine` directly, inside one
+ * synchronous section, is the same atomic step: no other fiber runs until it returns.
+ * @internal
+ */
+export const admitNow = (breaker: Api.CircuitBreaker, now: number): number | undefined => {
+  if (!(breaker instanceof BreakerImpl)) return undefined
+  breaker.shared.expiry?.used(breaker, now)
+  // Where `admitsNow` holds, `admit` makes no transition: there is nothing to announce.
+  return machine.admit(breaker.machine, breaker.shared.config, now, begin(), true)
+}
+
+/**
+ * Settles a ticket from {@link admitNow} as `execute`'s finalizer would; returns the transitions' announcement to
+ * run, if any. @internal
+ */
+export const settleNow = (
+  breaker: Api.CircuitBreaker,
+  ticket: number,
+  startedAt: number,
+  exit: Exit.Exit<unknown, unknown>,
+  now: number
+): Effect.Effect<void> | undefined => {
+  if (ticket === machine.BYPASS || !(breaker instanceof BreakerImpl)) return undefined
+  const announcement = recordOn(breaker, breaker.machine, ticket, startedAt, true, exit, now)
+  return announcement === undefined ? undefined : breaker.announce(announcement)
 }
 
 /** Gives back a local probe permit the fleet refused. */

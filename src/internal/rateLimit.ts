@@ -16,6 +16,7 @@ import * as Cause from "effect/Cause"
 import type * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import type * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Metric from "effect/Metric"
 import * as MetricLabel from "effect/MetricLabel"
@@ -35,7 +36,7 @@ import {
   type Store,
   type Ticket
 } from "./rateLimitBucket.js"
-import { validateRequest } from "./request.js"
+import { isDecoded, validateRequest } from "./request.js"
 
 const WINDOW_MILLIS = 60_000
 
@@ -107,7 +108,8 @@ class Waiter {
   constructor(readonly tokens: number, readonly deadline: number) {}
 }
 
-class KeyState {
+/** @internal */
+export class KeyState {
   private queue: Array<Waiter | undefined> = []
   private head = 0
   waiting = 0
@@ -525,6 +527,21 @@ const makeLimiter = (
   const chargeOf = (state: KeyState, provider: LlmProviderService, request: CompletionRequestInput) =>
     state.bucket.countsTokens() ? Effect.map(estimate(provider, request), cost) : Effect.succeed(0)
 
+  const admitNow: Fused["admitNow"] = (provider, request, now) => {
+    // A request not yet decoded, or one whose charge needs the tokenizer (an effect), takes `call`.
+    if (!isDecoded(request)) return undefined
+    const state = stateOf(keyFor(provider, request))
+    if (state.queued || state.bucket.countsTokens() || state.bucket.check(0, now) !== undefined) return undefined
+    // `admit`'s sweep, run once it is known the call is admitted here (it drops idle keys only, never this one).
+    if (idle !== undefined && idle.due(now)) sweep(idle, now)
+    return { state, ticket: state.bucket.take(0, now) }
+  }
+
+  const settleNow: Fused["settleNow"] = (admission, exit, now) => {
+    const { state, ticket } = admission
+    return settle(state, ticket, exit._tag === "Success" ? outcomeOfValue(exit.value) : outcomeOfCause(exit.cause), now)
+  }
+
   const limit: Limiter["limit"] = (target, limitOptions) => (effect) =>
     limitKey(keyOf(target), cost(limitOptions?.tokens), effect)
 
@@ -624,7 +641,44 @@ const makeLimiter = (
       })
     })
 
-  return { limit, call, stream, estimate, observe, pause, snapshot }
+  const limiter: Limiter = { limit, call, stream, estimate, observe, pause, snapshot }
+  fusedLimiters.set(limiter, { admitNow, settleNow })
+  return limiter
 }
+
+/** A permit taken by `Fused.admitNow`. @internal */
+export interface Admission {
+  readonly state: KeyState
+  readonly ticket: Ticket
+}
+
+/**
+ * The limiter's admission and settlement of `call` as synchronous steps, for the fused fast path
+ * (./resilient/fastPath.ts), which runs them inside its own uninterruptible region.
+ * @internal
+ */
+export interface Fused {
+  /**
+   * `limitKey`'s admission of `call(provider, request)` made at once: a permit taken when the request is decoded,
+   * its charge is 0 (no token limit to count against), nobody is queued on the key and the bucket admits; else
+   * `undefined`, and nothing changed (`call` then decides: wait, queue or refuse). Settle it exactly once.
+   */
+  readonly admitNow: (
+    provider: LlmProviderService,
+    request: CompletionRequestInput,
+    now: number
+  ) => Admission | undefined
+  /** `limitKey`'s settlement (usage, headers, 429 pauses), with whatever it must still run (timer, queue). */
+  readonly settleNow: (
+    admission: Admission,
+    exit: Exit.Exit<unknown, unknown>,
+    now: number
+  ) => Effect.Effect<void> | undefined
+}
+
+const fusedLimiters = new WeakMap<Limiter, Fused>()
+
+/** The synchronous steps of a limiter this module made. @internal */
+export const fusedOf = (limiter: Limiter): Fused | undefined => fusedLimiters.get(limiter)
 
 const noneBlocking: Blocked = { readyAt: 0, limit: "concurrency", concurrency: true }

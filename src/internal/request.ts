@@ -22,7 +22,8 @@ const fieldPath = (path: ReadonlyArray<PropertyKey>): string =>
 // them are remembered, and requests are immutable by type, so a remembered request is still valid.
 const decodedRequests = new WeakSet<object>()
 
-const isDecoded = (input: unknown): input is CompletionRequest =>
+/** @internal */
+export const isDecoded = (input: unknown): input is CompletionRequest =>
   typeof input === "object" && input !== null && decodedRequests.has(input)
 
 type Writable<A> = { -readonly [K in keyof A]: A[K] }

@@ -394,7 +394,13 @@ const makeRetrier = (options: Options, budgetOptions: Exclude<Options["budget"],
     )
 
   const retrier: Retrier = { retry, retryStream, remainingBudget }
-  stages.set(retrier, { deposit, prepare })
+  // Whether a first attempt with no call options is the effect itself: no attempt timeout, no deadline.
+  const bareFirst = (target: Target): boolean => {
+    const settings = resolved(target)
+    return settings.attemptTimeout === undefined && settings.deadline === undefined
+  }
+
+  stages.set(retrier, { deposit, prepare, bareFirst })
   return retrier
 }
 
@@ -421,6 +427,8 @@ export interface RetryStages {
     callOptions: RetryCallOptions<E> | undefined,
     started: number
   ) => Prepared<A, E, R>
+  /** Whether `prepare(effect, target, undefined, started).first` is `effect` itself, unwrapped. */
+  readonly bareFirst: (target: Target) => boolean
 }
 
 const stages = new WeakMap<Retrier, RetryStages>()

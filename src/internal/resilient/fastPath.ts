@@ -31,14 +31,17 @@ import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
+import { identity } from "effect/Function"
 import * as CircuitBreaker from "../../CircuitBreaker.js"
 import type * as Fallback from "../../Fallback.js"
 import type { CompletionRequest, CompletionResult } from "../../Llm.js"
+import * as breakerInternal from "../circuitBreaker.js"
 import * as observability from "../observability.js"
+import { fusedOf } from "../rateLimit.js"
 import { withConnectTimeout, withModel } from "../request.js"
 import { stagesOf } from "../retry.js"
 import { refusal } from "./capabilities.js"
-import type { CallShape, Client, Outcome, RequestContext } from "./client.js"
+import type { CallShape, Client, Outcome, Primed, RequestContext } from "./client.js"
 import { breakerOf } from "./deployments.js"
 import type { LadderError } from "./engine.js"
 import type { BuiltTier, Step } from "./plan.js"
@@ -74,32 +77,88 @@ export const fastPath = (
   const input = fitsUncounted(withModel(withConnectTimeout(request, tier.config.connectTimeout), model), limitsOf(step))
   if (input === undefined) return ladder()
   const breaker = breakerOf(client, step)
+  const stages = tier.retrier === undefined ? undefined : stagesOf(tier.retrier)
+  const target = { name: tier.provider.name, model }
+  const served = (value: CompletionResult): Effect.Effect<Served> => {
+    const outcome: Outcome<CompletionResult> = { value, step, degraded: undefined }
+    observability.recordAttempt(undefined, label, Exit.succeed(outcome), context.trace)
+    return Effect.succeed({ value: outcome, tier: 1, label, attempts: [] })
+  }
+  // A failed first attempt: a typed failure goes to the ladder (through `resume`), anything else ends the request.
+  const failed = (
+    cause: Cause.Cause<Primed["failure"]>,
+    startedAt: number,
+    resume: (ladder: Effect.Effect<Served, LadderError>) => Effect.Effect<Served, LadderError>
+  ): Effect.Effect<Served, LadderError> => {
+    const failure = Cause.failureOrCause(cause)
+    if (Either.isRight(failure)) {
+      // A defect or an interruption: the ladder would end with it too, after recording the attempt.
+      observability.recordAttempt(undefined, label, Exit.failCause(cause), context.trace)
+      return Effect.failCause(failure.right)
+    }
+    context.primed.value = { step, startedAt, failure: failure.left }
+    return resume(Effect.suspend(ladder))
+  }
   const first = () => {
     const startedAt = context.clock.unsafeCurrentTimeMillis()
     const call = shape.call(step, input, context)
-    const stages = tier.retrier === undefined ? undefined : stagesOf(tier.retrier)
-    const target = { name: tier.provider.name, model }
     stages?.deposit(target, startedAt)
     const attempt = stages === undefined ? call : stages.prepare(call, target, undefined, startedAt).first
     return Effect.matchCauseEffect(attempt, {
-      onSuccess: (value): Effect.Effect<Served, LadderError> => {
-        const outcome: Outcome<CompletionResult> = { value, step, degraded: undefined }
-        observability.recordAttempt(undefined, label, Exit.succeed(outcome), context.trace)
-        return Effect.succeed({ value: outcome, tier: 1, label, attempts: [] })
-      },
-      onFailure: (cause) => {
-        const failure = Cause.failureOrCause(cause)
-        if (Either.isRight(failure)) {
-          // A defect or an interruption: the ladder would end with it too, after recording the attempt.
-          observability.recordAttempt(undefined, label, Exit.failCause(cause), context.trace)
-          return Effect.failCause(failure.right)
-        }
-        context.primed.value = { step, startedAt, failure: failure.left }
-        return ladder()
-      }
+      onSuccess: served,
+      onFailure: (cause) => failed(cause, startedAt, identity)
     })
   }
-  return breaker === undefined
-    ? Effect.suspend(first)
-    : Effect.flatMap(CircuitBreaker.isOpen(breaker), (open) => open ? ladder() : first())
+  // The fused region: `first`'s attempt with the limiter's and the breaker's admissions and settlements taken as
+  // synchronous steps, in one uninterruptible region (interruptible around the provider's call only) with one exit
+  // handler. Only where those steps are synchronous as they stand (`admitsNow` in ../circuitBreaker.ts, `admitNow`
+  // in ../rateLimit.ts) and nothing wraps the provider's call (no tier timeout, no retrier attempt timeout or
+  // deadline); else `undefined`, with nothing changed, and `first` runs.
+  const fused = (startedAt: number): Effect.Effect<Served, LadderError> | undefined => {
+    const limiter = fusedOf(client.limiter)
+    if (limiter === undefined || tier.timeout !== undefined || (stages !== undefined && !stages.bareFirst(target))) {
+      return undefined
+    }
+    // The breaker was asked (`admitsNow`, which changes nothing) before the limiter takes its permit and the breaker
+    // its ticket: all in this one synchronous section, so in `shape.call`'s limiter → breaker order, as one step.
+    const admission = limiter.admitNow(tier.provider, input, startedAt)
+    if (admission === undefined) return undefined
+    const ticket = breaker === undefined ? undefined : breakerInternal.admitNow(breaker, startedAt)
+    stages?.deposit(target, startedAt)
+    // The breaker settles first (it is inside the limiter in `shape.call`), then the limiter.
+    const settle = (exit: Exit.Exit<CompletionResult, unknown>): Effect.Effect<void> | undefined => {
+      const now = context.clock.unsafeCurrentTimeMillis()
+      const breakerAfter = breaker === undefined || ticket === undefined
+        ? undefined
+        : breakerInternal.settleNow(breaker, ticket, startedAt, exit, now)
+      const limiterAfter = limiter.settleNow(admission, exit, now)
+      return breakerAfter === undefined
+        ? limiterAfter
+        : limiterAfter === undefined
+        ? breakerAfter
+        : Effect.zipRight(breakerAfter, limiterAfter)
+    }
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.matchCauseEffect(restore(tier.provider.complete(input)), {
+        onSuccess: (value) => {
+          const after = settle(Exit.succeed(value))
+          return after === undefined ? served(value) : Effect.zipRight(after, Effect.suspend(() => served(value)))
+        },
+        onFailure: (cause) => {
+          const after = settle(Exit.failCause(cause))
+          // The ladder after a failure runs as the caller's interruptibility allows, as it does after `first`.
+          return after === undefined
+            ? failed(cause, startedAt, restore)
+            : Effect.zipRight(after, Effect.suspend(() => failed(cause, startedAt, restore)))
+        }
+      })
+    )
+  }
+  return Effect.suspend(() => {
+    const now = context.clock.unsafeCurrentTimeMillis()
+    if (breaker !== undefined && !breakerInternal.admitsNow(breaker, now)) {
+      return Effect.flatMap(CircuitBreaker.isOpen(breaker), (open) => open ? ladder() : first())
+    }
+    return fused(now) ?? first()
+  })
 }
