@@ -4,6 +4,7 @@
  * same results, provider calls, breaker states, metrics and log events.
  */
 import { describe, expect, it } from "@effect/vitest"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FastCheck from "effect/FastCheck"
 import * as Fiber from "effect/Fiber"
@@ -79,6 +80,11 @@ interface Scenario {
   readonly primaryChecked: boolean
   /** A per-attempt timeout on the primary, shorter than its slowest failure. */
   readonly timeout?: boolean
+  /**
+   * Requests started this far apart (TestClock), all running at once, instead of one after the other three minutes
+   * apart: they meet in the limiter (a last permit, a queue, a window's edge).
+   */
+  readonly spacing?: Duration.DurationInput
 }
 
 let runs = 0
@@ -127,14 +133,26 @@ const observe = (scenario: Scenario, fastPath: boolean) => {
     }
     const { service } = yield* Scope.extend(build(config, { fastPath }), scope)
     const results: Array<unknown> = []
-    for (let index = 0; index < scenario.requests; index++) {
-      const fiber = yield* Effect.fork(
+    const request = (index: number) =>
+      Effect.fork(
         Effect.either(
           Effect.timeout(service.complete({ messages: [{ role: "user", content: `q${index}` }] }), "2 minutes")
         )
       )
-      yield* TestClock.adjust("3 minutes")
-      results.push(yield* Fiber.join(fiber))
+    if (scenario.spacing === undefined) {
+      for (let index = 0; index < scenario.requests; index++) {
+        const fiber = yield* request(index)
+        yield* TestClock.adjust("3 minutes")
+        results.push(yield* Fiber.join(fiber))
+      }
+    } else {
+      const fibers = []
+      for (let index = 0; index < scenario.requests; index++) {
+        fibers.push(yield* request(index))
+        yield* TestClock.adjust(scenario.spacing)
+      }
+      for (let index = 0; index < scenario.requests; index++) yield* TestClock.adjust("3 minutes")
+      for (const fiber of fibers) results.push(yield* Fiber.join(fiber))
     }
     const breakers: Array<unknown> = []
     for (const [key, breaker] of service.breakers) breakers.push([key, yield* breaker.snapshot])
@@ -268,6 +286,80 @@ describe("Resilient.complete fast path", () => {
           acceptDegraded: false,
           primaryChecked: false
         })
+      }
+    }))
+
+  // The fused region (synchronous breaker and limiter admission, one exit handler) at its boundaries: where it must
+  // step aside for the effectful path, and where it must settle exactly as that path does.
+  const base: Scenario = {
+    primary: ["ok"],
+    backup: ["ok"],
+    requests: 4,
+    retry: false,
+    limits: undefined,
+    failFast: false,
+    waitWhenRefused: false,
+    acceptDegraded: false,
+    primaryChecked: false
+  }
+
+  it.effect("a breaker that opens, half-opens and closes again under the fused region", () =>
+    Effect.gen(function*() {
+      for (const retry of [false, { maxAttempts: 2 }] as const) {
+        const observed = yield* same({
+          ...base,
+          primary: ["serverError", "serverError", "ok", "ok", "serverError", "ok"],
+          requests: 7,
+          retry
+        })
+        // Not vacuous: the breaker opened and probed its way back.
+        expect(JSON.stringify(observed)).toContain("HalfOpen")
+      }
+    }))
+
+  it.effect(
+    "the limiter's last permit: concurrent requests, queued or refused, and slow calls holding it",
+    () =>
+      Effect.gen(function*() {
+        for (const failFast of [false, true]) {
+          for (const primary of [["okSlow"], ["okSlow", "rateLimited", "ok"], ["rateLimitedRetryAfter", "okSlow"]]) {
+            yield* same({
+              ...base,
+              primary: primary as ReadonlyArray<Kind>,
+              requests: 5,
+              retry: { maxAttempts: 2 },
+              limits: { concurrency: 1 },
+              failFast,
+              spacing: "1 second"
+            })
+          }
+        }
+      }),
+    30_000
+  )
+
+  it.effect("rpm windows: requests on either side of a window's edge", () =>
+    Effect.gen(function*() {
+      for (const spacing of ["29999 millis", "30 seconds", "30001 millis"] as const) {
+        for (const failFast of [false, true]) {
+          yield* same({ ...base, requests: 6, limits: { rpm: 2 }, failFast, spacing })
+        }
+      }
+    }), 30_000)
+
+  it.effect("an interrupt during the call: the permit and the breaker's ticket are settled, the next call runs", () =>
+    Effect.gen(function*() {
+      for (const limits of [undefined, { concurrency: 1 }, { rpm: 2 }] as const) {
+        const observed = yield* same({
+          ...base,
+          primary: ["hang", "ok", "ok"],
+          requests: 3,
+          retry: { maxAttempts: 3 },
+          limits
+        })
+        const { results } = observed as { results: Array<{ _tag: string }> }
+        // The hanging request is cut by the caller's timeout; the two after it are served.
+        expect(results.map((result) => result._tag)).toEqual(["Left", "Right", "Right"])
       }
     }))
 
