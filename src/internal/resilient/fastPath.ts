@@ -12,6 +12,17 @@
  * - the served value is the `Fallback.Served` the chain returns for its first step (tier 1, no attempts before it),
  *   which `complete` turns into a result, remembers and reports exactly as it does the ladder's.
  *
+ * Where the limiter's and the breaker's admissions are synchronous steps as they stand — the breaker Closed with no
+ * hang due, MetricsOnly or Disabled (`admitsNow` in ../circuitBreaker.ts); the limiter one this library made, the
+ * request decoded, no token charge to count, nobody queued on the key and the bucket admitting (`Fused.admitNow` in
+ * ../rateLimit.ts) — and nothing wraps the provider's call (no tier timeout, no attempt timeout or deadline of the
+ * retrier), the attempt runs fused: one clock read, the two admissions and the budget deposit in one synchronous
+ * section, one uninterruptible region interruptible only around the provider's call, and one exit handler that
+ * settles the breaker (`settleNow`, the record `execute`'s finalizer makes), then the limiter (`settleNow`: usage,
+ * headers, 429 pauses, the queue), then records the attempt — the order `shape.call`'s layers settle in. Those steps
+ * are the breaker's and the limiter's own (their effectful paths run the same functions), so the fused attempt
+ * records what the unfused one does. Anywhere else nothing has changed and the attempt runs through `shape.call`.
+ *
  * On a failure the ladder runs from the start with the attempt handed over as `context.primed`: the step's
  * `attempt` (./attempt.ts) takes the failure instead of making its first call (`seen.failure` set as `recorded`
  * would), and goes on with the retrier's `retriesAfter` from the same start time (no second deposit); the chain counts
