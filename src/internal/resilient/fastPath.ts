@@ -121,11 +121,11 @@ export const fastPath = (
     })
   }
   // The fused region: `first`'s attempt with the limiter's and the breaker's admissions and settlements taken as
-  // synchronous steps, in one uninterruptible region (interruptible around the provider's call only) with one exit
-  // handler. Only where those steps are synchronous as they stand (`admitsNow` in ../circuitBreaker.ts, `admitNow`
-  // in ../rateLimit.ts) and nothing wraps the provider's call (no tier timeout, no retrier attempt timeout or
-  // deadline); else `undefined`, with nothing changed, and `first` runs.
-  const fused = (startedAt: number): Effect.Effect<Served, LadderError> | undefined => {
+  // synchronous steps, in the uninterruptible region the caller opened (interruptible around the provider's call
+  // only, through `restore`) with one exit handler. Only where those steps are synchronous as they stand
+  // (`admitsNow` in ../circuitBreaker.ts, `admitNow` in ../rateLimit.ts) and nothing wraps the provider's call (no
+  // tier timeout, no retrier attempt timeout or deadline); else `undefined`, with nothing changed, and `first` runs.
+  const fused = (startedAt: number, restore: Restore): Effect.Effect<Served, LadderError> | undefined => {
     const limiter = fusedOf(client.limiter)
     if (limiter === undefined || tier.timeout !== undefined || (stages !== undefined && !stages.bareFirst(target))) {
       return undefined
@@ -149,27 +149,31 @@ export const fastPath = (
         ? breakerAfter
         : Effect.zipRight(breakerAfter, limiterAfter)
     }
-    return Effect.uninterruptibleMask((restore) =>
-      Effect.matchCauseEffect(restore(tier.provider.complete(input)), {
-        onSuccess: (value) => {
-          const after = settle(Exit.succeed(value))
-          return after === undefined ? served(value) : Effect.zipRight(after, Effect.suspend(() => served(value)))
-        },
-        onFailure: (cause) => {
-          const after = settle(Exit.failCause(cause))
-          // The ladder after a failure runs as the caller's interruptibility allows, as it does after `first`.
-          return after === undefined
-            ? failed(cause, startedAt, restore)
-            : Effect.zipRight(after, Effect.suspend(() => failed(cause, startedAt, restore)))
-        }
-      })
-    )
+    return Effect.matchCauseEffect(restore(tier.provider.complete(input)), {
+      onSuccess: (value) => {
+        const after = settle(Exit.succeed(value))
+        return after === undefined ? served(value) : Effect.zipRight(after, Effect.suspend(() => served(value)))
+      },
+      onFailure: (cause) => {
+        const after = settle(Exit.failCause(cause))
+        // The ladder after a failure runs as the caller's interruptibility allows, as it does after `first`.
+        return after === undefined
+          ? failed(cause, startedAt, restore)
+          : Effect.zipRight(after, Effect.suspend(() => failed(cause, startedAt, restore)))
+      }
+    })
   }
-  return Effect.suspend(() => {
-    const now = context.clock.unsafeCurrentTimeMillis()
-    if (breaker !== undefined && !breakerInternal.admitsNow(breaker, now)) {
-      return Effect.flatMap(CircuitBreaker.isOpen(breaker), (open) => open ? ladder() : first())
-    }
-    return fused(now) ?? first()
-  })
+  // The region opens before the admissions: an admission is settled by the handler installed in the same region, so
+  // no interruption (delivered at a fiber's yield) can fall between them.
+  return Effect.uninterruptibleMask((restore) =>
+    Effect.suspend(() => {
+      const now = context.clock.unsafeCurrentTimeMillis()
+      if (breaker !== undefined && !breakerInternal.admitsNow(breaker, now)) {
+        return restore(Effect.flatMap(CircuitBreaker.isOpen(breaker), (open) => open ? ladder() : first()))
+      }
+      return fused(now, restore) ?? restore(Effect.suspend(first))
+    })
+  )
 }
+
+type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
