@@ -19,6 +19,7 @@ import { type CompletionResult, makeUsage } from "../../src/Llm.js"
 import { hardFailure } from "../../src/LlmError.js"
 import type { Service as LlmProvider } from "../../src/LlmProvider.js"
 import * as Resilient from "../../src/Resilient.js"
+import { Forks } from "../support/forks.js"
 
 class TimedOut {
   readonly _tag = "TimedOut"
@@ -48,17 +49,6 @@ const controlled = <A>() => {
 
 const within = <A>(run: (signal: AbortSignal) => PromiseLike<A>, millis: number, label = "t") =>
   promiseWithin(run, (error) => Effect.fail(new Rejected(error)), Duration.millis(millis), () => new TimedOut(label))
-
-/** Counts the fibers started under it. */
-class Forks extends Supervisor.AbstractSupervisor<number> {
-  count = 0
-  get value() {
-    return Effect.sync(() => this.count)
-  }
-  override onStart() {
-    this.count++
-  }
-}
 
 /** Runs `body` under a supervisor: the ids of the fibers it started that are still alive once it is done. */
 const fibersLeftBy = <A, E>(body: Effect.Effect<A, E>) =>

@@ -8,7 +8,6 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
-import * as Supervisor from "effect/Supervisor"
 import { getLocal, type Mockttp } from "mockttp"
 import { PassThrough } from "node:stream"
 import * as ResilienceConfig from "../../src/Config.js"
@@ -17,17 +16,7 @@ import type { Service as LlmProvider } from "../../src/LlmProvider.js"
 import * as Anthropic from "../../src/providers/Anthropic.js"
 import * as OpenAi from "../../src/providers/OpenAi.js"
 import * as Resilient from "../../src/Resilient.js"
-
-/** Counts the fibers started under it. */
-class Forks extends Supervisor.AbstractSupervisor<number> {
-  count = 0
-  get value() {
-    return Effect.sync(() => this.count)
-  }
-  override onStart() {
-    this.count++
-  }
-}
+import { Forks } from "../support/forks.js"
 
 let server: Mockttp
 let counter = 0
