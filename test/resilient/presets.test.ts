@@ -12,22 +12,20 @@ const withEnv = (env: Record<string, string>) =>
 
 const ask = { messages: [{ role: "user" as const, content: "question" }] }
 
+/** A primary `openai:big` that always fails with `failure`, and a backup `anthropic:m` that answers `answer`. */
+const primaryAndBackup = (failure: ScriptedProvider.Outcome, answer: string) =>
+  Effect.all({
+    primary: ScriptedProvider.make({ name: "openai", model: "big", script: [failure] }),
+    backup: ScriptedProvider.make({ name: "anthropic", model: "m", script: [ScriptedProvider.success(answer)] })
+  })
+
 /**
  * The scenario of docs/fallback.md: a primary with one downgrade answers 503 to everything, a backup answers. Returns
  * how long after the first 503 the backup was called, and how many calls the primary's models took.
  */
 const firstAnswer = (preset: Resilient.PresetName | undefined) =>
   Effect.gen(function*() {
-    const primary = yield* ScriptedProvider.make({
-      name: "openai",
-      model: "big",
-      script: [ScriptedProvider.failure("ServerError")]
-    })
-    const backup = yield* ScriptedProvider.make({
-      name: "anthropic",
-      model: "m",
-      script: [ScriptedProvider.success("from the backup")]
-    })
+    const { backup, primary } = yield* primaryAndBackup(ScriptedProvider.failure("ServerError"), "from the backup")
     const client = yield* Resilient.make({
       chain: [{ provider: primary, downgrades: ["small"] }, { provider: backup }],
       relaxation: false,
@@ -66,16 +64,7 @@ describe("Resilient presets", () => {
 
   it.scoped("a preset never overrides what the config says, and a misspelt one is a typed error", () =>
     Effect.gen(function*() {
-      const primary = yield* ScriptedProvider.make({
-        name: "openai",
-        model: "big",
-        script: [ScriptedProvider.failure("ServerError")]
-      })
-      const backup = yield* ScriptedProvider.make({
-        name: "anthropic",
-        model: "m",
-        script: [ScriptedProvider.success("ok")]
-      })
+      const { backup, primary } = yield* primaryAndBackup(ScriptedProvider.failure("ServerError"), "ok")
       const client = yield* Resilient.make({
         chain: [{ provider: primary, retry: false }, { provider: backup }],
         preset: "batch"
@@ -93,16 +82,10 @@ describe("Resilient presets", () => {
 
   it.scoped("interactive: a Retry-After above 2 s fails over at once; a breaker opens after 3 failures", () =>
     Effect.gen(function*() {
-      const primary = yield* ScriptedProvider.make({
-        name: "openai",
-        model: "big",
-        script: [ScriptedProvider.failure("RateLimited", { retryAfter: "10 seconds" })]
-      })
-      const backup = yield* ScriptedProvider.make({
-        name: "anthropic",
-        model: "m",
-        script: [ScriptedProvider.success("ok")]
-      })
+      const { backup, primary } = yield* primaryAndBackup(
+        ScriptedProvider.failure("RateLimited", { retryAfter: "10 seconds" }),
+        "ok"
+      )
       const client = yield* Resilient.make({
         chain: [{ provider: primary }, { provider: backup }],
         preset: "interactive"
