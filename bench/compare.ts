@@ -30,7 +30,6 @@ import * as LogLevel from "effect/LogLevel"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Runtime from "effect/Runtime"
 import * as Scope from "effect/Scope"
-import * as Stream from "effect/Stream"
 import * as Tracer from "effect/Tracer"
 import { readFileSync } from "node:fs"
 import * as os from "node:os"
@@ -40,12 +39,13 @@ import OpossumBreaker from "opossum"
 import * as CircuitBreaker from "../src/CircuitBreaker.js"
 import { honouringDeadlines } from "../src/internal/providerTimeouts.js"
 import { promiseWithin } from "../src/internal/timeout.js"
-import { type CompletionRequestInput, type CompletionResult, makeUsage } from "../src/Llm.js"
+import type { CompletionResult } from "../src/Llm.js"
 import type { Service as LlmProvider } from "../src/LlmProvider.js"
 import * as Observability from "../src/Observability.js"
 import * as RateLimit from "../src/RateLimit.js"
 import * as Resilient from "../src/Resilient.js"
 import * as Retry from "../src/Retry.js"
+import { call, effectCall, KEY, provider, REQUEST, TARGET } from "./noop.js"
 
 // The benchmarked clients live as long as the process: their scope is never closed.
 const clients = Effect.runSync(Scope.make())
@@ -185,29 +185,6 @@ const interleave = async <C extends { readonly id: string }>(
 }
 
 // --- the same no-op call for everyone --------------------------------------------------------------------------------
-
-const RESULT: CompletionResult = {
-  content: "pong",
-  usage: makeUsage(10, 5),
-  model: "noop",
-  provider: "bench",
-  finishReason: "stop",
-  latencyMs: 0
-}
-const call = (): Promise<CompletionResult> => Promise.resolve(RESULT)
-const effectCall = (): Effect.Effect<CompletionResult> => Effect.promise(call)
-const REQUEST: CompletionRequestInput = { messages: [{ role: "user", content: "ping" }] }
-const TARGET = { name: "bench", model: "noop" }
-const KEY = "bench:noop"
-
-const provider: LlmProvider = {
-  name: TARGET.name,
-  model: TARGET.model,
-  key: KEY,
-  complete: () => effectCall(),
-  stream: () => Stream.empty,
-  countTokens: () => Effect.succeed(10)
-}
 
 /**
  * The same no-op call from a provider that takes a tier's per-attempt deadline into its call, as the built-in OpenAI

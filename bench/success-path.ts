@@ -9,29 +9,9 @@ import * as Effect from "effect/Effect"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Scope from "effect/Scope"
-import * as Stream from "effect/Stream"
 import { PerformanceObserver } from "node:perf_hooks"
 import { build } from "../src/internal/resilient/make.js"
-import { type CompletionRequestInput, type CompletionResult, makeUsage } from "../src/Llm.js"
-import type { Service as LlmProvider } from "../src/LlmProvider.js"
-
-const RESULT: CompletionResult = {
-  content: "pong",
-  usage: makeUsage(10, 5),
-  model: "noop",
-  provider: "bench",
-  finishReason: "stop",
-  latencyMs: 0
-}
-const provider: LlmProvider = {
-  name: "bench",
-  model: "noop",
-  key: "bench:noop",
-  complete: () => Effect.promise(() => Promise.resolve(RESULT)),
-  stream: () => Stream.empty,
-  countTokens: () => Effect.succeed(10)
-}
-const REQUEST: CompletionRequestInput = { messages: [{ role: "user", content: "ping" }] }
+import { provider, REQUEST } from "./noop.js"
 
 const SAMPLE = 2_000
 let collections = 0
