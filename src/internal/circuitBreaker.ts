@@ -390,6 +390,16 @@ export const admitsNow = (breaker: Api.CircuitBreaker, now: number): boolean => 
 }
 
 /**
+ * The breaker's state as `state` would read it, as a synchronous step: on a breaker this module made, when time alone
+ * makes no transition due (which `state` would make and announce); else `undefined`, and the caller reads `state`.
+ * @internal
+ */
+export const stateNow = (breaker: Api.CircuitBreaker, now: number): Api.State | undefined =>
+  breaker instanceof BreakerImpl && !machine.due(breaker.machine, breaker.shared.config, now)
+    ? breaker.machine.state
+    : undefined
+
+/**
  * `execute`'s admission as a synchronous step, for the fused fast path (./resilient/fastPath.ts): the ticket (or
  * {@link machine.BYPASS}) of a call {@link admitsNow} accepted in the same synchronous section. Settle it exactly
  * once with {@link settleNow}.

@@ -177,18 +177,20 @@ const close = (m: Machine, reason: Reason, at: number, changes: Array<Change>): 
  * @internal
  */
 export const poll = (m: Machine, config: Config, now: number, changes: Array<Change>): void => {
-  for (;;) {
-    if (m.state === "Closed" && hanging(m, config, now)) {
-      open(m, config, now, "Hanging", undefined, changes)
-    } else if (m.state === "Open" && now >= m.openUntil) {
-      transition(m, "HalfOpen", "CooldownElapsed", m.openUntil, changes)
-    } else if (m.state === "HalfOpen" && m.inFlight > 0 && now >= m.probeDeadline) {
-      open(m, config, m.probeDeadline, "ProbeTimeout", undefined, changes)
-    } else {
-      return
-    }
+  while (due(m, config, now)) {
+    if (m.state === "Closed") open(m, config, now, "Hanging", undefined, changes)
+    else if (m.state === "Open") transition(m, "HalfOpen", "CooldownElapsed", m.openUntil, changes)
+    else open(m, config, m.probeDeadline, "ProbeTimeout", undefined, changes)
   }
 }
+
+/** Whether time alone makes a transition due now, which {@link poll} would make. @internal */
+export const due = (m: Machine, config: Config, now: number): boolean =>
+  m.state === "Closed"
+    ? hanging(m, config, now)
+    : m.state === "Open"
+    ? now >= m.openUntil
+    : m.state === "HalfOpen" && m.inFlight > 0 && now >= m.probeDeadline
 
 /**
  * Asks to run one call. Returns the generation as the call's ticket, {@link REJECTED} (see {@link remaining}) or

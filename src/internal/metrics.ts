@@ -274,7 +274,7 @@ export class ModelMetrics {
   readonly successes = new RollingShare()
   readonly fallbacks = new RollingShare()
   readonly formats = new RollingShare()
-  private readonly requests = new Map<string, Counter>()
+  private readonly requests = new Map<RequestOutcome, Map<string, Counter>>()
   private readonly attempts = new Map<RequestOutcome, Counter>()
   private readonly fallbacksTo = new Map<string, Counter>()
 
@@ -316,15 +316,19 @@ export class ModelMetrics {
 
   /** `llm.requests{outcome, llm.primary}`. */
   request(outcome: RequestOutcome, primary: string): Counter {
-    const key = `${outcome}\u0000${primary}`
-    let counter = this.requests.get(key)
+    let byPrimary = this.requests.get(outcome)
+    if (byPrimary === undefined) {
+      byPrimary = new Map()
+      this.requests.set(outcome, byPrimary)
+    }
+    let counter = byPrimary.get(primary)
     if (counter === undefined) {
       counter = Metric.taggedWithLabels(requestsTotal, [
         ...this.labels,
         MetricLabel.make("outcome", outcome),
         MetricLabel.make("llm.primary", primary)
       ])
-      this.requests.set(key, counter)
+      byPrimary.set(primary, counter)
     }
     return counter
   }
@@ -363,10 +367,17 @@ export const forModel = (system: string, model: string): ModelMetrics => {
   return metrics
 }
 
+const byLabel = new Map<string, ModelMetrics>()
+
 /** @internal The cached instruments of a `provider:model` label. */
 export const forLabel = (label: string): ModelMetrics => {
-  const { model, system } = splitLabel(label)
-  return forModel(system, model)
+  let metrics = byLabel.get(label)
+  if (metrics === undefined) {
+    const { model, system } = splitLabel(label)
+    metrics = forModel(system, model)
+    byLabel.set(label, metrics)
+  }
+  return metrics
 }
 
 /** @internal */

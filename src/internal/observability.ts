@@ -310,27 +310,21 @@ export const recordRequest = (
 ): RequestEvent | undefined => {
   const { span, trace } = report
   const duration = report.endedAt - report.startedAt
-  const primary = metrics.splitLabel(report.primary)
-  let system = primary.system
-  let model = primary.model
+  let m: metrics.ModelMetrics
   let outcome: metrics.RequestOutcome
   let result: ResilientResult | undefined
   if (Exit.isSuccess(exit)) {
     result = exit.value
     outcome = result.degraded === undefined ? "success" : "degraded"
-    if (result.servedBy === "cache" || result.servedBy === "static") {
-      system = result.servedBy
-      model = result.model
-    } else {
-      const served = metrics.splitLabel(result.servedBy)
-      system = served.system
-      model = served.model
-    }
+    m = result.servedBy === "cache" || result.servedBy === "static"
+      ? metrics.forModel(result.servedBy, result.model)
+      : metrics.forLabel(result.servedBy)
   } else {
     const failure = Cause.failureOption(exit.cause)
     outcome = failure._tag === "Some" ? requestFailureOutcome(failure.value) : "hard"
+    m = metrics.forLabel(report.primary)
   }
-  const m = metrics.forModel(system, model)
+  const { model, system } = m
   metrics.update(m.request(outcome, report.primary), 1)
   metrics.update(m.successRate, m.successes.add(outcome === "success"))
   metrics.update(m.duration, duration)

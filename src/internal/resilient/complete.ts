@@ -1,25 +1,36 @@
 /**
  * `complete`: the request's plan run by the ladder with the completion call shape, the served answer (or a last
  * resort), and the request event.
+ *
+ * Two routes, one ending. Every request is opened, decoded and, where the fast path can make its first attempt
+ * fused (./fastPath.ts), served from inside one uninterruptible region whose exit handler ends the request
+ * synchronously ({@link finishNow}: the result, the latency remembered, the request reported) — no effect runs after
+ * the provider's call unless something must (a cache to write, an event to log, a transition to announce). Any other
+ * request, and any failure of that first attempt, ends through {@link finish}: the same result, remembering and
+ * report as effects around the ladder.
  * @internal
  */
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as DefaultServices from "effect/DefaultServices"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
+import * as FiberRef from "effect/FiberRef"
 import * as Tracer from "effect/Tracer"
-import type { CompletionRequestInput } from "../../Llm.js"
+import type { CompletionRequest, CompletionRequestInput } from "../../Llm.js"
 import type { CallOptions, ResilientResult, Service } from "../../Resilient.js"
 import * as metrics from "../metrics.js"
-import { validateRequest } from "../request.js"
+import { decodedNow, validateRequest } from "../request.js"
 import type { Client } from "./client.js"
 import { completionShape } from "./completion.js"
 import { type LadderError, runLadder } from "./engine.js"
-import { reportRequest } from "./event.js"
-import { fastPath } from "./fastPath.js"
+import { reportNow, reportRequest } from "./event.js"
+import { firstAttempt, firstOf, fusedAttempt, type Restore, type Served } from "./fastPath.js"
 import { checkCallOptions } from "./options.js"
 import { withRecovery } from "./recovery.js"
-import { begin, withTrace } from "./request.js"
-import { lastResorts, served } from "./result.js"
+import { open, type Started, withTrace } from "./request.js"
+import { lastResorts, served as resultOf } from "./result.js"
 
 const nativeTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
 
@@ -27,58 +38,127 @@ const nativeTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
 export const makeComplete = (client: Client): Service["complete"] => {
   const shape = completionShape(client)
 
+  const ladder = ({ context, steps }: Started, request: CompletionRequest) => () =>
+    withRecovery(client, context, runLadder(client, shape, steps, request, context))
+
+  const resultFrom = (served: Served): ResilientResult =>
+    resultOf(served.value, served.value.value, served.tier, served.attempts)
+
+  /** What latency-first and the P95 hedge learn from an answer (a degraded one teaches nothing). */
+  const rememberLatency = (result: ResilientResult): void => {
+    if (result.degraded === undefined) client.latency.of(result.servedBy).record(result.latencyMs)
+  }
+
   // Plain `flatMap` chains, not `Effect.gen`: a generator per request costs more than the steps it sequences.
+  /** The end of a request as effects around its answer: the result or a last resort, remembered, reported. */
+  const finish = (
+    input: CompletionRequestInput,
+    { context, start }: Started,
+    answer: Effect.Effect<Served, LadderError>
+  ): Effect.Effect<ResilientResult, LadderError> => {
+    const remembered = answer.pipe(
+      Effect.map(resultFrom),
+      Effect.catchTag(
+        "FallbackExhausted",
+        (exhausted) => lastResorts(client, input, exhausted, context.degradedSeen.value)
+      ),
+      Effect.flatMap((result) => {
+        rememberLatency(result)
+        return client.cache === undefined || result.degraded !== undefined
+          ? Effect.succeed(result)
+          : Effect.as(client.cache.set(input, result), result)
+      })
+    )
+    return Effect.flatMap(
+      Effect.exit(withTrace(client, context, remembered)),
+      (exit) => Effect.zipRight(reportRequest(client, start, context, exit), exit)
+    )
+  }
+
+  /**
+   * {@link finish} for an answer in hand, as synchronous steps: the same result, remembering and report, with only
+   * the event's logging left to run (restored to the caller's interruptibility, as `finish` would run it). With a
+   * cache to write, `finish` itself.
+   */
+  const finishNow = (
+    input: CompletionRequestInput,
+    started: Started,
+    served: Served,
+    fiber: Fiber.RuntimeFiber<ResilientResult, LadderError>,
+    restore: Restore
+  ): Effect.Effect<ResilientResult, LadderError> => {
+    if (client.cache !== undefined) return restore(finish(input, started, Effect.succeed(served)))
+    const result = resultFrom(served)
+    rememberLatency(result)
+    const exit = Exit.succeed(result)
+    const minimum = fiber.getFiberRef(FiberRef.currentMinimumLogLevel)
+    const reported = reportNow(client, started.start, started.context, exit, minimum)
+    return reported === undefined ? exit : restore(Effect.zipRight(reported, exit))
+  }
+
+  /** The fast path's unfused first attempt of `request` where it can make one, else the ladder. */
+  const answer = (started: Started, request: CompletionRequest): Effect.Effect<Served, LadderError> => {
+    const first = firstOf(client, started.steps[0]!, request, started.context)
+    return first === undefined
+      ? ladder(started, request)()
+      : firstAttempt(shape, first, started.context, ladder(started, request))
+  }
+
+  /** A request decoded by Schema (not of the common shape) or under a span: no fused attempt. */
+  const validated = (input: CompletionRequestInput, started: Started) =>
+    finish(input, started, Effect.flatMap(validateRequest(input), (request) => answer(started, request)))
+
+  /** A request with no span: its first attempt fused where it can be. */
   const run = (
     input: CompletionRequestInput,
-    options: CallOptions | undefined,
-    span: Tracer.Span | undefined
+    started: Started,
+    fiber: Fiber.RuntimeFiber<ResilientResult, LadderError>
   ): Effect.Effect<ResilientResult, LadderError> => {
-    const refused = checkCallOptions(options)
-    if (refused !== undefined) return Effect.fail(refused)
-    return Effect.flatMap(begin(client, options, span, client.latency), ({ context, start, steps }) => {
-      const remember = (outcome: ResilientResult): Effect.Effect<ResilientResult> => {
-        if (outcome.degraded !== undefined) return Effect.succeed(outcome)
-        client.latency.of(outcome.servedBy).record(outcome.latencyMs)
-        return client.cache === undefined
-          ? Effect.succeed(outcome)
-          : Effect.as(client.cache.set(input, outcome), outcome)
-      }
-      const answer = Effect.flatMap(
-        validateRequest(input),
-        (request) =>
-          fastPath(
-            client,
-            shape,
-            client.fast,
-            steps[0]!,
-            request,
-            context,
-            () => withRecovery(client, context, runLadder(client, shape, steps, request, context))
-          ).pipe(
-            Effect.map((step) => served(step.value, step.value.value, step.tier, step.attempts)),
-            Effect.catchTag(
-              "FallbackExhausted",
-              (exhausted) => lastResorts(client, input, exhausted, context.degradedSeen.value)
-            ),
-            Effect.flatMap(remember)
-          )
-      )
-      return Effect.flatMap(
-        Effect.exit(withTrace(client, context, answer)),
-        (exit) => Effect.zipRight(reportRequest(client, start, context, exit), exit)
-      )
-    })
+    const request = decodedNow(input)
+    if (request === undefined) return validated(input, started)
+    const { context } = started
+    const first = firstOf(client, started.steps[0]!, request, context)
+    if (first === undefined) return finish(input, started, ladder(started, request)())
+    const toLadder = ladder(started, request)
+    return Effect.uninterruptibleMask((restore) =>
+      fusedAttempt(
+        client,
+        first,
+        context,
+        context.clock.unsafeCurrentTimeMillis(),
+        restore,
+        toLadder,
+        (served) => finishNow(input, started, served, fiber, restore),
+        (resumed) => restore(finish(input, started, resumed))
+      ) ?? restore(finish(input, started, firstAttempt(shape, first, context, toLadder)))
+    )
   }
+
+  /** A request under a tracer that exports: the request span, and one child per ladder step. */
+  const spanned = (input: CompletionRequestInput, options: CallOptions | undefined) =>
+    Effect.useSpan(
+      "llm.request",
+      { kind: "client", captureStackTrace: false, attributes: { [metrics.attr.operation]: "chat" } },
+      (span) =>
+        Effect.withParentSpan(
+          Effect.clockWith((clock) => {
+            const refused = checkCallOptions(options)
+            if (refused !== undefined) return Effect.fail(refused)
+            return validated(input, open(client, options, span, clock, client.latency))
+          }),
+          span
+        )
+    )
 
   // Effect 3 spans cost ~25 µs each (the parent span is provided through the context). Effect's built-in tracer
   // exports nothing, so under it the spans are skipped; any other tracer (@effect/opentelemetry, a test tracer)
   // gets the request span and one child per ladder step.
   return (input, options) =>
-    Effect.tracerWith((tracer) =>
-      tracer === nativeTracer ? run(input, options, undefined) : Effect.useSpan(
-        "llm.request",
-        { kind: "client", captureStackTrace: false, attributes: { [metrics.attr.operation]: "chat" } },
-        (span) => Effect.withParentSpan(run(input, options, span), span)
-      )
-    )
+    Effect.withFiberRuntime<ResilientResult, LadderError>((fiber) => {
+      const services = fiber.getFiberRef(DefaultServices.currentServices)
+      if (Context.get(services, Tracer.Tracer) !== nativeTracer) return spanned(input, options)
+      const refused = checkCallOptions(options)
+      if (refused !== undefined) return Effect.fail(refused)
+      return run(input, open(client, options, undefined, Context.get(services, Clock.Clock), client.latency), fiber)
+    })
 }

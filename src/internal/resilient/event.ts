@@ -6,9 +6,11 @@
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as FiberRef from "effect/FiberRef"
+import type * as LogLevel from "effect/LogLevel"
 import type * as Tracer from "effect/Tracer"
 import type { CompletionRequest } from "../../Llm.js"
 import type { ResilientResult } from "../../Resilient.js"
+import * as breakerInternal from "../circuitBreaker.js"
 import * as metrics from "../metrics.js"
 import * as observability from "../observability.js"
 import type { Client, RequestContext } from "./client.js"
@@ -66,35 +68,51 @@ export interface RequestStart {
 }
 
 /**
- * Records a request's outcome (metrics, span attributes, the breaker state gauge) and logs its event — built only
- * when the minimum log level lets it through.
+ * Records a request's outcome (metrics, span attributes, the breaker state gauge) and returns the logging of its
+ * event — built only when `minimum` (the fiber's minimum log level) lets it through — or `undefined` when there is
+ * nothing left to run. Synchronous where the breaker's state reads synchronously (`stateNow`), as on the fast path.
  * @internal
  */
+export const reportNow = (
+  client: Client,
+  start: RequestStart,
+  context: RequestContext,
+  exit: Exit.Exit<ResilientResult, unknown>,
+  minimum: LogLevel.LogLevel,
+  ttftMs?: number | undefined
+): Effect.Effect<void> | undefined => {
+  const answeredBy = Exit.isSuccess(exit) ? exit.value.servedBy : start.primary
+  const breaker = client.breakers.get(answeredBy)
+  const report = (circuitState: string | undefined): Effect.Effect<void> | undefined => {
+    if (circuitState !== undefined) {
+      metrics.update(metrics.forLabel(answeredBy).breakerState, metrics.stateValue(circuitState))
+    }
+    const event = observability.recordRequest(exit, {
+      span: start.span,
+      requestId: start.requestId,
+      primary: start.primary,
+      startedAt: start.startedAt,
+      endedAt: context.clock.unsafeCurrentTimeMillis(),
+      trace: context.trace,
+      circuitState,
+      ttftMs
+    }, minimum)
+    return event === undefined ? undefined : observability.logEvent(event)
+  }
+  if (breaker === undefined) return report(undefined)
+  const state = breakerInternal.stateNow(breaker, context.clock.unsafeCurrentTimeMillis())
+  if (state !== undefined) return report(state)
+  return Effect.flatMap(breaker.state, (circuitState) => report(circuitState) ?? Effect.void)
+}
+
+/** {@link reportNow} at the fiber's minimum log level. @internal */
 export const reportRequest = (
   client: Client,
   start: RequestStart,
   context: RequestContext,
   exit: Exit.Exit<ResilientResult, unknown>,
   ttftMs?: number | undefined
-): Effect.Effect<void> => {
-  const answeredBy = Exit.isSuccess(exit) ? exit.value.servedBy : start.primary
-  const breaker = client.breakers.get(answeredBy)
-  const report = (circuitState: string | undefined) =>
-    Effect.withFiberRuntime<void>((fiber) => {
-      if (circuitState !== undefined) {
-        metrics.update(metrics.forLabel(answeredBy).breakerState, metrics.stateValue(circuitState))
-      }
-      const event = observability.recordRequest(exit, {
-        span: start.span,
-        requestId: start.requestId,
-        primary: start.primary,
-        startedAt: start.startedAt,
-        endedAt: context.clock.unsafeCurrentTimeMillis(),
-        trace: context.trace,
-        circuitState,
-        ttftMs
-      }, fiber.getFiberRef(FiberRef.currentMinimumLogLevel))
-      return event === undefined ? Effect.void : observability.logEvent(event)
-    })
-  return breaker === undefined ? report(undefined) : Effect.flatMap(breaker.state, report)
-}
+): Effect.Effect<void> =>
+  Effect.withFiberRuntime((fiber) =>
+    reportNow(client, start, context, exit, fiber.getFiberRef(FiberRef.currentMinimumLogLevel), ttftMs) ?? Effect.void
+  )

@@ -10,18 +10,20 @@
  * - the request it sends is the ladder's: `withConnectTimeout`, `withModel`, and preflight's clamp (./preflight.ts);
  * - the attempt metric is `recordAttempt` with the exit the ladder's `instrumentStep` would see (./event.ts);
  * - the served value is the `Fallback.Served` the chain returns for its first step (tier 1, no attempts before it),
- *   which `complete` turns into a result, remembers and reports exactly as it does the ladder's.
+ *   which `complete` turns into a result, remembers and reports exactly as it does the ladder's (./complete.ts).
  *
  * Where the limiter's and the breaker's admissions are synchronous steps as they stand — the breaker Closed with no
  * hang due, MetricsOnly or Disabled (`admitsNow` in ../circuitBreaker.ts); the limiter one this library made, the
  * request decoded, no token charge to count, nobody queued on the key and the bucket admitting (`Fused.admitNow` in
  * ../rateLimit.ts) — and nothing wraps the provider's call (no tier timeout, no attempt timeout or deadline of the
- * retrier), the attempt runs fused: one clock read, the two admissions and the budget deposit in one synchronous
- * section, one uninterruptible region interruptible only around the provider's call, and one exit handler that
- * settles the breaker (`settleNow`, the record `execute`'s finalizer makes), then the limiter (`settleNow`: usage,
- * headers, 429 pauses, the queue), then records the attempt — the order `shape.call`'s layers settle in. Those steps
- * are the breaker's and the limiter's own (their effectful paths run the same functions), so the fused attempt
- * records what the unfused one does. Anywhere else nothing has changed and the attempt runs through `shape.call`.
+ * retrier), the attempt runs fused ({@link fusedAttempt}): one clock read, the two admissions and the budget deposit
+ * in one synchronous section, inside the uninterruptible region the caller opened (interruptible only around the
+ * provider's call), and one exit handler that settles the breaker (`settleNow`, the record `execute`'s finalizer
+ * makes), then the limiter (`settleNow`: usage, headers, 429 pauses, the queue), then records the attempt — the order
+ * `shape.call`'s layers settle in — and hands the served value to the caller's own synchronous ending of the request.
+ * Those steps are the breaker's and the limiter's own (their effectful paths run the same functions), so the fused
+ * attempt records what the unfused one ({@link firstAttempt}) does. Anywhere else the attempt runs through
+ * `shape.call`.
  *
  * On a failure the ladder runs from the start with the attempt handed over as `context.primed`: the step's
  * `attempt` (./attempt.ts) takes the failure instead of making its first call (`seen.failure` set as `recorded`
@@ -34,15 +36,15 @@
  *
  * It runs only where it is that first attempt and nothing else would happen around it — decided at `make` for the
  * tier (`eligible`): no hedging, one deployment, no quality check, no adapted messages, a retrier made by
- * ../retry.ts; and per request: no span (a tracer that exports), no deadline, a request the tier can take, a prompt
- * that fits without counting tokens, the breaker not open. Anything else runs the ladder, unchanged.
+ * ../retry.ts; and per request ({@link firstOf}): no span (a tracer that exports), no deadline, a request the tier
+ * can take, a prompt that fits without counting tokens; and the breaker not open. Anything else runs the ladder,
+ * unchanged.
  * @internal
  */
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
-import { identity } from "effect/Function"
 import * as CircuitBreaker from "../../CircuitBreaker.js"
 import type * as Fallback from "../../Fallback.js"
 import type { CompletionRequest, CompletionResult } from "../../Llm.js"
@@ -50,7 +52,7 @@ import * as breakerInternal from "../circuitBreaker.js"
 import * as observability from "../observability.js"
 import { fusedOf } from "../rateLimit.js"
 import { withConnectTimeout, withModel } from "../request.js"
-import { stagesOf } from "../retry.js"
+import { type RetryStages, stagesOf } from "../retry.js"
 import { refusal } from "./capabilities.js"
 import type { CallShape, Client, Outcome, Primed, RequestContext } from "./client.js"
 import { breakerOf } from "./deployments.js"
@@ -58,7 +60,8 @@ import type { LadderError } from "./engine.js"
 import type { BuiltTier, Step } from "./plan.js"
 import { fitsUncounted, limitsOf } from "./preflight.js"
 
-type Served = Fallback.Served<Outcome<CompletionResult>>
+/** @internal */
+export type Served = Fallback.Served<Outcome<CompletionResult>>
 
 /** Whether a tier's first attempt can run on the fast path, whatever the request. @internal */
 export const eligible = (client: Client, tier: BuiltTier): boolean =>
@@ -68,112 +71,154 @@ export const eligible = (client: Client, tier: BuiltTier): boolean =>
   && tier.config.adaptMessages === undefined
   && (tier.retrier === undefined || stagesOf(tier.retrier) !== undefined)
 
-/**
- * `ladder`, or the fast path's first attempt of `step` and `ladder` only after it failed. `fast`: the tiers
- * `eligible` accepted.
- * @internal
- */
-export const fastPath = (
+/** A first attempt the fast path can make: the step, what it sends, and what it goes through. @internal */
+export interface First {
+  readonly step: Step
+  readonly input: CompletionRequest
+  readonly breaker: CircuitBreaker.CircuitBreaker | undefined
+  readonly stages: RetryStages | undefined
+  readonly target: { readonly name: string; readonly model: string }
+}
+
+/** The fast path's first attempt of `step` for `request`, or `undefined` where the ladder must run. @internal */
+export const firstOf = (
   client: Client,
-  shape: CallShape<CompletionResult>,
-  fast: ReadonlySet<BuiltTier>,
   step: Step,
   request: CompletionRequest,
+  context: RequestContext
+): First | undefined => {
+  const { label, model, tier } = step
+  if (!client.fast.has(tier) || context.traced || context.deadlineAt !== undefined) return undefined
+  if (refusal(request, label, tier.provider.capabilities, tier.config.capabilities) !== undefined) return undefined
+  const input = fitsUncounted(withModel(withConnectTimeout(request, tier.config.connectTimeout), model), limitsOf(step))
+  if (input === undefined) return undefined
+  return {
+    step,
+    input,
+    breaker: breakerOf(client, step),
+    stages: tier.retrier === undefined ? undefined : stagesOf(tier.retrier),
+    target: { name: tier.provider.name, model }
+  }
+}
+
+/** The served value of a first attempt that succeeded, with its attempt recorded. */
+const servedBy = (first: First, value: CompletionResult, context: RequestContext): Served => {
+  const outcome: Outcome<CompletionResult> = { value, step: first.step, degraded: undefined }
+  observability.recordAttempt(undefined, first.step.label, Exit.succeed(outcome), context.trace)
+  return { value: outcome, tier: 1, label: first.step.label, attempts: [] }
+}
+
+/** A failed first attempt: a typed failure goes to the ladder (primed with it), anything else ends the request. */
+const failedWith = (
+  first: First,
+  cause: Cause.Cause<Primed["failure"]>,
+  startedAt: number,
   context: RequestContext,
   ladder: () => Effect.Effect<Served, LadderError>
 ): Effect.Effect<Served, LadderError> => {
-  const { label, model, tier } = step
-  if (!fast.has(tier) || context.traced || context.deadlineAt !== undefined) return ladder()
-  if (refusal(request, label, tier.provider.capabilities, tier.config.capabilities) !== undefined) return ladder()
-  const input = fitsUncounted(withModel(withConnectTimeout(request, tier.config.connectTimeout), model), limitsOf(step))
-  if (input === undefined) return ladder()
-  const breaker = breakerOf(client, step)
-  const stages = tier.retrier === undefined ? undefined : stagesOf(tier.retrier)
-  const target = { name: tier.provider.name, model }
-  const served = (value: CompletionResult): Effect.Effect<Served> => {
-    const outcome: Outcome<CompletionResult> = { value, step, degraded: undefined }
-    observability.recordAttempt(undefined, label, Exit.succeed(outcome), context.trace)
-    return Effect.succeed({ value: outcome, tier: 1, label, attempts: [] })
+  const failure = Cause.failureOrCause(cause)
+  if (Either.isRight(failure)) {
+    // A defect or an interruption: the ladder would end with it too, after recording the attempt.
+    observability.recordAttempt(undefined, first.step.label, Exit.failCause(cause), context.trace)
+    return Effect.failCause(failure.right)
   }
-  // A failed first attempt: a typed failure goes to the ladder (through `resume`), anything else ends the request.
-  const failed = (
-    cause: Cause.Cause<Primed["failure"]>,
-    startedAt: number,
-    resume: (ladder: Effect.Effect<Served, LadderError>) => Effect.Effect<Served, LadderError>
-  ): Effect.Effect<Served, LadderError> => {
-    const failure = Cause.failureOrCause(cause)
-    if (Either.isRight(failure)) {
-      // A defect or an interruption: the ladder would end with it too, after recording the attempt.
-      observability.recordAttempt(undefined, label, Exit.failCause(cause), context.trace)
-      return Effect.failCause(failure.right)
-    }
-    context.primed.value = { step, startedAt, failure: failure.left }
-    return resume(Effect.suspend(ladder))
-  }
-  const first = () => {
+  context.primed.value = { step: first.step, startedAt, failure: failure.left }
+  return Effect.suspend(ladder)
+}
+
+/**
+ * `first` through `shape.call` — or, with the breaker open, the ladder — served as the chain's first step, or the
+ * ladder after it failed.
+ * @internal
+ */
+export const firstAttempt = (
+  shape: CallShape<CompletionResult>,
+  first: First,
+  context: RequestContext,
+  ladder: () => Effect.Effect<Served, LadderError>
+): Effect.Effect<Served, LadderError> => {
+  const attempt = () => {
     const startedAt = context.clock.unsafeCurrentTimeMillis()
-    const call = shape.call(step, input, context)
+    const call = shape.call(first.step, first.input, context)
+    const { stages, target } = first
     stages?.deposit(target, startedAt)
-    const attempt = stages === undefined ? call : stages.prepare(call, target, undefined, startedAt).first
-    return Effect.matchCauseEffect(attempt, {
-      onSuccess: served,
-      onFailure: (cause) => failed(cause, startedAt, identity)
-    })
-  }
-  // The fused region: `first`'s attempt with the limiter's and the breaker's admissions and settlements taken as
-  // synchronous steps, in the uninterruptible region the caller opened (interruptible around the provider's call
-  // only, through `restore`) with one exit handler. Only where those steps are synchronous as they stand
-  // (`admitsNow` in ../circuitBreaker.ts, `admitNow` in ../rateLimit.ts) and nothing wraps the provider's call (no
-  // tier timeout, no retrier attempt timeout or deadline); else `undefined`, with nothing changed, and `first` runs.
-  const fused = (startedAt: number, restore: Restore): Effect.Effect<Served, LadderError> | undefined => {
-    const limiter = fusedOf(client.limiter)
-    if (limiter === undefined || tier.timeout !== undefined || (stages !== undefined && !stages.bareFirst(target))) {
-      return undefined
-    }
-    // The breaker was asked (`admitsNow`, which changes nothing) before the limiter takes its permit and the breaker
-    // its ticket: all in this one synchronous section, so in `shape.call`'s limiter → breaker order, as one step.
-    const admission = limiter.admitNow(tier.provider, input, startedAt)
-    if (admission === undefined) return undefined
-    const ticket = breaker === undefined ? undefined : breakerInternal.admitNow(breaker, startedAt)
-    stages?.deposit(target, startedAt)
-    // The breaker settles first (it is inside the limiter in `shape.call`), then the limiter.
-    const settle = (exit: Exit.Exit<CompletionResult, unknown>): Effect.Effect<void> | undefined => {
-      const now = context.clock.unsafeCurrentTimeMillis()
-      const breakerAfter = breaker === undefined || ticket === undefined
-        ? undefined
-        : breakerInternal.settleNow(breaker, ticket, startedAt, exit, now)
-      const limiterAfter = limiter.settleNow(admission, exit, now)
-      return breakerAfter === undefined
-        ? limiterAfter
-        : limiterAfter === undefined
-        ? breakerAfter
-        : Effect.zipRight(breakerAfter, limiterAfter)
-    }
-    return Effect.matchCauseEffect(restore(tier.provider.complete(input)), {
-      onSuccess: (value) => {
-        const after = settle(Exit.succeed(value))
-        return after === undefined ? served(value) : Effect.zipRight(after, Effect.suspend(() => served(value)))
-      },
-      onFailure: (cause) => {
-        const after = settle(Exit.failCause(cause))
-        // The ladder after a failure runs as the caller's interruptibility allows, as it does after `first`.
-        return after === undefined
-          ? failed(cause, startedAt, restore)
-          : Effect.zipRight(after, Effect.suspend(() => failed(cause, startedAt, restore)))
+    return Effect.matchCauseEffect(
+      stages === undefined ? call : stages.prepare(call, target, undefined, startedAt).first,
+      {
+        onSuccess: (value) => Effect.succeed(servedBy(first, value, context)),
+        onFailure: (cause) => failedWith(first, cause, startedAt, context, ladder)
       }
-    })
+    )
   }
-  // The region opens before the admissions: an admission is settled by the handler installed in the same region, so
-  // no interruption (delivered at a fiber's yield) can fall between them.
-  return Effect.uninterruptibleMask((restore) =>
-    Effect.suspend(() => {
-      const now = context.clock.unsafeCurrentTimeMillis()
-      if (breaker !== undefined && !breakerInternal.admitsNow(breaker, now)) {
-        return restore(Effect.flatMap(CircuitBreaker.isOpen(breaker), (open) => open ? ladder() : first()))
-      }
-      return fused(now, restore) ?? restore(Effect.suspend(first))
-    })
+  const { breaker } = first
+  return Effect.suspend(() =>
+    breaker !== undefined && !breakerInternal.admitsNow(breaker, context.clock.unsafeCurrentTimeMillis())
+      ? Effect.flatMap(CircuitBreaker.isOpen(breaker), (open) => open ? ladder() : attempt())
+      : attempt()
   )
 }
 
-type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+/** @internal */
+export type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+
+/**
+ * `first` fused, at `now`, inside an uninterruptible region opened by the caller (`restore` gives back the caller's
+ * interruptibility) — admitted where the caller runs this, settled by the one exit handler installed in the same
+ * synchronous section, so that no interruption (delivered at a fiber's yield) can fall between them. The
+ * settlements' effects (a transition's announcement, the queue) run in the region; then `served` ends the request
+ * from the served value, or `failed` runs the ladder primed with the failure — both still in the region: they
+ * restore what may be interrupted. `undefined`, with nothing changed, where the admissions are not
+ * synchronous steps as they stand or something wraps the provider's call: then run {@link firstAttempt}.
+ * @internal
+ */
+export const fusedAttempt = <A, E>(
+  client: Client,
+  first: First,
+  context: RequestContext,
+  now: number,
+  restore: Restore,
+  ladder: () => Effect.Effect<Served, LadderError>,
+  served: (served: Served) => Effect.Effect<A, E>,
+  failed: (ladder: Effect.Effect<Served, LadderError>) => Effect.Effect<A, E>
+): Effect.Effect<A, E> | undefined => {
+  const { breaker, input, stages, step, target } = first
+  const limiter = fusedOf(client.limiter)
+  if (
+    limiter === undefined || step.tier.timeout !== undefined || (stages !== undefined && !stages.bareFirst(target))
+    || (breaker !== undefined && !breakerInternal.admitsNow(breaker, now))
+  ) {
+    return undefined
+  }
+  // The breaker was asked (`admitsNow`, which changes nothing) before the limiter takes its permit and the breaker
+  // its ticket: all in this one synchronous section, so in `shape.call`'s limiter → breaker order, as one step.
+  const admission = limiter.admitNow(step.tier.provider, input, now)
+  if (admission === undefined) return undefined
+  const ticket = breaker === undefined ? undefined : breakerInternal.admitNow(breaker, now)
+  stages?.deposit(target, now)
+  // The breaker settles first (it is inside the limiter in `shape.call`), then the limiter.
+  const settle = (exit: Exit.Exit<CompletionResult, unknown>): Effect.Effect<void> | undefined => {
+    const endedAt = context.clock.unsafeCurrentTimeMillis()
+    const breakerAfter = breaker === undefined || ticket === undefined
+      ? undefined
+      : breakerInternal.settleNow(breaker, ticket, now, exit, endedAt)
+    const limiterAfter = limiter.settleNow(admission, exit, endedAt)
+    return breakerAfter === undefined
+      ? limiterAfter
+      : limiterAfter === undefined
+      ? breakerAfter
+      : Effect.zipRight(breakerAfter, limiterAfter)
+  }
+  return Effect.matchCauseEffect(restore(step.tier.provider.complete(input)), {
+    onSuccess: (value) => {
+      const after = settle(Exit.succeed(value))
+      return after === undefined
+        ? served(servedBy(first, value, context))
+        : Effect.zipRight(after, Effect.suspend(() => served(servedBy(first, value, context))))
+    },
+    onFailure: (cause) => {
+      const after = settle(Exit.failCause(cause))
+      const resumed = failed(Effect.suspend(() => failedWith(first, cause, now, context, ladder)))
+      return after === undefined ? resumed : Effect.zipRight(after, resumed)
+    }
+  })
+}

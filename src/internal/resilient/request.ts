@@ -3,6 +3,7 @@
  * trace that a tier's quality scorers write into.
  * @internal
  */
+import type * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as FiberRef from "effect/FiberRef"
 import type * as Tracer from "effect/Tracer"
@@ -46,41 +47,49 @@ const planFor = (client: Client, strategy: Strategy, latency: Latencies): Plan =
 }
 
 /**
- * Orders the plan and opens the request's context. `latency`: what latency-first compares, and what a step must fit
- * in what is left of the deadline.
+ * Orders the plan and opens the request's context, at `clock`'s time. `latency`: what latency-first compares, and
+ * what a step must fit in what is left of the deadline.
  * @internal
  */
+export const open = (
+  client: Client,
+  options: CallOptions | undefined,
+  span: Tracer.Span | undefined,
+  clock: Clock.Clock,
+  latency: Latencies
+): Started => {
+  const { primary, steps } = planFor(client, options?.strategy ?? client.config.strategy ?? "ordered", latency)
+  const startedAt = clock.unsafeCurrentTimeMillis()
+  const budget = budgetOf(client.config, options)
+  return {
+    start: {
+      span,
+      // Without a span the id is drawn only if the request's event is logged (./event.ts).
+      requestId: span === undefined ? undefined : observability.nextRequestId(),
+      primary,
+      startedAt
+    },
+    context: {
+      clock,
+      trace: new observability.RequestTrace(),
+      traced: span !== undefined,
+      primary,
+      degradedSeen: { value: undefined },
+      deadlineAt: budget === undefined ? undefined : startedAt + budget,
+      latency,
+      primed: { value: undefined }
+    },
+    steps
+  }
+}
+
+/** {@link open} at the fiber's clock. @internal */
 export const begin = (
   client: Client,
   options: CallOptions | undefined,
   span: Tracer.Span | undefined,
   latency: Latencies
-): Effect.Effect<Started> =>
-  Effect.clockWith((clock) => {
-    const { primary, steps } = planFor(client, options?.strategy ?? client.config.strategy ?? "ordered", latency)
-    const startedAt = clock.unsafeCurrentTimeMillis()
-    const budget = budgetOf(client.config, options)
-    return Effect.succeed({
-      start: {
-        span,
-        // Without a span the id is drawn only if the request's event is logged (./event.ts).
-        requestId: span === undefined ? undefined : observability.nextRequestId(),
-        primary,
-        startedAt
-      },
-      context: {
-        clock,
-        trace: new observability.RequestTrace(),
-        traced: span !== undefined,
-        primary,
-        degradedSeen: { value: undefined },
-        deadlineAt: budget === undefined ? undefined : startedAt + budget,
-        latency,
-        primed: { value: undefined }
-      },
-      steps
-    })
-  })
+): Effect.Effect<Started> => Effect.clockWith((clock) => Effect.succeed(open(client, options, span, clock, latency)))
 
 /**
  * Runs `effect` with the request's trace as `Observability`'s current one, for the scores a tier's checks note (only
