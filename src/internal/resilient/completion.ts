@@ -10,8 +10,24 @@ import { hardFailure } from "../../LlmError.js"
 import * as Quality from "../../Quality.js"
 import * as metrics from "../metrics.js"
 import { completeWithin } from "../providerTimeouts.js"
-import type { CallShape, Client } from "./client.js"
+import type { AttemptError, CallShape, Client } from "./client.js"
 import { breakerOf } from "./deployments.js"
+import type { Step } from "./plan.js"
+
+/**
+ * A step's provider call within the tier's per-attempt `timeout`, if any. The built-in providers take the deadline
+ * into their SDK call (no fiber per call); any other provider's call runs under `timeoutFail` (../timeout.ts: one
+ * fiber per call). See ../providerTimeouts.ts.
+ * @internal
+ */
+export const timedCall = (step: Step, input: CompletionRequestInput): Effect.Effect<CompletionResult, AttemptError> => {
+  const { model, tier } = step
+  return tier.timeout === undefined ? tier.provider.complete(input) : completeWithin(tier.provider, input, {
+    duration: tier.timeout,
+    onTimeout: () =>
+      hardFailure({ reason: "Timeout", provider: tier.provider.name, model, providerCode: "attempt_timeout" })
+  })
+}
 
 /** @internal */
 export const completionShape = (client: Client): CallShape<CompletionResult> => ({
@@ -19,18 +35,12 @@ export const completionShape = (client: Client): CallShape<CompletionResult> => 
   hedger: client.hedgers?.completion,
   fromResult: (result) => result,
   call: (step, request, context) => {
-    const { label, model, tier } = step
+    const { label, tier } = step
     // A deployment kept in rotation with its breaker open runs without it (./deployments.ts).
     const breaker = breakerOf(client, step)
     const check = tier.config.quality
     const inner = (input: CompletionRequestInput) => {
-      // The built-in providers take the deadline into their SDK call (no fiber per call); any other provider's call
-      // runs under `timeoutFail` (../timeout.ts: one fiber per call). See ../providerTimeouts.ts.
-      const timed = tier.timeout === undefined ? tier.provider.complete(input) : completeWithin(tier.provider, input, {
-        duration: tier.timeout,
-        onTimeout: () =>
-          hardFailure({ reason: "Timeout", provider: tier.provider.name, model, providerCode: "attempt_timeout" })
-      })
+      const timed = timedCall(step, input)
       const checked = check === undefined ? timed : Quality.validate(timed, check)
       return breaker === undefined ? checked : breaker.execute(checked)
     }

@@ -15,10 +15,10 @@
  * Where the limiter's and the breaker's admissions are synchronous steps as they stand — the breaker Closed with no
  * hang due, MetricsOnly or Disabled (`admitsNow` in ../circuitBreaker.ts); the limiter one this library made, the
  * request decoded, no token charge to count, nobody queued on the key and the bucket admitting (`Fused.admitNow` in
- * ../rateLimit.ts) — and nothing wraps the provider's call (no tier timeout, no attempt timeout or deadline of the
- * retrier), the attempt runs fused ({@link fusedAttempt}): one clock read, the two admissions and the budget deposit
- * in one synchronous section, inside the uninterruptible region the caller opened (interruptible only around the
- * provider's call), and one exit handler that settles the breaker (`settleNow`, the record `execute`'s finalizer
+ * ../rateLimit.ts) — and the retrier wraps nothing around the call (no attempt timeout or deadline of its own), the
+ * attempt runs fused ({@link fusedAttempt}): one clock read, the two admissions and the budget deposit in one
+ * synchronous section, inside the uninterruptible region the caller opened (interruptible only around the provider's
+ * call, within the tier's `timeout` as `shape.call` makes it: `timedCall` in ./completion.ts), and one exit handler that settles the breaker (`settleNow`, the record `execute`'s finalizer
  * makes), then the limiter (`settleNow`: usage, headers, 429 pauses, the queue), then records the attempt — the order
  * `shape.call`'s layers settle in — and hands the served value to the caller's own synchronous ending of the request.
  * Those steps are the breaker's and the limiter's own (their effectful paths run the same functions), so the fused
@@ -55,6 +55,7 @@ import { withConnectTimeout, withModel } from "../request.js"
 import { type RetryStages, stagesOf } from "../retry.js"
 import { refusal } from "./capabilities.js"
 import type { CallShape, Client, Outcome, Primed, RequestContext } from "./client.js"
+import { timedCall } from "./completion.js"
 import { breakerOf } from "./deployments.js"
 import type { LadderError } from "./engine.js"
 import type { BuiltTier, Step } from "./plan.js"
@@ -168,7 +169,7 @@ export type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect
  * settlements' effects (a transition's announcement, the queue) run in the region; then `served` ends the request
  * from the served value, or `failed` runs the ladder primed with the failure — both still in the region: they
  * restore what may be interrupted. `undefined`, with nothing changed, where the admissions are not
- * synchronous steps as they stand or something wraps the provider's call: then run {@link firstAttempt}.
+ * synchronous steps as they stand or the retrier wraps the call: then run {@link firstAttempt}.
  * @internal
  */
 export const fusedAttempt = <A, E>(
@@ -184,7 +185,7 @@ export const fusedAttempt = <A, E>(
   const { breaker, input, stages, step, target } = first
   const limiter = fusedOf(client.limiter)
   if (
-    limiter === undefined || step.tier.timeout !== undefined || (stages !== undefined && !stages.bareFirst(target))
+    limiter === undefined || (stages !== undefined && !stages.bareFirst(target))
     || (breaker !== undefined && !breakerInternal.admitsNow(breaker, now))
   ) {
     return undefined
@@ -208,7 +209,7 @@ export const fusedAttempt = <A, E>(
       ? breakerAfter
       : Effect.zipRight(breakerAfter, limiterAfter)
   }
-  return Effect.matchCauseEffect(restore(step.tier.provider.complete(input)), {
+  return Effect.matchCauseEffect(restore(timedCall(step, input)), {
     onSuccess: (value) => {
       const after = settle(Exit.succeed(value))
       return after === undefined
