@@ -1,11 +1,13 @@
 /**
  * Every metric of the library, in one module: the Effect 4 port (`Metric.tagged` → `withAttributes`, no callable
- * metrics, `increment` → `update`) touches this file only. Hot paths update metrics through `unsafeUpdate` on tagged
- * instances cached per provider:model, inside the one `Effect.sync` a request already runs.
+ * metrics, `increment` → `update`) touches this file only. Hot paths update metrics synchronously through the
+ * registry hooks of their series (`Series`), cached per provider:model.
  */
 import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
+import type * as MetricHook from "effect/MetricHook"
 import * as MetricKey from "effect/MetricKey"
+import type * as MetricKeyType from "effect/MetricKeyType"
 import * as MetricLabel from "effect/MetricLabel"
 import * as MutableHashMap from "effect/MutableHashMap"
 import * as Predicate from "effect/Predicate"
@@ -36,123 +38,142 @@ const latencyBoundaries = MetricBoundaries.exponential({ start: 10, factor: 2, c
 
 // --- definitions ---------------------------------------------------------------------------------------------------
 
-/** @internal */
-export const requestsTotal = Metric.counter("llm.requests", {
+const requestsTotalKey = MetricKey.counter("llm.requests", {
   description: "Requests through a Resilient client, by provider, model, outcome and primary step",
   incremental: true
 })
-
 /** @internal */
-export const attemptsTotal = Metric.counter("llm.attempts", {
+export const requestsTotal = Metric.fromMetricKey(requestsTotalKey)
+
+const attemptsTotalKey = MetricKey.counter("llm.attempts", {
   description: "Ladder steps tried (one per provider:model per request), by provider, model and outcome",
   incremental: true
 })
-
 /** @internal */
-export const successRate = Metric.gauge("llm.request.success_rate", {
+export const attemptsTotal = Metric.fromMetricKey(attemptsTotalKey)
+
+const successRateKey = MetricKey.gauge("llm.request.success_rate", {
   description: "Share of the last 100 requests of this provider:model served fresh (0..1)"
 })
-
 /** @internal */
-export const requestDuration = Metric.histogram(
+export const successRate = Metric.fromMetricKey(successRateKey)
+
+const requestDurationKey = MetricKey.histogram(
   "llm.request.duration_ms",
   latencyBoundaries,
   "Wall time of a request, the whole ladder included, in milliseconds"
 )
-
 /** @internal */
-export const timeToFirstToken = Metric.histogram(
+export const requestDuration = Metric.fromMetricKey(requestDurationKey)
+
+const timeToFirstTokenKey = MetricKey.histogram(
   "llm.request.ttft_ms",
   latencyBoundaries,
   "Time to the first content delta of a stream, in milliseconds"
 )
-
 /** @internal */
-export const tokensTotal = Metric.counter("llm.tokens", {
+export const timeToFirstToken = Metric.fromMetricKey(timeToFirstTokenKey)
+
+const tokensTotalKey = MetricKey.counter("llm.tokens", {
   description: "Tokens of served answers, by provider, model and gen_ai.token.type (input / output)",
   incremental: true
 })
-
 /** @internal */
-export const costUsdTotal = Metric.counter("llm.cost_usd", {
+export const tokensTotal = Metric.fromMetricKey(tokensTotalKey)
+
+const costUsdTotalKey = MetricKey.counter("llm.cost_usd", {
   description: "Cost of served answers in USD, from the tier's price table",
   incremental: true
 })
+/** @internal */
+export const costUsdTotal = Metric.fromMetricKey(costUsdTotalKey)
 
-/** @internal Moved from internal/retry.ts; labels `provider`, `model`, `reason`. */
-export const retriesTotal = Metric.counter("llm.retries", {
+const retriesTotalKey = MetricKey.counter("llm.retries", {
   description: "Retries of LLM calls, by provider, model and failure reason",
   incremental: true
 })
+/** @internal Moved from internal/retry.ts; labels `provider`, `model`, `reason`. */
+export const retriesTotal = Metric.fromMetricKey(retriesTotalKey)
 
-/** @internal */
-export const fallbacksTotal = Metric.counter("llm.fallbacks", {
+const fallbacksTotalKey = MetricKey.counter("llm.fallbacks", {
   description: "Requests served by another step than their primary, by served provider, model and primary",
   incremental: true
 })
-
 /** @internal */
-export const fallbackRate = Metric.gauge("llm.fallback.rate", {
+export const fallbacksTotal = Metric.fromMetricKey(fallbacksTotalKey)
+
+const fallbackRateKey = MetricKey.gauge("llm.fallback.rate", {
   description: "Share of the last 100 requests with this primary provider:model served by another step (0..1)"
 })
-
 /** @internal */
-export const breakerState = Metric.gauge("llm.circuit_breaker.state", {
+export const fallbackRate = Metric.fromMetricKey(fallbackRateKey)
+
+const breakerStateKey = MetricKey.gauge("llm.circuit_breaker.state", {
   description: "Circuit breaker state: 0 closed, 1 half-open, 2 open"
 })
-
 /** @internal */
-export const breakerTransitions = Metric.counter("llm.circuit_breaker.transitions", {
+export const breakerState = Metric.fromMetricKey(breakerStateKey)
+
+const breakerTransitionsKey = MetricKey.counter("llm.circuit_breaker.transitions", {
   description: "Circuit breaker transitions, by provider, model, from, to and reason",
   incremental: true
 })
-
 /** @internal */
-export const rateLimitWait = Metric.histogram(
+export const breakerTransitions = Metric.fromMetricKey(breakerTransitionsKey)
+
+const rateLimitWaitKey = MetricKey.histogram(
   "llm.rate_limit.wait_ms",
   MetricBoundaries.exponential({ start: 1, factor: 2, count: 17 }),
   "Time a call waited in the local rate limiter before it was sent, in milliseconds (waits only)"
 )
+/** @internal */
+export const rateLimitWait = Metric.fromMetricKey(rateLimitWaitKey)
 
-/** @internal Moved from internal/rateLimit.ts; labels `key`, `limit`. */
-export const rateLimitRejections = Metric.counter("llm.rate_limit.rejections", {
+const rateLimitRejectionsKey = MetricKey.counter("llm.rate_limit.rejections", {
   description: "Calls refused by the local rate limiter, by key and limit",
   incremental: true
 })
+/** @internal Moved from internal/rateLimit.ts; labels `key`, `limit`. */
+export const rateLimitRejections = Metric.fromMetricKey(rateLimitRejectionsKey)
 
-/** @internal */
-export const formatChecks = Metric.counter("llm.response.format_checks", {
+const formatChecksKey = MetricKey.counter("llm.response.format_checks", {
   description: "Answers run through a tier's quality checks, by provider, model and valid (true / false)",
   incremental: true
 })
-
 /** @internal */
-export const formatComplianceRate = Metric.gauge("llm.response.format_compliance_rate", {
+export const formatChecks = Metric.fromMetricKey(formatChecksKey)
+
+const formatComplianceRateKey = MetricKey.gauge("llm.response.format_compliance_rate", {
   description: "Share of the last 100 checked answers of this provider:model with a valid format (0..1)"
 })
-
 /** @internal */
-export const qualityScore = Metric.histogram(
+export const formatComplianceRate = Metric.fromMetricKey(formatComplianceRateKey)
+
+const qualityScoreKey = MetricKey.histogram(
   "llm.response.quality_score",
   MetricBoundaries.linear({ start: 0.1, width: 0.1, count: 10 }),
   "Quality scores (0..1) of answers, from Quality.score or Observability.recordQualityScore"
 )
+/** @internal */
+export const qualityScore = Metric.fromMetricKey(qualityScoreKey)
 
 // --- OpenTelemetry GenAI client metrics (semantic conventions), beside the llm.* ones --------------------------------
 
-/** @internal Seconds, the buckets the GenAI conventions advise. */
-export const genAiOperationDuration = Metric.histogram(
+const genAiOperationDurationKey = MetricKey.histogram(
   "gen_ai.client.operation.duration",
   MetricBoundaries.exponential({ start: 0.01, factor: 2, count: 14 }),
   "GenAI operation duration, in seconds (OpenTelemetry GenAI semantic conventions)"
 )
+/** @internal Seconds, the buckets the GenAI conventions advise. */
+export const genAiOperationDuration = Metric.fromMetricKey(genAiOperationDurationKey)
 
-/** @internal Tokens per request and gen_ai.token.type, the buckets the GenAI conventions advise. */
-export const genAiTokenUsage = Metric.histogram(
+const genAiTokenUsageKey = MetricKey.histogram(
   "gen_ai.client.token.usage",
   MetricBoundaries.exponential({ start: 1, factor: 4, count: 14 }),
   "Number of input and output tokens used (OpenTelemetry GenAI semantic conventions)"
 )
+/** @internal Tokens per request and gen_ai.token.type, the buckets the GenAI conventions advise. */
+export const genAiTokenUsage = Metric.fromMetricKey(genAiTokenUsageKey)
 
 /** @internal The GenAI conventions' metric names. */
 export const genAiNames = ["gen_ai.client.operation.duration", "gen_ai.client.token.usage"] as const
@@ -247,9 +268,32 @@ export const splitLabel = (label: string): { readonly system: string; readonly m
   return at < 0 ? { system: label, model: "" } : { system: label.slice(0, at), model: label.slice(at + 1) }
 }
 
-type Counter = Metric.Metric.Counter<number>
-type Gauge = Metric.Metric.Gauge<number>
-type Histogram = Metric.Metric.Histogram<number>
+// Series whose keys `dropSeries` removed from the registry since: a `Series` looks its hook up again after any drop.
+let drops = 0
+
+/**
+ * @internal One series — a metric's key with its labels — updated through its registry hook, looked up once (and
+ * again after `dropSeries` removed series). A tagged `Metric`'s `unsafeUpdate` looks the hook up on every update,
+ * through `Arr.union` of its labels and a `WeakMap`: ≈ 40 ns each, a dozen times per request on the success path.
+ */
+export class Series {
+  private hook: MetricHook.MetricHook<number, unknown> | undefined = undefined
+  private seen = -1
+  constructor(readonly key: MetricKey.MetricKey<MetricKeyType.MetricKeyType<number, unknown>>) {}
+  update(value: number): void {
+    let hook = this.hook
+    if (hook === undefined || this.seen !== drops) {
+      hook = Metric.globalMetricRegistry.get(this.key)
+      this.hook = hook
+      this.seen = drops
+    }
+    hook.update(value)
+  }
+}
+
+type Counter = Series
+type Gauge = Series
+type Histogram = Series
 
 /** @internal Tagged instances and rolling shares of one provider:model. */
 export class ModelMetrics {
@@ -280,38 +324,31 @@ export class ModelMetrics {
 
   constructor(readonly system: string, readonly model: string) {
     this.labels = [MetricLabel.make(attr.system, system), MetricLabel.make(attr.requestModel, model)]
-    // One `taggedWithLabels` per instance: a twice-tagged metric rebuilds its key on every update (~7 µs).
-    const tag = <Type, In, Out>(
-      metric: Metric.Metric<Type, In, Out>,
-      extra: ReadonlyArray<MetricLabel.MetricLabel> = []
-    ): Metric.Metric<Type, In, Out> => Metric.taggedWithLabels(metric, [...this.labels, ...extra])
-    this.successRate = tag(successRate)
-    this.fallbackRate = tag(fallbackRate)
-    this.formatComplianceRate = tag(formatComplianceRate)
-    this.breakerState = tag(breakerState)
-    this.duration = tag(requestDuration)
-    this.ttft = tag(timeToFirstToken)
-    this.inputTokens = tag(tokensTotal, [MetricLabel.make(attr.tokenType, "input")])
-    this.outputTokens = tag(tokensTotal, [MetricLabel.make(attr.tokenType, "output")])
-    this.cost = tag(costUsdTotal)
-    this.rateLimitWait = tag(rateLimitWait)
-    this.qualityScore = tag(qualityScore)
-    this.formatValid = tag(formatChecks, [MetricLabel.make("valid", "true")])
-    this.formatInvalid = tag(formatChecks, [MetricLabel.make("valid", "false")])
+    const tag = (
+      key: MetricKey.MetricKey<MetricKeyType.MetricKeyType<number, unknown>>,
+      labels: ReadonlyArray<MetricLabel.MetricLabel> = this.labels
+    ): Series => new Series(MetricKey.taggedWithLabels(key, labels))
+    this.successRate = tag(successRateKey)
+    this.fallbackRate = tag(fallbackRateKey)
+    this.formatComplianceRate = tag(formatComplianceRateKey)
+    this.breakerState = tag(breakerStateKey)
+    this.duration = tag(requestDurationKey)
+    this.ttft = tag(timeToFirstTokenKey)
+    this.inputTokens = tag(tokensTotalKey, [...this.labels, MetricLabel.make(attr.tokenType, "input")])
+    this.outputTokens = tag(tokensTotalKey, [...this.labels, MetricLabel.make(attr.tokenType, "output")])
+    this.cost = tag(costUsdTotalKey)
+    this.rateLimitWait = tag(rateLimitWaitKey)
+    this.qualityScore = tag(qualityScoreKey)
+    this.formatValid = tag(formatChecksKey, [...this.labels, MetricLabel.make("valid", "true")])
+    this.formatInvalid = tag(formatChecksKey, [...this.labels, MetricLabel.make("valid", "false")])
     const genAi = [
       MetricLabel.make(attr.operation, "chat"),
       MetricLabel.make(attr.providerName, system),
       MetricLabel.make(attr.requestModel, model)
     ]
-    this.operationDuration = Metric.taggedWithLabels(genAiOperationDuration, genAi)
-    this.tokenUsageInput = Metric.taggedWithLabels(genAiTokenUsage, [
-      ...genAi,
-      MetricLabel.make(attr.tokenType, "input")
-    ])
-    this.tokenUsageOutput = Metric.taggedWithLabels(genAiTokenUsage, [
-      ...genAi,
-      MetricLabel.make(attr.tokenType, "output")
-    ])
+    this.operationDuration = tag(genAiOperationDurationKey, genAi)
+    this.tokenUsageInput = tag(genAiTokenUsageKey, [...genAi, MetricLabel.make(attr.tokenType, "input")])
+    this.tokenUsageOutput = tag(genAiTokenUsageKey, [...genAi, MetricLabel.make(attr.tokenType, "output")])
   }
 
   /** `llm.requests{outcome, llm.primary}`. */
@@ -323,11 +360,11 @@ export class ModelMetrics {
     }
     let counter = byPrimary.get(primary)
     if (counter === undefined) {
-      counter = Metric.taggedWithLabels(requestsTotal, [
+      counter = new Series(MetricKey.taggedWithLabels(requestsTotalKey, [
         ...this.labels,
         MetricLabel.make("outcome", outcome),
         MetricLabel.make("llm.primary", primary)
-      ])
+      ]))
       byPrimary.set(primary, counter)
     }
     return counter
@@ -337,7 +374,10 @@ export class ModelMetrics {
   attempt(outcome: RequestOutcome): Counter {
     let counter = this.attempts.get(outcome)
     if (counter === undefined) {
-      counter = Metric.taggedWithLabels(attemptsTotal, [...this.labels, MetricLabel.make("outcome", outcome)])
+      counter = new Series(MetricKey.taggedWithLabels(attemptsTotalKey, [
+        ...this.labels,
+        MetricLabel.make("outcome", outcome)
+      ]))
       this.attempts.set(outcome, counter)
     }
     return counter
@@ -347,7 +387,10 @@ export class ModelMetrics {
   fallback(primary: string): Counter {
     let counter = this.fallbacksTo.get(primary)
     if (counter === undefined) {
-      counter = Metric.taggedWithLabels(fallbacksTotal, [...this.labels, MetricLabel.make("llm.primary", primary)])
+      counter = new Series(MetricKey.taggedWithLabels(fallbacksTotalKey, [
+        ...this.labels,
+        MetricLabel.make("llm.primary", primary)
+      ]))
       this.fallbacksTo.set(primary, counter)
     }
     return counter
@@ -394,12 +437,11 @@ export const breakerTransition = (
     MetricLabel.make("to", to),
     MetricLabel.make("reason", reason)
   ]).unsafeUpdate(1, [])
-  metrics.breakerState.unsafeUpdate(stateValue(to), [])
+  metrics.breakerState.update(stateValue(to))
 }
 
 /** @internal Adds `value` to a counter (or sets a gauge, or observes a histogram) outside any fiber. */
-export const update = <Type, In, Out>(metric: Metric.Metric<Type, In, Out>, value: In): void =>
-  metric.unsafeUpdate(value, [])
+export const update = (series: Series, value: number): void => series.update(value)
 
 // --- dropping the series of expired keys ---------------------------------------------------------------------------
 
@@ -427,6 +469,7 @@ export const dropSeries = (
     if (matches(label)) doomed.push(key)
   }
   for (const key of doomed) MutableHashMap.remove(map, key)
+  if (doomed.length > 0) drops++
   return doomed.length
 }
 
