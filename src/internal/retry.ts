@@ -209,15 +209,21 @@ const makeRetrier = (options: Options, budgetOptions: Exclude<Options["budget"],
   const budgets = new Map<string, RetryBudget>()
 
   const resolved = (target: Target): Resolved => {
+    // Without overrides every target shares the one policy: no key to build per call.
+    if (options.overrides === undefined) return resolvedByOverride.get("") ?? resolvedFor("", undefined, undefined)
     const key = `${target.name}:${target.model}`
     const byKey = options.overrides?.[key]
     const byName = options.overrides?.[target.name]
     const policy = byKey !== undefined ? `key:${key}` : byName !== undefined ? `name:${target.name}` : ""
-    let found = resolvedByOverride.get(policy)
-    if (found === undefined) {
-      found = resolve(merge(merge(global, byName), byKey))
-      resolvedByOverride.set(policy, found)
-    }
+    return resolvedByOverride.get(policy) ?? resolvedFor(policy, byName, byKey)
+  }
+  const resolvedFor = (
+    policy: string,
+    byName: Settings | undefined,
+    byKey: Settings | undefined
+  ): Resolved => {
+    const found = resolve(merge(merge(global, byName), byKey))
+    resolvedByOverride.set(policy, found)
     return found
   }
 

@@ -83,6 +83,8 @@ export const reportNow = (
 ): Effect.Effect<void> | undefined => {
   const answeredBy = Exit.isSuccess(exit) ? exit.value.servedBy : start.primary
   const breaker = client.breakers.get(answeredBy)
+  // The request's end, and the moment its breaker's state is read.
+  const endedAt = context.clock.unsafeCurrentTimeMillis()
   const report = (circuitState: string | undefined): Effect.Effect<void> | undefined => {
     if (circuitState !== undefined) {
       metrics.update(metrics.forLabel(answeredBy).breakerState, metrics.stateValue(circuitState))
@@ -92,7 +94,7 @@ export const reportNow = (
       requestId: start.requestId,
       primary: start.primary,
       startedAt: start.startedAt,
-      endedAt: context.clock.unsafeCurrentTimeMillis(),
+      endedAt,
       trace: context.trace,
       circuitState,
       ttftMs
@@ -100,7 +102,7 @@ export const reportNow = (
     return event === undefined ? undefined : observability.logEvent(event)
   }
   if (breaker === undefined) return report(undefined)
-  const state = breakerInternal.stateNow(breaker, context.clock.unsafeCurrentTimeMillis())
+  const state = breakerInternal.stateNow(breaker, endedAt)
   if (state !== undefined) return report(state)
   return Effect.flatMap(breaker.state, (circuitState) => report(circuitState) ?? Effect.void)
 }
