@@ -1,0 +1,66 @@
+/**
+ * Which route a request takes (src/internal/resilient/complete.ts, fastPath.ts) — a test of internal structure: an
+ * eligible tier's first attempt is admitted by the limiter's synchronous admission (the fused route), never through
+ * `limiter.call`; a retrier that wraps the call (its attempt timeout), a tier the fast path cannot take, or a
+ * queued limiter key send it through `limiter.call`. The differential test (fastPath.test.ts) checks that both
+ * routes record the same; this one checks that the fused one is taken where it can be.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as TestClock from "effect/TestClock"
+import { vi } from "vitest"
+import { fusedOf } from "../../src/internal/rateLimit.js"
+import * as Quality from "../../src/Quality.js"
+import * as RateLimit from "../../src/RateLimit.js"
+import * as Resilient from "../../src/Resilient.js"
+import * as ScriptedProvider from "../../src/testing/ScriptedProvider.js"
+
+const REQUEST = { messages: [{ role: "user" as const, content: "ping" }] }
+
+/** Three requests through a one-tier client over `tier`; how often each admission path ran. */
+const routes = (tier: Partial<Resilient.Tier>, limits?: RateLimit.Options) =>
+  Effect.gen(function*() {
+    const provider = yield* ScriptedProvider.make({
+      name: "route",
+      model: "m",
+      script: () => ({ _tag: "Success", content: "pong", latency: "10 millis" })
+    })
+    const limiter = yield* RateLimit.make(limits)
+    const fused = fusedOf(limiter)
+    expect(fused).toBeDefined()
+    const admitNow = vi.spyOn(fused!, "admitNow")
+    const call = vi.spyOn(limiter, "call")
+    const client = yield* Resilient.make({ chain: [{ provider, ...tier }], limiter })
+    for (let i = 0; i < 3; i++) {
+      const fiber = yield* Effect.fork(client.complete(REQUEST))
+      yield* TestClock.adjust("1 second")
+      expect((yield* Fiber.join(fiber)).content).toBe("pong")
+    }
+    return {
+      fused: admitNow.mock.results.filter((result) => result.value !== undefined).length,
+      call: call.mock.calls.length
+    }
+  })
+
+describe("Resilient.complete routes", () => {
+  it.scoped("a healthy tier with defaults: every first attempt fused", () =>
+    Effect.gen(function*() {
+      expect(yield* routes({})).toEqual({ fused: 3, call: 0 })
+    }))
+
+  it.scoped("a tier timeout is taken into the fused attempt", () =>
+    Effect.gen(function*() {
+      expect(yield* routes({ timeout: "5 seconds" })).toEqual({ fused: 3, call: 0 })
+    }))
+
+  it.scoped("a retrier's attempt timeout wraps the call: through limiter.call", () =>
+    Effect.gen(function*() {
+      expect(yield* routes({ retry: { attemptTimeout: "5 seconds" } })).toEqual({ fused: 0, call: 3 })
+    }))
+
+  it.scoped("a tier with a quality check is not on the fast path: through limiter.call", () =>
+    Effect.gen(function*() {
+      expect(yield* routes({ quality: Quality.truncated })).toEqual({ fused: 0, call: 3 })
+    }))
+})
