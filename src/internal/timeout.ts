@@ -16,11 +16,11 @@
  *
  * Costs (CPU time per call around a resolved promise, Node 20, 2 shared vCPUs at load ≈ 4.5, scratch loops of 20,000
  * calls in one fiber): `Effect.timeoutFail` forks two fibers and waits for the loser's interruption (≈ 65–85 µs in
- * earlier, quieter scratch benches); `timeoutFail` ≈ 9–13 µs (one fork); `promiseWithin` ≈ 7–12 µs, of which ≈ 4–5 µs is Node creating the
- * `AbortSignal`, which an SDK call needs anyway (`Effect.tryPromise` with a signal, the untimed path, costs ≈ 6 µs). In
- * a `Resilient` client, a tier `timeout` costs ≈ 11–14 µs per call with `timeoutFail` and ≈ 3 µs handed to the
- * provider's call; with 1,000 concurrent callers the difference is larger (docs/benchmarks.md, "Timeout without a
- * fork (issue 18)").
+ * earlier, quieter scratch benches); `timeoutFail` ≈ 9–13 µs (one fork); `promiseWithin` ≈ 3 µs plus, for a call that
+ * takes a signal, ≈ 6 µs for Node to make the `AbortSignal`, which an SDK call needs anyway (`Effect.tryPromise` with a
+ * signal, the untimed path, pays it too). In a `Resilient` client on the fused route (./resilient/fastPath.ts), a tier
+ * `timeout` handed to the provider's call adds ≈ 3 µs per call to a no-op call that takes no signal; with 1,000
+ * concurrent callers see docs/benchmarks.md.
  *
  * - Deterministic under `TestClock`: the timer sleeps on the `Clock` of the calls, never on a raw `setTimeout`.
  * - At the deadline the effect is interrupted (its signal aborted), its finalizers run, and then the call fails with
