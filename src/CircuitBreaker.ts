@@ -27,6 +27,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as internal from "./internal/circuitBreaker.js"
 import * as internalOptions from "./internal/circuitBreakerOptions.js"
+import * as registry from "./internal/circuitBreakerRegistry.js"
 import type { CircuitOpen, InvalidOptions } from "./LlmError.js"
 
 /**
@@ -435,7 +436,7 @@ export const presets: {
  * @since 0.1.0
  * @category Constructors
  */
-export const makeMemoryStore: Effect.Effect<Store> = internal.makeMemoryStore
+export const makeMemoryStore: Effect.Effect<Store> = registry.makeMemoryStore
 
 /**
  * One breaker per key, created on first use with the registry's options.
@@ -482,7 +483,7 @@ export class CircuitBreakerRegistry
  * @category Constructors
  */
 export const makeRegistry: (options?: Options & makeRegistry.Options) => Effect.Effect<Registry, InvalidOptions> =
-  internal.makeRegistry
+  registry.makeRegistry
 
 /**
  * Like {@link makeRegistry}, and lets a shared store (`store.watch`) report other processes' transitions to the
@@ -493,7 +494,7 @@ export const makeRegistry: (options?: Options & makeRegistry.Options) => Effect.
  */
 export const makeRegistryScoped: (
   options?: Options & makeRegistry.Options
-) => Effect.Effect<Registry, InvalidOptions, Scope.Scope> = internal.makeRegistryScoped
+) => Effect.Effect<Registry, InvalidOptions, Scope.Scope> = registry.makeRegistryScoped
 
 /**
  * @since 0.1.0
