@@ -1,9 +1,11 @@
 /**
  * The success path of a one-tier `Resilient.complete` (the row "Resilient.complete, 1 tier" of compare.ts: no-op
- * provider, `limits: { concurrency: 1000 }`, log event filtered), with and without the fast path, in one run: CPU time
- * per request, and heap allocated per request over a stretch of calls with no garbage collection in it.
+ * provider, `limits: { concurrency: 1000 }`, log event filtered), with and without the fast path, next to the no-op
+ * call alone (`Effect.promise`, the floor every row pays), in one run: CPU time per request, and heap allocated per
+ * request over a stretch of calls with no garbage collection in it.
  *
- *   node --expose-gc --min-semi-space-size=256 --max-semi-space-size=256 --import tsx bench/success-path.ts
+ *   npx tsup --no-config bench/success-path.ts --format esm --target node20 --out-dir .tmp-bench --silent
+ *   node --expose-gc --min-semi-space-size=256 --max-semi-space-size=256 .tmp-bench/success-path.js
  */
 import * as Effect from "effect/Effect"
 import * as Logger from "effect/Logger"
@@ -11,7 +13,7 @@ import * as LogLevel from "effect/LogLevel"
 import * as Scope from "effect/Scope"
 import { PerformanceObserver } from "node:perf_hooks"
 import { build } from "../src/internal/resilient/make.js"
-import { provider, REQUEST } from "./noop.js"
+import { effectCall, provider, REQUEST } from "./noop.js"
 
 const SAMPLE = 2_000
 let collections = 0
@@ -29,20 +31,25 @@ const main = async () => {
       Scope.extend(build({ chain: [{ provider, limits: { concurrency: 1000 } }] }, { fastPath: true }), scope)
     )).service
   }
-  const loop = (which: keyof typeof clients, calls: number) =>
+  const calls = {
+    ladder: () => clients.ladder.complete(REQUEST),
+    fast: () => clients.fast.complete(REQUEST),
+    floor: effectCall
+  }
+  const loop = (which: keyof typeof calls, count: number) =>
     Effect.runPromise(Logger.withMinimumLogLevel(
       Effect.gen(function*() {
-        for (let i = 0; i < calls; i++) yield* clients[which].complete(REQUEST)
+        for (let i = 0; i < count; i++) yield* calls[which]()
       }),
       LogLevel.None
     ))
-  for (const which of ["ladder", "fast", "ladder", "fast"] as const) await loop(which, 20_000)
+  for (const which of ["ladder", "fast", "floor", "ladder", "fast", "floor"] as const) await loop(which, 20_000)
   const rows: Array<Record<string, string>> = []
   for (let round = 0; round < 3; round++) {
-    for (const which of ["ladder", "fast"] as const) {
-      const calls = 50_000
+    for (const which of ["ladder", "fast", "floor"] as const) {
+      const count = 50_000
       const cpu = process.cpuUsage()
-      await loop(which, calls)
+      await loop(which, count)
       const used = process.cpuUsage(cpu)
       gc?.()
       // GC entries reach the observer asynchronously: let the forced one arrive before counting.
@@ -55,7 +62,7 @@ const main = async () => {
       rows.push({
         round: String(round + 1),
         path: which,
-        "cpu µs/request": ((used.user + used.system) / calls).toFixed(1),
+        "cpu µs/request": ((used.user + used.system) / count).toFixed(1),
         "heap KB/request": collections === collectedBefore ? (allocated / SAMPLE / 1024).toFixed(1) : "(a GC ran)"
       })
     }

@@ -125,7 +125,8 @@ export const makeComplete = (client: Client): Service["complete"] => {
         client,
         first,
         context,
-        context.clock.unsafeCurrentTimeMillis(),
+        // The request's start is the attempt's: read microseconds apart, they are one clock read on this route.
+        started.start.startedAt,
         restore,
         toLadder,
         (served) => finishNow(input, started, served, fiber, restore),
