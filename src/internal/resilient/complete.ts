@@ -156,7 +156,7 @@ export const makeComplete = (client: Client): Service["complete"] => {
   // gets the request span and one child per ladder step.
   return (input, options) =>
     Effect.withFiberRuntime<ResilientResult, LadderError>((fiber) => {
-      const services = fiber.getFiberRef(DefaultServices.currentServices)
+      const services = fiber.currentDefaultServices
       if (Context.get(services, Tracer.Tracer) !== nativeTracer) return spanned(input, options)
       const refused = checkCallOptions(options)
       if (refused !== undefined) return Effect.fail(refused)
