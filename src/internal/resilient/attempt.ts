@@ -110,8 +110,8 @@ export const attempt = <A>(
     const target = { name: tier.provider.name, model }
     const callOptions = { until, deadlineAt: context.deadlineAt }
     // The fast path made this step's first attempt, and it failed (./fastPath.ts): the step goes on from there.
-    const primed = context.primed.value?.step === step ? context.primed.value : undefined
-    if (primed !== undefined) context.primed.value = undefined
+    const primed = context.primed?.step === step ? context.primed : undefined
+    if (primed !== undefined) context.primed = undefined
     const retried = primed !== undefined
       ? afterPrimed(primed, recorded(input), target, callOptions)
       : retrier === undefined
@@ -142,7 +142,7 @@ export const attempt = <A>(
               degraded: error.reason
             })
           }
-          context.degradedSeen.value ??= { value: error.result, step, degraded: error.reason }
+          context.degradedSeen ??= { value: error.result, step, degraded: error.reason }
         }
         return Effect.fail(error)
       }

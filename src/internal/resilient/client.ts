@@ -70,13 +70,13 @@ export interface RequestContext {
   readonly traced: boolean
   readonly primary: string
   /** The first degraded answer a step gave: served if nothing better comes. */
-  readonly degradedSeen: { value: Outcome<CompletionResult> | undefined }
+  degradedSeen: Outcome<CompletionResult> | undefined
   /** The request's deadline (`Clock` milliseconds), or `undefined` without one (./deadline.ts). */
   readonly deadlineAt: number | undefined
   /** What a step's observed latency is for this call shape: a completion's latency, a stream's time to first token. */
   readonly latency: Latencies
   /** The failed first attempt of the fast path, until the ladder takes it over (./fastPath.ts). */
-  readonly primed: { value: Primed | undefined }
+  primed: Primed | undefined
 }
 
 /**

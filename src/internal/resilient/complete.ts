@@ -60,7 +60,7 @@ export const makeComplete = (client: Client): Service["complete"] => {
       Effect.map(resultFrom),
       Effect.catchTag(
         "FallbackExhausted",
-        (exhausted) => lastResorts(client, input, exhausted, context.degradedSeen.value)
+        (exhausted) => lastResorts(client, input, exhausted, context.degradedSeen)
       ),
       Effect.flatMap((result) => {
         rememberLatency(result)

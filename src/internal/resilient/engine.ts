@@ -55,7 +55,7 @@ export const runLadder = <A>(
   const chained = chain(
     ladder,
     Fallback.shouldFallBack,
-    context.primed.value === undefined ? undefined : () => context.primed.value?.startedAt
+    context.primed === undefined ? undefined : () => context.primed?.startedAt
   )
   return Effect.catchAll(chained, (error): Effect.Effect<never, LadderError> => {
     switch (error._tag) {

@@ -123,7 +123,7 @@ const failedWith = (
     observability.recordAttempt(undefined, first.step.label, Exit.failCause(cause), context.trace)
     return Effect.failCause(failure.right)
   }
-  context.primed.value = { step: first.step, startedAt, failure: failure.left }
+  context.primed = { step: first.step, startedAt, failure: failure.left }
   return Effect.suspend(ladder)
 }
 

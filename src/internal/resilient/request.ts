@@ -7,9 +7,10 @@ import type * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as FiberRef from "effect/FiberRef"
 import type * as Tracer from "effect/Tracer"
+import type { CompletionResult } from "../../Llm.js"
 import type { CallOptions, Strategy } from "../../Resilient.js"
 import * as observability from "../observability.js"
-import type { Client, RequestContext } from "./client.js"
+import type { Client, Outcome, Primed, RequestContext } from "./client.js"
 import { budgetOf } from "./deadline.js"
 import type { RequestStart } from "./event.js"
 import { labelOf, type Latencies, order, type Step, stepsOf } from "./plan.js"
@@ -47,6 +48,37 @@ const planFor = (client: Client, strategy: Strategy, latency: Latencies): Plan =
 }
 
 /**
+ * A request in flight: its start (for the report), its context (for the ladder) and its plan's steps, as one object —
+ * three objects and two boxes fewer per request than separate ones.
+ */
+class OpenRequest implements Started, RequestStart, RequestContext {
+  readonly requestId: string | undefined
+  readonly trace = new observability.RequestTrace()
+  readonly traced: boolean
+  degradedSeen: Outcome<CompletionResult> | undefined = undefined
+  primed: Primed | undefined = undefined
+  constructor(
+    readonly span: Tracer.Span | undefined,
+    readonly primary: string,
+    readonly startedAt: number,
+    readonly clock: Clock.Clock,
+    readonly deadlineAt: number | undefined,
+    readonly latency: Latencies,
+    readonly steps: ReadonlyArray<Step>
+  ) {
+    // Without a span the id is drawn only if the request's event is logged (./event.ts).
+    this.requestId = span === undefined ? undefined : observability.nextRequestId()
+    this.traced = span !== undefined
+  }
+  get start(): RequestStart {
+    return this
+  }
+  get context(): RequestContext {
+    return this
+  }
+}
+
+/**
  * Orders the plan and opens the request's context, at `clock`'s time. `latency`: what latency-first compares, and
  * what a step must fit in what is left of the deadline.
  * @internal
@@ -61,26 +93,15 @@ export const open = (
   const { primary, steps } = planFor(client, options?.strategy ?? client.config.strategy ?? "ordered", latency)
   const startedAt = clock.unsafeCurrentTimeMillis()
   const budget = budgetOf(client.config, options)
-  return {
-    start: {
-      span,
-      // Without a span the id is drawn only if the request's event is logged (./event.ts).
-      requestId: span === undefined ? undefined : observability.nextRequestId(),
-      primary,
-      startedAt
-    },
-    context: {
-      clock,
-      trace: new observability.RequestTrace(),
-      traced: span !== undefined,
-      primary,
-      degradedSeen: { value: undefined },
-      deadlineAt: budget === undefined ? undefined : startedAt + budget,
-      latency,
-      primed: { value: undefined }
-    },
+  return new OpenRequest(
+    span,
+    primary,
+    startedAt,
+    clock,
+    budget === undefined ? undefined : startedAt + budget,
+    latency,
     steps
-  }
+  )
 }
 
 /** {@link open} at the fiber's clock. @internal */

@@ -242,7 +242,7 @@ export const makeStream = (client: Client): Service["stream"] => {
       }
       const failure = Cause.failureOption(exit.cause)
       if (Option.isSome(failure) && failure.value._tag === "FallbackExhausted") {
-        const last = yield* Effect.exit(lastResorts(client, input, failure.value, context.degradedSeen.value))
+        const last = yield* Effect.exit(lastResorts(client, input, failure.value, context.degradedSeen))
         yield* reportRequest(client, start, context, last)
         return Exit.isSuccess(last) ? asStream(last.value) : Stream.failCause(last.cause)
       }
