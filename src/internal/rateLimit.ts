@@ -106,6 +106,15 @@ class Waiter {
   ticket: Ticket | undefined = undefined
   error: RateLimitExceeded | undefined = undefined
   constructor(readonly tokens: number, readonly deadline: number) {}
+
+  /** Suspends until `pump` admits or fails this waiter (at once if it has already). */
+  park(): Effect.Effect<void, RateLimitExceeded> {
+    return Effect.async<void, RateLimitExceeded>((resume) => {
+      if (this.state === "admitted") resume(Effect.void)
+      else if (this.state === "failed" && this.error !== undefined) resume(Effect.fail(this.error))
+      else this.resume = resume
+    })
+  }
 }
 
 /** @internal */
@@ -376,6 +385,7 @@ const makeLimiter = (
 
   // Keeps one timer per key, armed for the earliest moment the head needs looking at. A timer armed earlier than
   // needed stays (it fires, pumps, re-arms); a later one is replaced, and one no longer needed is interrupted.
+  // `undefined`: nothing to run.
   //
   // `arm` mostly runs inside a call's `uninterruptibleMask` (admission, settlement) or inside the previous timer, and a
   // forked fiber inherits its parent's interruptibility: forked as it is, the timer would be uninterruptible, so
@@ -383,16 +393,16 @@ const makeLimiter = (
   // until the old head's `maxWait` deadline (30 s by default). So the sleep is made interruptible explicitly (whatever
   // region arms the timer), and `fire` uninterruptible: it runs to the end or not at all, and never leaves the timer
   // it forks unrecorded.
-  const arm = (state: KeyState, wakeAt: number, now: number): Effect.Effect<void> => {
+  const arm = (state: KeyState, wakeAt: number, now: number): Effect.Effect<void> | undefined => {
     if (wakeAt === Infinity) {
-      if (state.timerAt === Infinity) return Effect.void
+      if (state.timerAt === Infinity) return undefined
       state.timerAt = Infinity
       state.timerGeneration++
       const stale = state.timer
       state.timer = undefined
-      return stale === undefined ? Effect.void : Fiber.interruptFork(stale)
+      return stale === undefined ? undefined : Fiber.interruptFork(stale)
     }
-    if (state.timerAt <= wakeAt) return Effect.void
+    if (state.timerAt <= wakeAt) return undefined
     const generation = ++state.timerGeneration
     state.timerAt = wakeAt
     const stale = state.timer
@@ -402,7 +412,7 @@ const makeLimiter = (
       state.timerAt = Infinity
       state.timer = undefined
       const at = clock.unsafeCurrentTimeMillis()
-      return arm(state, state.pump(at), at)
+      return arm(state, state.pump(at), at) ?? Effect.void
     })
     const timer = Effect.uninterruptible(
       Effect.zipRight(Effect.interruptible(Effect.sleep(Duration.millis(Math.max(0, wakeAt - now)))), fire)
@@ -440,15 +450,28 @@ const makeLimiter = (
   const finish = (state: KeyState, ticket: Ticket, outcome: Outcome): Effect.Effect<void> =>
     Effect.clockWith((clock) => settle(state, ticket, outcome, clock.unsafeCurrentTimeMillis()) ?? Effect.void)
 
-  const abandon = (state: KeyState, waiter: Waiter): Effect.Effect<void> =>
-    Effect.clockWith((clock) => {
-      if (!state.abandon(waiter)) return Effect.void
-      return afterChange(state, clock.unsafeCurrentTimeMillis()) ?? Effect.void
-    })
+  /**
+   * How a wait ended other than by admission: interrupted (a waiter already admitted gives its permit back) or
+   * failed at its deadline (counted as a rejection).
+   */
+  const waitFailed = (
+    state: KeyState,
+    waiter: Waiter,
+    cause: Cause.Cause<RateLimitExceeded>,
+    clock: Clock.Clock
+  ): Effect.Effect<never, RateLimitExceeded> => {
+    if (Cause.isInterruptedOnly(cause)) {
+      const after = state.abandon(waiter) ? afterChange(state, clock.unsafeCurrentTimeMillis()) : undefined
+      return after === undefined ? Effect.failCause(cause) : Effect.zipRight(after, Effect.failCause(cause))
+    }
+    const failure = Cause.failureOption(cause)
+    return failure._tag === "Some" ? reject(state, failure.value) : Effect.failCause(cause)
+  }
 
   /**
    * Acquires an admission for `tokens`, then runs `use` with its ticket; `use` must settle the ticket. Interruption
-   * while waiting leaves nothing behind.
+   * while waiting leaves nothing behind. Runs inside the caller's `uninterruptibleMask`; `restore` makes the wait
+   * interruptible.
    */
   const admit = <A, E, R>(
     state: KeyState,
@@ -473,16 +496,14 @@ const makeLimiter = (
       }
       const waiter = new Waiter(tokens, deadline)
       state.enqueue(waiter)
-      const park = Effect.async<void, RateLimitExceeded>((resume) => {
-        if (waiter.state === "admitted") resume(Effect.void)
-        else if (waiter.state === "failed" && waiter.error !== undefined) resume(Effect.fail(waiter.error))
-        else waiter.resume = resume
+      // One `matchCauseEffect` ends the wait: admitted, failed at the deadline, or interrupted.
+      const wait = Effect.matchCauseEffect(restore(waiter.park()), {
+        onSuccess: () => use(waiter.ticket as Ticket, clock),
+        onFailure: (cause) => waitFailed(state, waiter, cause, clock)
       })
-      const wait = restore(park).pipe(Effect.onInterrupt(() => abandon(state, waiter)))
-      return Effect.zipRight(queued ? Effect.void : arm(state, state.pump(now), now), wait).pipe(
-        Effect.catchAll((error) => reject(state, error)),
-        Effect.flatMap(() => use(waiter.ticket as Ticket, clock))
-      )
+      // A new head may need the timer (its deadline, a window); behind a queue the head's timer serves.
+      const armed = queued ? undefined : arm(state, state.pump(now), now)
+      return armed === undefined ? wait : Effect.zipRight(armed, wait)
     })
 
   const limitKey = <A, E, R>(
