@@ -196,19 +196,21 @@ const main = async () => {
       if (c !== undefined) samples.get(c.id)?.push(await round(c.run, CALLS))
     }
   }
-  const median = (values: Array<number>) => [...values].sort((a, b) => a - b)[values.length >> 1] ?? Number.NaN
-  const reference = median(samples.get("cockatiel") ?? [])
+  const median = (values: ReadonlyArray<number>) => [...values].sort((a, b) => a - b)[values.length >> 1] ?? Number.NaN
+  const reference = samples.get("cockatiel") ?? []
   console.log(
     `Node ${process.version}; ${CALLERS} callers, ${PERMITS} permits, ${CALLS} calls × ${ROUNDS} rounds; load ${load} before, ${
       os.loadavg().map((l) => l.toFixed(2)).join(" ")
     } after`
   )
+  console.log(`${"".padEnd(47)}  median     min  × cockatiel (median of per-round ratios)`)
   for (const c of contenders) {
-    const us = median(samples.get(c.id) ?? [])
+    const own = samples.get(c.id) ?? []
+    const ratio = median(own.map((us, i) => us / (reference[i] ?? Number.NaN)))
     console.log(
-      `${c.label.padEnd(44)} ${us.toFixed(2).padStart(7)} µs CPU/call  ${(us / reference).toFixed(2)}× cockatiel  ${
-        allocated.get(c.id) ?? ""
-      }`
+      `${c.label.padEnd(47)} ${median(own).toFixed(2).padStart(6)} ${Math.min(...own).toFixed(2).padStart(7)} µs  ${
+        ratio.toFixed(2).padStart(5)
+      }×  ${allocated.get(c.id) ?? ""}`
     )
   }
 }

@@ -20,6 +20,7 @@ import type * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Metric from "effect/Metric"
 import * as MetricLabel from "effect/MetricLabel"
+import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { CompletionRequestInput, CompletionResult, RateLimitInfo, StreamChunk } from "../Llm.js"
 import { type HardFailure, InvalidOptions, type InvalidRequest, RateLimitExceeded } from "../LlmError.js"
@@ -108,43 +109,58 @@ class Waiter {
   constructor(readonly tokens: number, readonly deadline: number) {}
 }
 
+type Restore = <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>
+
+/**
+ * What a call does once admitted: a function made once per limiter, and the call's own `payload` (its effect, say),
+ * so that a parked call holds no closure of its own.
+ */
+type Continuation<P, A, E, R> = (
+  state: KeyState,
+  ticket: Ticket,
+  clock: Clock.Clock,
+  restore: Restore,
+  payload: P
+) => Effect.Effect<A, E, R>
+
+type WaitFailed = (
+  state: KeyState,
+  waiter: Waiter,
+  cause: Cause.Cause<RateLimitExceeded>,
+  clock: Clock.Clock
+) => Effect.Effect<never, RateLimitExceeded>
+
 /**
  * A call parked in the queue, with what its continuation needs. Its closures are made here, so that they share one
  * scope (this object) instead of holding a chain of the caller's scopes: each of the many parked fibers keeps less
- * alive while it waits, and the young-generation collections that copy every waiter cost less.
+ * alive while it waits, and the young-generation collections that copy every waiter cost less (bench/limiter-queue.ts).
  */
-class Parked<A, E, R> extends Waiter {
+class Parked<P, A, E, R> extends Waiter {
   constructor(
     tokens: number,
     deadline: number,
     readonly key: KeyState,
     readonly clock: Clock.Clock,
-    readonly use: (ticket: Ticket, clock: Clock.Clock) => Effect.Effect<A, E, R>,
-    readonly failed: (
-      state: KeyState,
-      waiter: Waiter,
-      cause: Cause.Cause<RateLimitExceeded>,
-      clock: Clock.Clock
-    ) => Effect.Effect<never, RateLimitExceeded>
+    readonly restore: Restore,
+    readonly payload: P,
+    readonly use: Continuation<P, A, E, R>,
+    readonly failed: WaitFailed
   ) {
     super(tokens, deadline)
   }
 
   /**
-   * Suspends until `pump` admits or fails this waiter (at once if it has already), then runs `use`; `restore` makes
-   * the suspension interruptible. One `matchCauseEffect` ends the wait: admitted, failed at the deadline, or
-   * interrupted.
+   * Suspends (interruptibly, by `restore`) until `pump` admits or fails this waiter — at once if it has already —
+   * then continues with `use`. One `matchCauseEffect` ends the wait: admitted, failed at the deadline, or interrupted.
    */
-  wait(
-    restore: <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>
-  ): Effect.Effect<A, E | RateLimitExceeded, R> {
+  wait(): Effect.Effect<A, E | RateLimitExceeded, R> {
     const park = Effect.async<void, RateLimitExceeded>((resume) => {
       if (this.state === "admitted") resume(Effect.void)
       else if (this.state === "failed" && this.error !== undefined) resume(Effect.fail(this.error))
       else this.resume = resume
     })
-    return Effect.matchCauseEffect(restore(park), {
-      onSuccess: () => this.use(this.ticket as Ticket, this.clock),
+    return Effect.matchCauseEffect(this.restore(park), {
+      onSuccess: () => this.use(this.key, this.ticket as Ticket, this.clock, this.restore, this.payload),
       onFailure: (cause) => this.failed(this.key, this, cause, this.clock)
     })
   }
@@ -502,22 +518,23 @@ const makeLimiter = (
   }
 
   /**
-   * Acquires an admission for `tokens`, then runs `use` with its ticket; `use` must settle the ticket. Interruption
-   * while waiting leaves nothing behind. Runs inside the caller's `uninterruptibleMask`; `restore` makes the wait
-   * interruptible.
+   * Acquires an admission for `tokens`, then continues with `use(…, payload)`, which must settle the ticket.
+   * Interruption while waiting leaves nothing behind. Runs inside the caller's `uninterruptibleMask`; `restore` makes
+   * the wait interruptible.
    */
-  const admit = <A, E, R>(
+  const admit = <P, A, E, R>(
     state: KeyState,
     tokens: number,
-    restore: <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>,
-    use: (ticket: Ticket, clock: Clock.Clock) => Effect.Effect<A, E, R>
+    restore: Restore,
+    payload: P,
+    use: Continuation<P, A, E, R>
   ): Effect.Effect<A, E | RateLimitExceeded, R> =>
     Effect.clockWith((clock) => {
       const now = clock.unsafeCurrentTimeMillis()
       if (idle !== undefined && idle.due(now)) sweep(idle, now)
       const queued = state.queued
       const blocked = queued ? undefined : state.bucket.check(tokens, now)
-      if (!queued && blocked === undefined) return use(state.bucket.take(tokens, now), clock)
+      if (!queued && blocked === undefined) return use(state, state.bucket.take(tokens, now), clock, restore, payload)
       if (failFast) {
         return reject(state, state.exceeded(blocked ?? state.bucket.check(tokens, now) ?? noneBlocking, now))
       }
@@ -527,12 +544,34 @@ const makeLimiter = (
       ) {
         return reject(state, state.exceeded(blocked, now))
       }
-      const waiter = new Parked(tokens, deadline, state, clock, use, waitFailed)
+      const waiter = new Parked(tokens, deadline, state, clock, restore, payload, use, waitFailed)
       state.enqueue(waiter)
-      const wait = waiter.wait(restore)
+      const wait = waiter.wait()
       // A new head may need the timer (its deadline, a window); behind a queue the head's timer serves.
       const armed = queued ? undefined : arm(state, state.pump(now), now)
       return armed === undefined ? wait : Effect.zipRight(armed, wait)
+    })
+
+  /**
+   * `limit`'s continuation: runs the call (interruptibly, by `restore`) and settles it in one `matchCauseEffect`
+   * inside the mask (`onExit` would add a second mask).
+   */
+  const runSettled = <A, E, R>(
+    state: KeyState,
+    ticket: Ticket,
+    clock: Clock.Clock,
+    restore: Restore,
+    effect: Effect.Effect<A, E, R>
+  ): Effect.Effect<A, E, R> =>
+    Effect.matchCauseEffect(restore(effect), {
+      onSuccess: (value) => {
+        const after = settle(state, ticket, outcomeOfValue(value), clock.unsafeCurrentTimeMillis())
+        return after === undefined ? Effect.succeed(value) : Effect.as(after, value)
+      },
+      onFailure: (cause) => {
+        const after = settle(state, ticket, outcomeOfCause(cause), clock.unsafeCurrentTimeMillis())
+        return after === undefined ? Effect.failCause(cause) : Effect.zipRight(after, Effect.failCause(cause))
+      }
     })
 
   const limitKey = <A, E, R>(
@@ -541,26 +580,17 @@ const makeLimiter = (
     effect: Effect.Effect<A, E, R>
   ): Effect.Effect<A, E | RateLimitExceeded, R> => {
     const state = stateOf(key)
-    return Effect.uninterruptibleMask((restore) =>
-      admit(
-        state,
-        tokens,
-        restore,
-        // One `matchCauseEffect` inside the mask settles the call; `onExit` would add a second mask.
-        (ticket, clock) =>
-          Effect.matchCauseEffect(restore(effect), {
-            onSuccess: (value) => {
-              const after = settle(state, ticket, outcomeOfValue(value), clock.unsafeCurrentTimeMillis())
-              return after === undefined ? Effect.succeed(value) : Effect.as(after, value)
-            },
-            onFailure: (cause) => {
-              const after = settle(state, ticket, outcomeOfCause(cause), clock.unsafeCurrentTimeMillis())
-              return after === undefined ? Effect.failCause(cause) : Effect.zipRight(after, Effect.failCause(cause))
-            }
-          })
-      )
-    )
+    return Effect.uninterruptibleMask((restore) => admit(state, tokens, restore, effect, runSettled<A, E, R>))
   }
+
+  /** `stream`'s continuation: the permit is held until the stream's scope closes, then settled from `outcome`. */
+  const holdUntilClosed = (
+    state: KeyState,
+    ticket: Ticket,
+    _clock: Clock.Clock,
+    _restore: Restore,
+    outcome: Outcome
+  ): Effect.Effect<void, never, Scope.Scope> => Effect.addFinalizer(() => finish(state, ticket, outcome))
 
   const cost = (tokens: number | undefined): number =>
     tokens === undefined || !(tokens > 0) ? 0 : Number.isFinite(tokens) ? Math.ceil(tokens) : Infinity
@@ -620,14 +650,7 @@ const makeLimiter = (
         const state = stateOf(keyFor(provider, request))
         const tokens = yield* chargeOf(state, provider, request)
         const outcome: Outcome = { actualTokens: 0, rateLimit: undefined, retryAfterMillis: undefined }
-        yield* Effect.uninterruptibleMask((restore) =>
-          admit(
-            state,
-            tokens,
-            restore,
-            (ticket) => Effect.addFinalizer(() => finish(state, ticket, outcome))
-          )
-        )
+        yield* Effect.uninterruptibleMask((restore) => admit(state, tokens, restore, outcome, holdUntilClosed))
         const source: Stream.Stream<StreamChunk, E | HardFailure | InvalidRequest> = run === undefined
           ? provider.stream(request)
           : run(request)
