@@ -4,10 +4,9 @@
  *
  * - cockatiel's `bulkhead(100, Infinity)` (async functions): the reference;
  * - 1,000 fibers calling `Effect.promise` with no limit: the fiber runtime's own floor;
- * - the smallest FIFO permit queue an Effect program can have (a counter, an array of `Effect.async` resumes): the
- *   floor of any limiter that parks its waiters as fibers;
- * - the same made interrupt-safe as a limiter must be (an uninterruptible call, an interruptible wait, a permit handed
- *   to an interrupted waiter given back): the floor of this library's design;
+ * - the smallest FIFO permit queue an Effect program can have (a counter, an array of `Effect.async` resumes; not
+ *   interrupt-safe: a permit handed to a waiter interrupted before it runs is lost): the floor of any limiter that
+ *   parks its waiters as fibers, i.e. the call plus one `Effect.async` suspend/resume round trip;
  * - `RateLimit` with `concurrency: 100` (`limit(key)`), and with `rpm` and `tpm` too (`limit(key, { tokens })`).
  *
  * Run it from a bundle (tsx's keepNames wrappers cost ≈ 1.6×):
@@ -15,7 +14,13 @@
  *   npx tsup --no-config bench/limiter-queue.ts --format esm --target node20 --out-dir .tmp-bench --silent \
  *     --external cockatiel && node .tmp-bench/limiter-queue.js
  *
- * Each contender runs `ROUNDS` times, interleaved with the others in a rotating order; the figure is the median.
+ * Each contender runs `--rounds` times (default 5) × `--calls` calls, interleaved with the others in a rotating
+ * order; figures are the median and minimum CPU time per call, and the median of per-round ratios to cockatiel.
+ * `--only=cockatiel,limiter` picks contenders. With `node --expose-gc --max-semi-space-size=256` it also prints the
+ * heap allocated per call.
+ *
+ * With hundreds of parked waiters, the figures depend on V8's young-generation sizing (each waiter lives about one
+ * scavenge cycle): they vary between runs and processes more than the per-call benches do.
  */
 import * as cockatiel from "cockatiel"
 import * as Effect from "effect/Effect"
@@ -84,64 +89,6 @@ const minimalQueue = (permits: number) => {
   return <A, E>(effect: Effect.Effect<A, E>) => Effect.flatMap(acquire, () => Effect.ensuring(effect, release))
 }
 
-/**
- * The same queue made interrupt-safe the way a limiter must be: the call runs in an uninterruptible region, the wait
- * is made interruptible with `restore`, and one `matchCauseEffect` returns a permit handed to a waiter that was
- * interrupted before it ran. The floor of an interrupt-safe limiter that parks its waiters as fibers.
- */
-const interruptSafeQueue = (permits: number) => {
-  let free = permits
-  const waiters: Array<{ admitted: boolean; abandoned: boolean; resume: (effect: Effect.Effect<void>) => void }> = []
-  let head = 0
-  const release = (): void => {
-    while (head < waiters.length) {
-      const waiter = waiters[head]
-      waiters[head++] = undefined as never
-      if (head === waiters.length) {
-        waiters.length = 0
-        head = 0
-      }
-      if (waiter !== undefined && !waiter.abandoned) {
-        waiter.admitted = true
-        return waiter.resume(Effect.void)
-      }
-    }
-    free++
-  }
-  return <A, E>(effect: Effect.Effect<A, E>) =>
-    Effect.uninterruptibleMask((restore) => {
-      const run = Effect.matchCauseEffect(restore(effect), {
-        onSuccess: (value) => {
-          release()
-          return Effect.succeed(value)
-        },
-        onFailure: (cause) => {
-          release()
-          return Effect.failCause(cause)
-        }
-      })
-      if (free > 0 && head === waiters.length) {
-        free--
-        return run
-      }
-      const waiter = { admitted: false, abandoned: false, resume: (_: Effect.Effect<void>): void => {} }
-      waiters.push(waiter)
-      return Effect.matchCauseEffect(
-        restore(Effect.async<void>((resume) => {
-          waiter.resume = resume
-        })),
-        {
-          onSuccess: () => run,
-          onFailure: (cause) => {
-            if (waiter.admitted) release()
-            else waiter.abandoned = true
-            return Effect.failCause(cause)
-          }
-        }
-      )
-    })
-}
-
 const main = async () => {
   const limiter = await Effect.runPromise(RateLimit.make({ limits: { concurrency: PERMITS } }))
   const limiterFull = await Effect.runPromise(
@@ -149,16 +96,10 @@ const main = async () => {
   )
   const bulkhead = cockatiel.bulkhead(PERMITS, Infinity)
   const queue = minimalQueue(PERMITS)
-  const safeQueue = interruptSafeQueue(PERMITS)
   const all: ReadonlyArray<{ readonly id: string; readonly label: string; readonly run: () => Promise<void> }> = [
     { id: "cockatiel", label: `cockatiel bulkhead(${PERMITS}, Infinity)`, run: promises(() => bulkhead.execute(call)) },
     { id: "floor", label: "Effect.promise, no limit", run: fibers(effectCall) },
     { id: "minimal", label: `minimal Effect.async FIFO, ${PERMITS} permits`, run: fibers(() => queue(effectCall())) },
-    {
-      id: "safe",
-      label: `interrupt-safe Effect.async FIFO, ${PERMITS} permits`,
-      run: fibers(() => safeQueue(effectCall()))
-    },
     { id: "limiter", label: `RateLimit concurrency ${PERMITS}`, run: fibers(() => limiter.limit(KEY)(effectCall())) },
     {
       id: "limiter-full",
