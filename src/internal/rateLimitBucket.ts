@@ -100,6 +100,9 @@ const resetMillis = (value: unknown): number | undefined => {
 
 const INITIAL_CAPACITY = 16
 
+/** The usual block, shared: every permit is held and no time-based limit stands in the way. */
+const onlyConcurrency: Blocked = { readyAt: 0, limit: "concurrency", concurrency: true }
+
 /** @internal */
 export class MemoryBucket implements Bucket {
   private capacity = INITIAL_CAPACITY
@@ -208,24 +211,45 @@ export class MemoryBucket implements Bucket {
     this.expire(now)
     let readyAt = 0
     let limit: BlockingLimit = "concurrency"
-    const later = (at: number, why: BlockingLimit) => {
+    // The latest moment a time-based limit allows the call wins (ties: the first named here).
+    if (now < this.pausedUntil) {
+      readyAt = this.pausedUntil
+      limit = "paused"
+    }
+    if (this.remoteRequestsUsed + 1 > this.remoteRequests && this.remoteRequestsResetAt > readyAt) {
+      readyAt = this.remoteRequestsResetAt
+      limit = "requests"
+    }
+    if (tokens > 0 && this.remoteTokensUsed + tokens > this.remoteTokens && this.remoteTokensResetAt > readyAt) {
+      readyAt = this.remoteTokensResetAt
+      limit = "tokens"
+    }
+    const needRequests = this.requestsInWindow + 1 - this.limits.rpm
+    if (needRequests > 0) {
+      const at = this.freedAt(needRequests, 0)
       if (at > readyAt) {
         readyAt = at
-        limit = why
+        limit = "requests"
       }
     }
-    if (now < this.pausedUntil) later(this.pausedUntil, "paused")
-    if (this.remoteRequestsUsed + 1 > this.remoteRequests) later(this.remoteRequestsResetAt, "requests")
-    if (tokens > 0 && this.remoteTokensUsed + tokens > this.remoteTokens) later(this.remoteTokensResetAt, "tokens")
-    const needRequests = this.requestsInWindow + 1 - this.limits.rpm
-    if (needRequests > 0) later(this.freedAt(needRequests, 0), "requests")
-    if (tokens > this.limits.tpm) later(Infinity, "tokens")
-    else {
+    if (tokens > this.limits.tpm) {
+      if (readyAt < Infinity) {
+        readyAt = Infinity
+        limit = "tokens"
+      }
+    } else {
       const needTokens = this.tokensInWindow + tokens - this.limits.tpm
-      if (needTokens > 0) later(this.freedAt(0, needTokens), "tokens")
+      if (needTokens > 0) {
+        const at = this.freedAt(0, needTokens)
+        if (at > readyAt) {
+          readyAt = at
+          limit = "tokens"
+        }
+      }
     }
     const concurrency = this.inFlight >= this.limits.concurrency
-    return readyAt === 0 && !concurrency ? undefined : { readyAt, limit, concurrency }
+    if (readyAt === 0) return concurrency ? onlyConcurrency : undefined
+    return { readyAt, limit, concurrency }
   }
 
   take(tokens: number, now: number): Ticket {
