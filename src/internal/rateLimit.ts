@@ -26,80 +26,29 @@ import * as Metric from "effect/Metric"
 import * as MetricLabel from "effect/MetricLabel"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import type { CompletionRequestInput, CompletionResult, RateLimitInfo, StreamChunk } from "../Llm.js"
+import type { CompletionRequestInput, CompletionResult, StreamChunk } from "../Llm.js"
 import { type HardFailure, InvalidOptions, type InvalidRequest, RateLimitExceeded } from "../LlmError.js"
 import type { Service as LlmProviderService } from "../LlmProvider.js"
-import type { Limiter, Limits, Options, Snapshot, Target } from "../RateLimit.js"
-import { type IdleExpiry, resolveIdleExpiry } from "./idleExpiry.js"
+import type { Limiter, Options, Snapshot, Target } from "../RateLimit.js"
+import type { IdleExpiry } from "./idleExpiry.js"
 import { dropLimiterSeries, rateLimitRejections as rejectionsTotal } from "./metrics.js"
-import { checkDuration } from "./options.js"
+import { type Blocked, type Bucket, memoryStore, type Store, type Ticket } from "./rateLimitBucket.js"
+import { resolveLimits, validate } from "./rateLimitOptions.js"
 import {
-  type Blocked,
-  type Bucket,
-  memoryStore,
-  type ResolvedLimits,
-  type Store,
-  type Ticket
-} from "./rateLimitBucket.js"
+  DEFAULT_429_PAUSE_MILLIS,
+  field,
+  MAX_DEFAULT_429_PAUSE_MILLIS,
+  type Outcome,
+  outcomeOfCause,
+  outcomeOfError,
+  outcomeOfValue
+} from "./rateLimitOutcome.js"
 import { isDecoded, validateRequest } from "./request.js"
 
 const WINDOW_MILLIS = 60_000
 
 /** @internal */
 export const keyOf = (target: Target): string => typeof target === "string" ? target : `${target.name}:${target.model}`
-
-// --- options -------------------------------------------------------------------------------------------------------
-
-const invalid = (field: string, reason: string) => new InvalidOptions({ field, reason })
-
-const checkLimit = (field: string, value: unknown): InvalidOptions | undefined =>
-  value === undefined || value === Infinity || (typeof value === "number" && Number.isSafeInteger(value) && value > 0)
-    ? undefined
-    : invalid(field, "must be a positive integer (or Infinity for no limit)")
-
-/** @internal */
-export const checkLimits = (prefix: string, limits: Limits | undefined): InvalidOptions | undefined => {
-  if (limits === undefined) return undefined
-  if (typeof limits !== "object" || limits === null) return invalid(prefix, "must be an object")
-  return checkLimit(`${prefix}.concurrency`, limits.concurrency) ?? checkLimit(`${prefix}.rpm`, limits.rpm)
-    ?? checkLimit(`${prefix}.tpm`, limits.tpm)
-}
-
-/** Every option of a limiter; `limits` and `perKey` name their keys. @internal */
-export const validate = (
-  options: Options
-): InvalidOptions | { readonly maxWaitMillis: number; readonly idle: IdleExpiry | undefined } => {
-  const problem = checkLimits("limits", options.limits)
-    ?? Object.entries(options.perKey ?? {}).map(([key, limits]) =>
-      key.trim() === "" ? invalid("perKey", "keys must not be empty") : checkLimits(`perKey.${key}`, limits)
-    ).find((p) => p !== undefined)
-  if (problem !== undefined) return problem
-  if (options.mode !== undefined && options.mode !== "wait" && options.mode !== "fail-fast") {
-    return invalid("mode", "must be wait or fail-fast")
-  }
-  if (
-    options.outputTokenEstimate !== undefined
-    && !(Number.isSafeInteger(options.outputTokenEstimate) && options.outputTokenEstimate >= 0)
-  ) {
-    return invalid("outputTokenEstimate", "must be a non-negative integer")
-  }
-  const idle = resolveIdleExpiry("idleExpiry", options.idleExpiry)
-  if (idle instanceof InvalidOptions) return idle
-  if (options.maxWait === undefined) return { maxWaitMillis: 30_000, idle }
-  if (typeof options.maxWait === "string" && options.maxWait.trim().toLowerCase() === "infinity") {
-    return { maxWaitMillis: Infinity, idle }
-  }
-  const checked = checkDuration(options.maxWait, { allowZero: true })
-  return "millis" in checked ? { maxWaitMillis: checked.millis, idle } : invalid("maxWait", checked.problem)
-}
-
-const resolveLimits = (options: Options, key: string): ResolvedLimits => {
-  const colon = key.indexOf(":")
-  const provider = colon > 0 ? options.perKey?.[key.slice(0, colon)] : undefined
-  const exact = options.perKey?.[key]
-  const pick = (field: keyof Limits) => exact?.[field] ?? provider?.[field] ?? options.limits?.[field] ?? Infinity
-  return { concurrency: pick("concurrency"), rpm: pick("rpm"), tpm: pick("tpm") }
-}
 
 // --- per-key state -------------------------------------------------------------------------------------------------
 
@@ -270,79 +219,6 @@ export class KeyState {
     }
     return false
   }
-}
-
-// --- what a finished call tells the limiter ------------------------------------------------------------------------
-
-interface Outcome {
-  /** Tokens the call really used; `undefined` keeps the estimate. */
-  actualTokens: number | undefined
-  rateLimit: RateLimitInfo | undefined
-  /** A 429's Retry-After, in milliseconds. */
-  retryAfterMillis: number | undefined
-  /** `true`: refused with a 429, with or without a Retry-After; `false`: answered. */
-  rateLimited?: boolean | undefined
-}
-
-/**
- * A 429 without Retry-After still says "slow down": the key pauses for 1 s, doubling while 429s follow each other
- * (2 s, 4 s, …, at most 30 s), and back to 1 s after a call that was not refused.
- * @internal
- */
-export const DEFAULT_429_PAUSE_MILLIS = 1_000
-/** @internal */
-export const MAX_DEFAULT_429_PAUSE_MILLIS = 30_000
-
-const field = (value: unknown, name: string): unknown =>
-  typeof value === "object" && value !== null && name in value ? (value as Record<string, unknown>)[name] : undefined
-
-const totalTokensOf = (value: unknown): number | undefined => {
-  const total = field(field(value, "usage"), "totalTokens")
-  return typeof total === "number" && Number.isFinite(total) && total >= 0 ? total : undefined
-}
-
-const rateLimitOf = (value: unknown): RateLimitInfo | undefined => {
-  const info = field(value, "rateLimit")
-  return typeof info === "object" && info !== null ? info as RateLimitInfo : undefined
-}
-
-// Read structurally, like the breaker's classifier: errors from a second copy of this package classify the same way.
-const outcomeOfError = (error: unknown, outcome: Outcome): void => {
-  const tag = field(error, "_tag")
-  if (tag === "HardFailure") {
-    // The provider refused or failed the call: nothing was generated. Its rate-limit headers still count (a 429's
-    // `remaining: 0` and reset say when capacity is back).
-    outcome.actualTokens = 0
-    outcome.rateLimit = rateLimitOf(error)
-    if (field(error, "reason") === "RateLimited") {
-      outcome.rateLimited = true
-      const retryAfter = field(error, "retryAfter")
-      if (Duration.isDuration(retryAfter)) {
-        const millis = Duration.toMillis(retryAfter)
-        if (Number.isFinite(millis) && millis > 0) outcome.retryAfterMillis = millis
-      }
-    }
-  } else if (tag === "DegradedResponse") {
-    const result = field(error, "result")
-    outcome.actualTokens = totalTokensOf(result)
-    outcome.rateLimit = rateLimitOf(result)
-  }
-}
-
-const outcomeOfValue = (value: unknown): Outcome => ({
-  actualTokens: totalTokensOf(value),
-  rateLimit: rateLimitOf(value),
-  retryAfterMillis: undefined,
-  rateLimited: false
-})
-
-const outcomeOfCause = (cause: Cause.Cause<unknown>): Outcome => {
-  const outcome: Outcome = { actualTokens: 0, rateLimit: undefined, retryAfterMillis: undefined }
-  if (!Cause.isInterruptedOnly(cause)) {
-    const failure = Cause.failureOption(cause)
-    if (failure._tag === "Some") outcomeOfError(failure.value, outcome)
-  }
-  return outcome
 }
 
 // --- the limiter ---------------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import { DegradedReason, InvalidOptions, InvalidRequest } from "../../LlmError.j
 import type { Service as LlmProvider } from "../../LlmProvider.js"
 import type { Balance, CallOptions, Config, Price, Strategy, Tier } from "../../Resilient.js"
 import * as validate from "../options.js"
-import * as rateLimit from "../rateLimit.js"
+import * as rateLimit from "../rateLimitOptions.js"
 import { checkDeadline } from "./deadline.js"
 
 const strategies: ReadonlyArray<Strategy> = ["ordered", "cost-first", "latency-first", "quality-first"]
