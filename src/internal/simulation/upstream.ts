@@ -114,7 +114,7 @@ export const makeUpstream = (
       const deadline = Duration.toMillis(attempt.duration)
       // On a tie the answer wins, as it does when it is in before the deadline's interruption takes hold.
       if (sleptMillis(millis) > deadline) {
-        return Effect.zipRight(Effect.sleep(attempt.duration), Effect.suspend(() => Effect.fail(attempt.onTimeout())))
+        return Effect.zipRight(Effect.sleep(attempt.duration), Effect.failSync(attempt.onTimeout))
       }
     }
     return Effect.zipRight(Effect.sleep(Duration.millis(millis)), outcome)
