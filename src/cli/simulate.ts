@@ -78,12 +78,11 @@ const writable = (flag: string, path: string) =>
   })
 
 /**
- * Turns off V8's allocation-site pretenuring for this process (worker threads share V8's flags). Early in a run
- * (modules loading, requests held by a long hang) V8 sees objects of the fiber runtime's allocation sites outlive
- * young collections and starts allocating them in the old generation; there, every request's fiber and fiber-ref map
- * is garbage a moment later and waits for a full collection. A heap sampler showed nearly every request's fiber
- * outliving a young collection, none of them live at a full one; with pretenuring off the default run took 25–45 %
- * less CPU. The simulator's objects die young, so the young generation is where they belong. Only the command line
+ * Turns off V8's allocation-site pretenuring for this process (worker threads share V8's flags). During a run V8
+ * judges allocation sites long-lived (144 "tenure" decisions in one configuration's run) and allocates their objects
+ * in the old generation from then on, where the simulator's, which die within a request, wait for a full collection:
+ * a heap sampler showed nearly every request's fiber outliving a young collection, none of them live at a full one.
+ * With pretenuring off the default run took 25–45 % less CPU (docs/benchmarks.md, "Simulator throughput"). The simulator's objects die young, so the young generation is where they belong. Only the command line
  * sets it: `simulate()` called from a program leaves that program's flags alone.
  */
 const lessPretenuring = () => setFlagsFromString("--no-allocation-site-pretenuring")
