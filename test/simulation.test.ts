@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
-import { simulate } from "../src/cli/simulate.js"
+import { formatReport, simulate } from "../src/cli/simulate.js"
 import { renderHtml } from "../src/internal/simulation/chart.js"
 import { autoSampling, configurations, runConfiguration } from "../src/internal/simulation/run.js"
 import {
@@ -253,5 +253,27 @@ describe("simulate", () => {
     const strip = (reports: typeof inThread.reports) => reports.map(({ real: _real, ...rest }) => rest)
     expect(strip(inWorkers.reports)).toEqual(strip(inThread.reports))
     expect(inThread.reports.map((report) => report.name)).toEqual(["single", "full"])
+  }, 60_000)
+
+  it("prints simulated requests per second of the simulation proper, worker threads' start left out", async () => {
+    const options = { days: 2, requestsPerMinute: 2, seed: 5, quietSampling: 1, configurations: ["single"] as const }
+    for (const parallel of [1, 2]) {
+      const simulation = await simulate({ ...options, parallel })
+      expect(simulation.workers).toBe(parallel === 1 ? 0 : 1)
+      // In this thread the run is all there is; a worker thread's start (loading the modules) is left out.
+      expect(simulation.simulationSeconds).toBeGreaterThan(0)
+      expect(simulation.simulationSeconds).toBeLessThanOrEqual(simulation.realSeconds)
+      expect(simulation.simulationSeconds).toBeGreaterThanOrEqual(simulation.reports[0]!.real.seconds * 0.99)
+      const simulated = simulation.reports[0]!.simulatedRequests
+      const rate = Math.round(simulated / simulation.simulationSeconds).toLocaleString("en-US")
+      expect(formatReport(simulation)).toContain(
+        `Real time ${simulation.simulationSeconds.toFixed(1)} s simulating (${
+          parallel === 1 ? "in this thread" : "1 at a time in worker threads;"
+        }`
+      )
+      expect(formatReport(simulation)).toContain(
+        `for ${simulated.toLocaleString("en-US")} simulated requests: ${rate} requests/s`
+      )
+    }
   }, 60_000)
 })

@@ -1,6 +1,7 @@
 /**
  * `npm run simulate`: a year of provider incidents replayed in virtual time through the real library, for four
  * configurations (single provider, retry only, retry + fallback, the full stack), with a report and an HTML chart.
+ * The runs are in ./internal/simulateRun.ts, the text report in ./internal/simulateReport.ts.
  */
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
@@ -10,344 +11,26 @@ import { constants } from "node:fs"
 import { access, readFile, writeFile } from "node:fs/promises"
 import { availableParallelism } from "node:os"
 import { dirname, resolve as resolvePath } from "node:path"
-import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads"
+import { setFlagsFromString } from "node:v8"
 import { renderHtml } from "../internal/simulation/chart.js"
-import {
-  autoSampling,
-  type ConfigurationName,
-  type ConfigurationReport,
-  configurations,
-  runConfiguration
-} from "../internal/simulation/run.js"
-import type { LatencySummary } from "../internal/simulation/samples.js"
+import { type ConfigurationName, configurations } from "../internal/simulation/run.js"
 import {
   type Background,
   type BackgroundKind,
   DAY,
-  HOUR,
-  type IncidentKind,
   incidentKinds,
-  incidentMinutes,
-  makeScenario,
-  MINUTE,
   noBackground,
   type PresetName,
   presetNames,
   presets,
-  type Scenario,
   YEAR
 } from "../internal/simulation/scenario.js"
-import {
-  configurationOf,
-  formatFor,
-  profilesOf,
-  settingsOf,
-  type UserConfigFile
-} from "../internal/simulation/userConfig.js"
+import { formatFor, profilesOf, settingsOf, type UserConfigFile } from "../internal/simulation/userConfig.js"
+import { formatReport, progressReporter } from "./internal/simulateReport.js"
+import { type OutageOnDemand, simulate } from "./internal/simulateRun.js"
 
-/** One incident on demand: `--outage openai:45m:hang`. */
-export interface OutageOnDemand {
-  readonly provider: string
-  readonly minutes: number
-  readonly kind: IncidentKind
-}
-
-export interface SimulationOptions {
-  readonly days: number
-  readonly requestsPerMinute: number
-  readonly seed: number
-  /** One quiet request in N simulated; `auto` keeps at least 10,000 (see `autoSampling`); 1 is exact. */
-  readonly quietSampling: number | "auto"
-  readonly preset?: PresetName | undefined
-  readonly background?: Background | undefined
-  readonly kinds?: Partial<Record<IncidentKind, number>> | undefined
-  readonly outage?: OutageOnDemand | undefined
-  /** The user's configuration file, run as the `config` configuration; its tiers name the scenario's providers. */
-  readonly userConfig?: UserConfigFile | undefined
-  readonly configurations: ReadonlyArray<ConfigurationName>
-  /** Configurations run at once in worker threads; 1 runs them in this thread. */
-  readonly parallel: number
-  readonly onProgress?: ((name: ConfigurationName, fraction: number) => void) | undefined
-}
-
-export interface Simulation {
-  readonly scenario: Scenario
-  readonly reports: ReadonlyArray<ConfigurationReport>
-  readonly realSeconds: number
-}
-
-const WORKER_ROLE = "effect-llm-resilience/simulate"
-
-interface Job {
-  readonly options: Omit<SimulationOptions, "onProgress" | "configurations" | "parallel" | "quietSampling"> & {
-    readonly quietSampling: number
-  }
-  readonly configuration: ConfigurationName
-}
-
-type WorkerMessage =
-  | { readonly _tag: "progress"; readonly fraction: number }
-  | { readonly _tag: "done"; readonly report: ConfigurationReport }
-  | { readonly _tag: "failed"; readonly message: string }
-
-/** With `--outage`, the run is the incident with an hour either side; otherwise `days` of drawn incidents. */
-const scenarioOf = (options: Omit<SimulationOptions, "onProgress" | "configurations" | "parallel">) => {
-  const scenario = makeScenario({
-    seed: options.seed,
-    durationMs: options.outage === undefined ? options.days * DAY : options.outage.minutes * MINUTE + 2 * HOUR,
-    preset: options.preset,
-    background: options.background,
-    kinds: options.kinds,
-    outage: options.outage === undefined ? undefined : { ...options.outage, start: HOUR },
-    profiles: options.userConfig === undefined
-      ? undefined
-      : profilesOf(settingsOf(options.userConfig), options.preset ?? "paper")
-  })
-  return options.userConfig === undefined ? scenario : { ...scenario, preset: options.preset ?? "paper" }
-}
-
-const runJob = (job: Job, onProgress: (fraction: number) => void): Promise<ConfigurationReport> => {
-  const { userConfig } = job.options
-  const configuration = job.configuration === "config" && userConfig !== undefined
-    ? configurationOf(settingsOf(userConfig), userConfig.path)
-    : configurations.find((candidate) => candidate.name === job.configuration)
-  if (configuration === undefined) return Promise.reject(new Error(`unknown configuration ${job.configuration}`))
-  return runConfiguration({
-    scenario: scenarioOf(job.options),
-    configuration,
-    requestsPerMinute: job.options.requestsPerMinute,
-    quietSampling: job.options.quietSampling,
-    onProgress
-  })
-}
-
-const isWorker = (data: unknown): boolean =>
-  typeof data === "object" && data !== null && "role" in data && data.role === WORKER_ROLE
-
-// In a worker thread this module runs the configurations it is sent, one at a time, and posts each report back.
-if (!isMainThread && isWorker(workerData) && parentPort !== null) {
-  const port = parentPort
-  port.on("message", (job: Job) => {
-    runJob(job, (fraction) => port.postMessage({ _tag: "progress", fraction } satisfies WorkerMessage)).then(
-      (report) => port.postMessage({ _tag: "done", report } satisfies WorkerMessage),
-      (error: unknown) => port.postMessage({ _tag: "failed", message: String(error) } satisfies WorkerMessage)
-    )
-  })
-}
-
-/** A worker thread that runs jobs one after the other (starting one costs a second or two of module loading). */
-const startWorker = () => {
-  // Run from source (`npm run simulate`), a worker needs tsx's loader: workers do not inherit module hooks.
-  const worker = import.meta.url.endsWith(".ts")
-    ? new Worker(
-      `import("tsx/esm/api").then((tsx) => { tsx.register(); return import(${JSON.stringify(import.meta.url)}) })`,
-      { eval: true, workerData: { role: WORKER_ROLE } }
-    )
-    : new Worker(new URL(import.meta.url), { workerData: { role: WORKER_ROLE } })
-  const run = (job: Job, onProgress: (fraction: number) => void) =>
-    new Promise<ConfigurationReport>((resolve, reject) => {
-      const onMessage = (message: WorkerMessage) => {
-        if (message._tag === "progress") return onProgress(message.fraction)
-        worker.off("message", onMessage)
-        worker.off("error", reject)
-        if (message._tag === "done") resolve(message.report)
-        else reject(new Error(message.message))
-      }
-      worker.on("message", onMessage)
-      worker.on("error", reject)
-      worker.postMessage(job)
-    })
-  return { run, stop: () => worker.terminate() }
-}
-
-/**
- * Runs the configurations on the same scenario (same incidents, same traffic), `parallel` at a time in worker
- * threads (each configuration is independent, so a 2-core machine halves the wall time), or in this thread.
- */
-export const simulate = async (options: SimulationOptions): Promise<Simulation> => {
-  const { configurations: chosen, onProgress, parallel, ...given } = options
-  const scenario = scenarioOf(given)
-  const rest: Job["options"] = {
-    ...given,
-    quietSampling: given.quietSampling === "auto"
-      ? autoSampling(scenario, given.requestsPerMinute)
-      : given.quietSampling
-  }
-  const started = performance.now()
-  const jobs: Array<Job> = [...configurations.map(({ name }) => name), "config" as const]
-    .filter((name) => chosen.includes(name))
-    .map((name) => ({ options: rest, configuration: name }))
-  const reports = new Array<ConfigurationReport>(jobs.length)
-  let next = 0
-  const lane = async () => {
-    const worker = parallel > 1 ? startWorker() : undefined
-    try {
-      while (next < jobs.length) {
-        const index = next++
-        const job = jobs[index]!
-        const progress = (fraction: number) => onProgress?.(job.configuration, fraction)
-        reports[index] = worker === undefined ? await runJob(job, progress) : await worker.run(job, progress)
-      }
-    } finally {
-      await worker?.stop()
-    }
-  }
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(parallel, jobs.length)) }, lane))
-  return { scenario, reports, realSeconds: (performance.now() - started) / 1000 }
-}
-
-const count = (value: number) => Math.round(value).toLocaleString("en-US")
-const ms = (value: number) =>
-  value < 1 ? "0 ms" : value < 10_000 ? `${Math.round(value)} ms` : `${(value / 1000).toFixed(1)} s`
-const pad = (text: string, width: number) => text.length >= width ? text : text + " ".repeat(width - text.length)
-const padLeft = (text: string, width: number) => text.length >= width ? text : " ".repeat(width - text.length) + text
-
-const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): string => {
-  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => (row[column] ?? "").length)))
-  const line = (cells: ReadonlyArray<string>) =>
-    cells.map((cell, column) => column === 0 ? pad(cell, widths[0]!) : padLeft(cell, widths[column]!)).join("  ")
-  return [line(header), widths.map((width) => "─".repeat(width)).join("  "), ...rows.map(line)].join("\n")
-}
-
-const pct = (value: number) => `${(value * 100).toFixed(4)} %`
-
-const availabilityText = (report: ConfigurationReport) =>
-  report.availabilityInterval === null
-    ? `${pct(report.availability)} (exact)`
-    : `${pct(report.availability)} (95 % CI ${(report.availabilityInterval[0] * 100).toFixed(4)}–${
-      (report.availabilityInterval[1] * 100).toFixed(4)
-    })`
-
-const orDash = (value: number | null) => value === null ? "—" : ms(value)
-
-/** `p50 / p99 / max` or `p99 / p99.9 / max`; a dash when no request was answered (nothing to measure). */
-const spread = (summary: LatencySummary, from: "p50" | "p99") =>
-  summary.count === 0
-    ? "— (none answered)"
-    : from === "p50"
-    ? `${ms(summary.p50)} / ${ms(summary.p99)} / ${ms(summary.max)}`
-    : `${ms(summary.p99)} / ${ms(summary.p999)} / ${ms(summary.max)}`
-
-/** The report as text: one row per configuration, then where each answer came from. */
-export const formatReport = ({ realSeconds, reports, scenario }: Simulation): string => {
-  const primary = scenario.profiles[0]?.name ?? ""
-  const incidents = scenario.profiles.map((profile) => {
-    const own = scenario.outages.filter((outage) => outage.provider === profile.name)
-    return `${profile.name} ${own.length} (${Math.round(incidentMinutes(scenario, profile.name))} min)`
-  })
-  const simulated = reports.reduce((sum, report) => sum + report.simulatedRequests, 0)
-  const virtualSeconds = (scenario.durationMs / 1000) * reports.length
-  const { background } = scenario
-  const first = reports[0]
-  const lines = [
-    `Scenario: ${scenario.preset}, ${
-      (scenario.durationMs / DAY).toFixed(scenario.durationMs < DAY ? 2 : 0)
-    } days, seed ${scenario.seed}; incident minutes (weighted by the share of calls hit): ${
-      incidents.join(", ")
-    }; background errors ${background.rate === 0 ? "off" : `${(background.rate * 100).toFixed(3)} %`}`,
-    "",
-    table(
-      [
-        "configuration",
-        "availability",
-        "failed: incidents",
-        "background",
-        "degraded",
-        `${primary} down: served`,
-        "calls to a down provider",
-        "added latency in incidents p99 / p99.9 / max",
-        "cost"
-      ],
-      reports.map((report) => [
-        report.title,
-        availabilityText(report),
-        count(report.failedInIncidents),
-        count(report.failedBackground),
-        count(report.degraded + report.truncated),
-        `${count(report.duringPrimaryOutage.served)} / ${count(report.duringPrimaryOutage.requests)}`,
-        count(report.wastedCalls),
-        spread(report.addedLatencyInIncidentsMs, "p99"),
-        `$${report.costUsd.toFixed(2)}`
-      ])
-    ),
-    "",
-    ...(scenario.outages.length === 1
-      ? [
-        `The ${primary} incident (${scenario.outages[0]!.kind}, ${
-          Math.round((scenario.outages[0]!.end - scenario.outages[0]!.start) / MINUTE)
-        } min):`,
-        table(
-          [
-            "configuration",
-            "failed",
-            `calls to ${primary}`,
-            "time to detect",
-            "time to recover",
-            "added after the trip p50 / p99 / max"
-          ],
-          reports.map((report) => {
-            const incident = report.incidents[0]
-            return incident === undefined ? [report.title, "—", "—", "—", "—", "—"] : [
-              report.title,
-              `${count(incident.failed)} / ${count(incident.requests)}`,
-              count(incident.callsToProvider),
-              orDash(incident.detectMs),
-              orDash(incident.recoverMs),
-              spread(incident.addedAfterTripMs, "p50")
-            ]
-          })
-        ),
-        ""
-      ]
-      : []),
-    ...reports.map((report) =>
-      `${pad(report.title, 17)} served by ${
-        Object.entries(report.servedBy).sort(([, a], [, b]) => b - a).map(([by, n]) =>
-          `${by} ${((n / report.requests) * 100).toFixed(2)} %`
-        ).join(", ")
-      }${report.breakerChanges.length > 0 ? `; ${report.breakerChanges.length} breaker transitions` : ""}`
-    ),
-    "",
-    `Requests: ${count(first?.requests ?? 0)} per configuration, of which ${
-      count(first?.simulatedRequests ?? 0)
-    } simulated one by one (${
-      first === undefined || first.sampling.factor === 1
-        ? "every request"
-        : `incident windows in full, quiet time one in ${first.sampling.factor}: ${
-          count(first.sampling.sampled)
-        } sampled`
-    }).`,
-    `Real time ${realSeconds.toFixed(1)} s for ${count(simulated)} simulated requests: ${
-      count(simulated / realSeconds)
-    } requests/s, virtual:real ${count(virtualSeconds / realSeconds)}:1.`
-  ]
-  return lines.join("\n")
-}
-
-/** Progress bars on a terminal (one per configuration, redrawn in place); a line per quarter elsewhere (CI logs). */
-const progressReporter = () => {
-  const tty = process.stderr.isTTY === true
-  const fractions = new Map<string, number>()
-  const reported = new Map<string, number>()
-  return (name: ConfigurationName, fraction: number) => {
-    fractions.set(name, fraction)
-    if (tty) {
-      const width = 20
-      const bars = [...fractions].map(([label, done]) => {
-        const filled = Math.round(done * width)
-        return `${label} [${"#".repeat(filled)}${".".repeat(width - filled)}] ${
-          padLeft(String(Math.round(done * 100)), 3)
-        } %`
-      })
-      process.stderr.write(`\r${bars.join("  ")}`)
-      return
-    }
-    const quarter = Math.floor(fraction * 4)
-    if ((reported.get(name) ?? -1) >= quarter) return
-    reported.set(name, quarter)
-    process.stderr.write(`${name}: ${quarter * 25} %\n`)
-  }
-}
+export { formatReport } from "./internal/simulateReport.js"
+export { type OutageOnDemand, simulate, type Simulation, type SimulationOptions } from "./internal/simulateRun.js"
 
 const names = configurations.map((configuration) => configuration.name)
 
@@ -393,6 +76,16 @@ const writable = (flag: string, path: string) =>
     try: () => access(dirname(resolvePath(path)), constants.W_OK),
     catch: () => new Error(`${flag}: cannot write ${path} (its folder is missing or not writable)`)
   })
+
+/**
+ * Turns off V8's allocation-site pretenuring for this process (worker threads share V8's flags). During a run V8
+ * judges allocation sites long-lived (144 "tenure" decisions in one configuration's run) and allocates their objects
+ * in the old generation from then on, where the simulator's, which die within a request, wait for a full collection:
+ * a heap sampler showed nearly every request's fiber outliving a young collection, none of them live at a full one.
+ * With pretenuring off the default run took 25–45 % less CPU (docs/benchmarks.md, "Simulator throughput"). The simulator's objects die young, so the young generation is where they belong. Only the command line
+ * sets it: `simulate()` called from a program leaves that program's flags alone.
+ */
+const lessPretenuring = () => setFlagsFromString("--no-allocation-site-pretenuring")
 
 const isPreset = (value: string): value is PresetName => presetNames.some((name) => name === value)
 
@@ -536,6 +229,7 @@ export const command = Command.make(
           ? `Simulating ${days} days (${preset}) at ${rate} requests/min through the real library in virtual time (seed ${seed})…`
           : `Simulating a ${parsed.outage.minutes}-minute ${parsed.outage.kind} incident of ${parsed.outage.provider} at ${rate} requests/min…`
       )
+      yield* Effect.sync(lessPretenuring)
       const simulation = yield* Effect.tryPromise({
         try: () =>
           simulate({

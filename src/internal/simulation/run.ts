@@ -2,7 +2,6 @@
  * One simulated configuration: build the real `Resilient` client over simulated upstreams, send Poisson traffic for
  * the scenario's span in virtual time, and count what the application saw.
  */
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
@@ -17,7 +16,7 @@ import * as Resilient from "../../Resilient.js"
 import { type LatencySummary, Samples, wilson } from "./samples.js"
 import { incidentWindows, MINUTE, type Outage, OutageIndex, type Scenario } from "./scenario.js"
 import { makeUpstream } from "./upstream.js"
-import { VirtualTime } from "./virtualTime.js"
+import { sleptMillis, VirtualTime } from "./virtualTime.js"
 
 /** The built-in configurations, and `config`: the user's own file (`simulate --config`, see ./userConfig.ts). */
 export type ConfigurationName = "single" | "retry" | "fallback" | "full" | "config"
@@ -373,8 +372,8 @@ export const runConfiguration = async (options: RunOptions): Promise<Configurati
         }
         return false
       }
-      // As `Effect.sleep` would wait: a Duration keeps whole nanoseconds, and a seed replays the same figures.
-      const untilArrival = () => Duration.toMillis(Duration.millis(at - time.now))
+      // As `Effect.sleep` would wait (whole nanoseconds), so a seed replays the same figures.
+      const untilArrival = () => sleptMillis(at - time.now)
       const arrive = () => {
         const current = segment!
         const skewed = trafficRandom.number()

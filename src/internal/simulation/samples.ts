@@ -24,26 +24,30 @@ export class Samples {
   get mean(): number {
     return this.totalWeight === 0 ? 0 : this.weightedSum / this.totalWeight
   }
-  quantile(q: number): number {
-    if (this.size === 0) return 0
-    const order = Uint32Array.from({ length: this.size }, (_, index) => index)
-    order.sort((a, b) => this.values[a]! - this.values[b]!)
-    const target = q * this.totalWeight
+  /** The weighted `q` quantiles, for ascending `qs`, from one sort of the samples. */
+  private quantiles(qs: ReadonlyArray<number>): Array<number> {
+    if (this.size === 0) return qs.map(() => 0)
+    const values = this.values
+    const weights = this.weights
+    const order = new Uint32Array(this.size)
+    for (let index = 0; index < order.length; index++) order[index] = index
+    order.sort((a, b) => values[a]! - values[b]!)
+    const result: Array<number> = []
     let seen = 0
-    for (const index of order) {
-      seen += this.weights[index]!
-      if (seen >= target) return this.values[index]!
+    let position = 0
+    for (const q of qs) {
+      const target = q * this.totalWeight
+      while (position < order.length && seen + weights[order[position]!]! < target) {
+        seen += weights[order[position]!]!
+        position++
+      }
+      result.push(values[order[Math.min(position, order.length - 1)]!]!)
     }
-    return this.values[order[order.length - 1]!]!
+    return result
   }
   summary(): LatencySummary {
-    return {
-      p50: this.quantile(0.5),
-      p99: this.quantile(0.99),
-      p999: this.quantile(0.999),
-      max: this.max,
-      count: this.totalWeight
-    }
+    const [p50 = 0, p99 = 0, p999 = 0] = this.quantiles([0.5, 0.99, 0.999])
+    return { p50, p99, p999, max: this.max, count: this.totalWeight }
   }
 }
 

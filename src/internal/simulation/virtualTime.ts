@@ -64,6 +64,17 @@ class TimerHeap {
   }
 }
 
+/**
+ * What `Effect.sleep(Duration.millis(millis))` waits, without building the Duration: a Duration keeps whole
+ * nanoseconds (and nothing below zero), so a seed replays the same figures whichever way a delay is taken.
+ */
+export const sleptMillis = (millis: number): number =>
+  !(millis > 0)
+    ? 0
+    : Number.isInteger(millis) || !Number.isFinite(millis)
+    ? millis
+    : Math.round(millis * 1_000_000) / 1_000_000
+
 /** How the driver reports progress and lets the real event loop breathe. */
 export interface RunOptions {
   /** Called about every `sliceMillis` of real time with the virtual time. */
@@ -83,6 +94,8 @@ export class VirtualTime {
   private seq = 0
   private readonly timers = new TimerHeap()
   private tasks: Array<Scheduler.Task> = []
+  /** The batch array of the previous pass, emptied, reused for the next one. */
+  private spare: Array<Scheduler.Task> = []
   private firedCount = 0
   private taskCount = 0
 
@@ -137,12 +150,14 @@ export class VirtualTime {
   }
 
   private drain(): void {
-    // Tasks queued while draining run in the same pass; the array is swapped so it never grows without bound.
+    // Tasks queued while draining run in the same pass; the two arrays swap so that neither grows without bound.
     while (this.tasks.length > 0) {
       const batch = this.tasks
-      this.tasks = []
+      this.tasks = this.spare
       for (let index = 0; index < batch.length; index++) batch[index]!()
       this.taskCount += batch.length
+      batch.length = 0
+      this.spare = batch
     }
   }
 
