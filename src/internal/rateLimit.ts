@@ -62,7 +62,8 @@ class Waiter {
   constructor(readonly tokens: number, readonly deadline: number) {}
 }
 
-type Restore = <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>
+/** @internal */
+export type Restore = <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>
 
 /**
  * What a call does once admitted: a function made once per limiter, and the call's own `payload` (its effect, say),
@@ -497,6 +498,12 @@ const makeLimiter = (
     return { state, ticket: state.bucket.take(0, now) }
   }
 
+  const admitFused: Fused["admit"] = (provider, request, restore, use) => {
+    if (!isDecoded(request)) return undefined
+    const state = stateOf(keyFor(provider, request))
+    return state.bucket.countsTokens() ? undefined : admit(state, 0, restore, use, continueFused)
+  }
+
   const settleNow: Fused["settleNow"] = (admission, exit, now) => {
     const { state, ticket } = admission
     return settle(state, ticket, exit._tag === "Success" ? outcomeOfValue(exit.value) : outcomeOfCause(exit.cause), now)
@@ -595,7 +602,7 @@ const makeLimiter = (
     })
 
   const limiter: Limiter = { limit, call, stream, estimate, observe, pause, snapshot }
-  fusedLimiters.set(limiter, { admitNow, settleNow })
+  fusedLimiters.set(limiter, { admitNow, admit: admitFused, settleNow })
   return limiter
 }
 
@@ -621,6 +628,20 @@ export interface Fused {
     request: CompletionRequestInput,
     now: number
   ) => Admission | undefined
+  /**
+   * `limitKey`'s admission of `call(provider, request)` where its charge is 0 without counting (the request decoded,
+   * no token limit): at once where the bucket admits and nobody is queued, else queued in strict FIFO order until
+   * admitted or its `maxWait` runs out, or refused (fail-fast, or a wait known to pass the deadline; counted as a
+   * rejection) — all as `call` does. Then `use(admission)`, which must settle it, inside the caller's
+   * `uninterruptibleMask` (`restore` makes the wait interruptible; a wait interrupted leaves nothing behind).
+   * `undefined` where the charge needs counting: then `call`.
+   */
+  readonly admit: <A, E, R>(
+    provider: LlmProviderService,
+    request: CompletionRequestInput,
+    restore: Restore,
+    use: (admission: Admission) => Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E | RateLimitExceeded, R> | undefined
   /** `limitKey`'s settlement (usage, headers, 429 pauses), with whatever it must still run (timer, queue). */
   readonly settleNow: (
     admission: Admission,
@@ -633,5 +654,14 @@ const fusedLimiters = new WeakMap<Limiter, Fused>()
 
 /** The synchronous steps of a limiter this module made. @internal */
 export const fusedOf = (limiter: Limiter): Fused | undefined => fusedLimiters.get(limiter)
+
+/** `Fused.admit`'s continuation: made once, so that a parked call holds only its own `use`. */
+const continueFused = <A, E, R>(
+  state: KeyState,
+  ticket: Ticket,
+  _clock: Clock.Clock,
+  _restore: Restore,
+  use: (admission: Admission) => Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R> => use({ state, ticket })
 
 const noneBlocking: Blocked = { readyAt: 0, limit: "concurrency", concurrency: true }

@@ -1,9 +1,10 @@
 /**
  * Which route a request takes (src/internal/resilient/complete.ts, fastPath.ts) — a test of internal structure: an
- * eligible tier's first attempt is admitted by the limiter's synchronous admission (the fused route), never through
- * `limiter.call`; a retrier that wraps the call (its attempt timeout), a tier the fast path cannot take, or a
- * queued limiter key send it through `limiter.call`. The differential test (fastPath.test.ts) checks that both
- * routes record the same; this one checks that the fused one is taken where it can be.
+ * eligible tier's first attempt is admitted by the limiter's synchronous admission (the fused route), or — behind a
+ * full key — waits in the limiter's queue and runs fused from its admission, never through `limiter.call`; a retrier
+ * that wraps the call (its attempt timeout) or a tier the fast path cannot take send it through `limiter.call`. The
+ * differential test (fastPath.test.ts) checks that the routes record the same; this one checks that the fused one
+ * is taken where it can be.
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
@@ -57,6 +58,38 @@ describe("Resilient.complete routes", () => {
   it.scoped("a retrier's attempt timeout wraps the call: through limiter.call", () =>
     Effect.gen(function*() {
       expect(yield* routes({ retry: { attemptTimeout: "5 seconds" } })).toEqual({ fused: 0, call: 3 })
+    }))
+
+  it.scoped("behind a full key: the requests wait in the limiter's queue and run fused; an interrupted wait leaves nothing", () =>
+    Effect.gen(function*() {
+      const provider = yield* ScriptedProvider.make({
+        name: "queued",
+        model: "m",
+        script: () => ({ _tag: "Success", content: "pong", latency: "10 seconds" })
+      })
+      const limiter = yield* RateLimit.make({ limits: { concurrency: 1 } })
+      const admit = vi.spyOn(fusedOf(limiter)!, "admit")
+      const call = vi.spyOn(limiter, "call")
+      const client = yield* Resilient.make({ chain: [{ provider }], limiter })
+      const holder = yield* Effect.fork(client.complete(REQUEST))
+      const waiters = [
+        yield* Effect.fork(client.complete(REQUEST)),
+        yield* Effect.fork(client.complete(REQUEST)),
+        yield* Effect.fork(client.complete(REQUEST))
+      ]
+      yield* TestClock.adjust("1 second")
+      const target = { name: "queued", model: "m" }
+      expect((yield* limiter.snapshot(target)).waiting).toBe(3)
+      // The second waiter gives up its place: the queue closes over it.
+      yield* Fiber.interrupt(waiters[1]!)
+      expect((yield* limiter.snapshot(target)).waiting).toBe(2)
+      for (let i = 0; i < 4; i++) yield* TestClock.adjust("10 seconds")
+      expect((yield* Fiber.join(holder)).content).toBe("pong")
+      expect((yield* Fiber.join(waiters[0]!)).content).toBe("pong")
+      expect((yield* Fiber.join(waiters[2]!)).content).toBe("pong")
+      expect(yield* provider.calls).toHaveLength(3)
+      expect(yield* limiter.snapshot(target)).toMatchObject({ inFlight: 0, waiting: 0 })
+      expect({ parked: admit.mock.calls.length, call: call.mock.calls.length }).toEqual({ parked: 3, call: 0 })
     }))
 
   it.scoped("a tier with a quality check is not on the fast path: through limiter.call", () =>

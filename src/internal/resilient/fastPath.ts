@@ -48,9 +48,11 @@ import * as Exit from "effect/Exit"
 import * as CircuitBreaker from "../../CircuitBreaker.js"
 import type * as Fallback from "../../Fallback.js"
 import type { CompletionRequest, CompletionResult } from "../../Llm.js"
+import { RateLimitExceeded } from "../../LlmError.js"
 import * as breakerInternal from "../circuitBreaker.js"
+import * as metrics from "../metrics.js"
 import * as observability from "../observability.js"
-import { fusedOf } from "../rateLimit.js"
+import { type Admission, type Fused, fusedOf } from "../rateLimit.js"
 import { withConnectTimeout, withModel } from "../request.js"
 import { type RetryStages, stagesOf } from "../retry.js"
 import { refusal } from "./capabilities.js"
@@ -193,15 +195,62 @@ export const fusedAttempt = <A, E>(
   // The breaker was asked (`admitsNow`, which changes nothing) before the limiter takes its permit and the breaker
   // its ticket: all in this one synchronous section, so in `shape.call`'s limiter → breaker order, as one step.
   const admission = limiter.admitNow(step.tier.provider, input, now)
-  if (admission === undefined) return undefined
-  const ticket = breaker === undefined ? undefined : breakerInternal.admitNow(breaker, now)
+  if (admission !== undefined) {
+    const ticket = breaker === undefined ? undefined : breakerInternal.admitNow(breaker, now)
+    stages?.deposit(target, now)
+    return fusedCall(limiter, first, context, admission, ticket, now, now, restore, ladder, served, failed)
+  }
+  // Someone is queued on the key, or its bucket refuses: the call waits in the limiter's queue (or is refused) as
+  // `call` would make it, and runs fused from its admission — parked with nothing of the ladder's around it.
+  const parked = limiter.admit(step.tier.provider, input, restore, (admission) => {
+    const admittedAt = context.clock.unsafeCurrentTimeMillis()
+    // The wait in the limiter, as `shape.call` measures it (./completion.ts).
+    if (client.limited && admittedAt > now) {
+      metrics.update(metrics.forLabel(step.label).rateLimitWait, admittedAt - now)
+    }
+    // The breaker decides at admission, as it does inside `call`: where that is no synchronous step any more (it
+    // opened meanwhile, say), its `execute` runs the call.
+    const ticket = breaker === undefined || !breakerInternal.admitsNow(breaker, admittedAt)
+      ? undefined
+      : breakerInternal.admitNow(breaker, admittedAt)
+    return fusedCall(limiter, first, context, admission, ticket, now, admittedAt, restore, ladder, served, failed)
+  })
+  if (parked === undefined) return undefined
   stages?.deposit(target, now)
+  // A refusal by the limiter (fail-fast, or its wait would pass `maxWait`) is the attempt's failure.
+  return Effect.catchIf(
+    parked,
+    (error): error is RateLimitExceeded => error instanceof RateLimitExceeded,
+    (refused) => failed(Effect.suspend(() => failedWith(first, Cause.fail(refused), now, context, ladder)))
+  )
+}
+
+/**
+ * The fused call from its limiter admission: the breaker's `ticket` (none: the breaker's `execute` around the call,
+ * or no breaker), the provider's call within the tier's timeout, and one exit handler that settles the breaker, then
+ * the limiter, then ends the request (`served`) or hands the failure to the ladder (`failed`). `startedAt`: the
+ * attempt's start (the retry budget's, the ladder's); `admittedAt`: the breaker's (the provider's latency).
+ */
+const fusedCall = <A, E>(
+  limiter: Fused,
+  first: First,
+  context: RequestContext,
+  admission: Admission,
+  ticket: number | undefined,
+  startedAt: number,
+  admittedAt: number,
+  restore: Restore,
+  ladder: () => Effect.Effect<Served, LadderError>,
+  served: (served: Served) => Effect.Effect<A, E>,
+  failed: (ladder: Effect.Effect<Served, LadderError>) => Effect.Effect<A, E>
+): Effect.Effect<A, E> => {
+  const { breaker, input, step } = first
   // The breaker settles first (it is inside the limiter in `shape.call`), then the limiter.
   const settle = (exit: Exit.Exit<CompletionResult, unknown>): Effect.Effect<void> | undefined => {
     const endedAt = context.clock.unsafeCurrentTimeMillis()
     const breakerAfter = breaker === undefined || ticket === undefined
       ? undefined
-      : breakerInternal.settleNow(breaker, ticket, now, exit, endedAt)
+      : breakerInternal.settleNow(breaker, ticket, admittedAt, exit, endedAt)
     const limiterAfter = limiter.settleNow(admission, exit, endedAt)
     return breakerAfter === undefined
       ? limiterAfter
@@ -209,7 +258,9 @@ export const fusedAttempt = <A, E>(
       ? breakerAfter
       : Effect.zipRight(breakerAfter, limiterAfter)
   }
-  return Effect.matchCauseEffect(restore(timedCall(step, input)), {
+  const timed = timedCall(step, input)
+  const call = breaker !== undefined && ticket === undefined ? breaker.execute(timed) : timed
+  return Effect.matchCauseEffect(restore(call), {
     onSuccess: (value) => {
       const after = settle(Exit.succeed(value))
       return after === undefined
@@ -218,7 +269,7 @@ export const fusedAttempt = <A, E>(
     },
     onFailure: (cause) => {
       const after = settle(Exit.failCause(cause))
-      const resumed = failed(Effect.suspend(() => failedWith(first, cause, now, context, ladder)))
+      const resumed = failed(Effect.suspend(() => failedWith(first, cause, startedAt, context, ladder)))
       return after === undefined ? resumed : Effect.zipRight(after, resumed)
     }
   })
