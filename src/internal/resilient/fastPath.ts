@@ -18,12 +18,15 @@
  * ../rateLimit.ts) — and the retrier wraps nothing around the call (no attempt timeout or deadline of its own), the
  * attempt runs fused ({@link fusedAttempt}): one clock read, the two admissions and the budget deposit in one
  * synchronous section, inside the uninterruptible region the caller opened (interruptible only around the provider's
- * call, within the tier's `timeout` as `shape.call` makes it: `timedCall` in ./completion.ts), and one exit handler that settles the breaker (`settleNow`, the record `execute`'s finalizer
- * makes), then the limiter (`settleNow`: usage, headers, 429 pauses, the queue), then records the attempt — the order
- * `shape.call`'s layers settle in — and hands the served value to the caller's own synchronous ending of the request.
- * Those steps are the breaker's and the limiter's own (their effectful paths run the same functions), so the fused
- * attempt records what the unfused one ({@link firstAttempt}) does. Anywhere else the attempt runs through
- * `shape.call`.
+ * call, within the tier's `timeout` as `shape.call` makes it: `timedCall` in ./completion.ts), and one exit handler
+ * that settles the breaker (`settleNow`, the record `execute`'s finalizer makes), then the limiter (`settleNow`:
+ * usage, headers, 429 pauses, the queue), then records the attempt — the order `shape.call`'s layers settle in — and
+ * hands the served value to the caller's own synchronous ending of the request. Where someone is queued on the key or
+ * its bucket refuses, the attempt waits in the limiter's own queue (`Fused.admit`: FIFO, `maxWait`, refusals, as
+ * `call` queues) and runs fused from its admission, the breaker deciding then (its `execute` around the call where
+ * that is no synchronous step any more); parked so, a waiter holds none of the ladder's frames. Those steps are the
+ * breaker's and the limiter's own (their effectful paths run the same functions), so the fused attempt records what
+ * the unfused one ({@link firstAttempt}) does. Anywhere else the attempt runs through `shape.call`.
  *
  * On a failure the ladder runs from the start with the attempt handed over as `context.primed`: the step's
  * `attempt` (./attempt.ts) takes the failure instead of making its first call (`seen.failure` set as `recorded`
@@ -170,8 +173,9 @@ export type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect
  * synchronous section, so that no interruption (delivered at a fiber's yield) can fall between them. The
  * settlements' effects (a transition's announcement, the queue) run in the region; then `served` ends the request
  * from the served value, or `failed` runs the ladder primed with the failure — both still in the region: they
- * restore what may be interrupted. `undefined`, with nothing changed, where the admissions are not
- * synchronous steps as they stand or the retrier wraps the call: then run {@link firstAttempt}.
+ * restore what may be interrupted. Behind a full key, admitted after a wait in the limiter's queue (its refusal is
+ * the attempt's failure). `undefined`, with nothing changed, where the breaker's admission is not a synchronous step
+ * as it stands, the limiter must count tokens, or the retrier wraps the call: then run {@link firstAttempt}.
  * @internal
  */
 export const fusedAttempt = <A, E>(
