@@ -7,11 +7,13 @@
  * is taken where it can be.
  */
 import { describe, expect, it } from "@effect/vitest"
+import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as TestClock from "effect/TestClock"
 import { vi } from "vitest"
 import { fusedOf } from "../../src/internal/rateLimit.js"
+import { build } from "../../src/internal/resilient/make.js"
 import * as Quality from "../../src/Quality.js"
 import * as RateLimit from "../../src/RateLimit.js"
 import * as Resilient from "../../src/Resilient.js"
@@ -90,6 +92,50 @@ describe("Resilient.complete routes", () => {
       expect(yield* provider.calls).toHaveLength(3)
       expect(yield* limiter.snapshot(target)).toMatchObject({ inFlight: 0, waiting: 0 })
       expect({ parked: admit.mock.calls.length, call: call.mock.calls.length }).toEqual({ parked: 3, call: 0 })
+    }))
+
+  it.scoped("a breaker that opens while a request waits in the queue: the same outcome as the ladder's", () =>
+    Effect.gen(function*() {
+      // The first call fails (and opens the primary's breaker) after 5 s; the second waits for the one permit
+      // meanwhile, is admitted when the first ends, and meets an open breaker: the backup serves it.
+      const run = (fastPath: boolean) =>
+        Effect.gen(function*() {
+          const tag = fastPath ? "fused" : "ladder"
+          const start = yield* Clock.currentTimeMillis
+          const primary = yield* ScriptedProvider.make({
+            name: `park-${tag}`,
+            model: "m",
+            script: () => ScriptedProvider.failure("ServerError", { status: 503, latency: "5 seconds" })
+          })
+          const backup = yield* ScriptedProvider.make({
+            name: `backup-${tag}`,
+            model: "m",
+            script: () => ({ _tag: "Success", content: "from backup", latency: "10 millis" })
+          })
+          const { service } = yield* build({
+            chain: [
+              { provider: primary, limits: { concurrency: 1 }, retry: false, breaker: { consecutiveFailures: 1 } },
+              { provider: backup }
+            ]
+          }, { fastPath })
+          const first = yield* Effect.fork(Effect.either(service.complete(REQUEST)))
+          const second = yield* Effect.fork(Effect.either(service.complete(REQUEST)))
+          for (let i = 0; i < 3; i++) yield* TestClock.adjust("5 seconds")
+          const outcome = (result: unknown) =>
+            JSON.stringify(result, (key, value) => key === "latencyMs" || key === "requestId" ? undefined : value)
+          return {
+            results: [outcome(yield* Fiber.join(first)), outcome(yield* Fiber.join(second))]
+              .map((text) => text.replaceAll(tag, "")),
+            primaryCalls: (yield* primary.calls).map((call) => call.at - start),
+            backupCalls: (yield* backup.calls).map((call) => call.at - start),
+            breaker: (yield* service.breakers.get(`park-${tag}:m`)!.snapshot).state
+          }
+        })
+      const fused = yield* run(true)
+      expect(fused.primaryCalls).toEqual([0])
+      expect(fused.breaker).toBe("Open")
+      expect(fused.results[1]).toContain("from backup")
+      expect(fused).toEqual(yield* run(false))
     }))
 
   it.scoped("a tier with a quality check is not on the fast path: through limiter.call", () =>
