@@ -87,7 +87,8 @@ const fromSnapshot = (snapshot: Api.Snapshot): machine.Machine => {
 const scratch: Array<machine.Change> = []
 
 const begin = (): Array<machine.Change> => {
-  scratch.length = 0
+  // Setting an array's length is a runtime call in V8, even to the length it has: only when there is something.
+  if (scratch.length !== 0) scratch.length = 0
   return scratch
 }
 

@@ -9,18 +9,21 @@ import { allCapabilities, type Capabilities } from "../../LlmProvider.js"
 
 /** The capabilities a request needs, in a fixed order. @internal */
 export const needed = (request: CompletionRequest): ReadonlyArray<Capability> => {
-  const needs: Array<Capability> = []
-  if ((request.tools ?? []).length > 0 || request.messages.some((message) => message.toolCalls !== undefined)) {
-    needs.push("tools")
+  // A plain text request (most of them) allocates nothing here.
+  let needs: Array<Capability> | undefined
+  if ((request.tools !== undefined && request.tools.length > 0) || request.messages.some(hasToolCalls)) {
+    needs = ["tools"]
   }
-  if (
-    request.messages.some((message) =>
-      Array.isArray(message.content) && message.content.some((part) => part.type === "image")
-    )
-  ) needs.push("images")
-  if (typeof request.responseFormat === "object") needs.push("jsonSchema")
-  return needs
+  if (request.messages.some(hasImage)) (needs ??= []).push("images")
+  if (typeof request.responseFormat === "object") (needs ??= []).push("jsonSchema")
+  return needs ?? none
 }
+
+const none: ReadonlyArray<Capability> = []
+const hasToolCalls = (message: CompletionRequest["messages"][number]): boolean => message.toolCalls !== undefined
+const hasImage = (message: CompletionRequest["messages"][number]): boolean =>
+  Array.isArray(message.content) && message.content.some(isImage)
+const isImage = (part: { readonly type: string }): boolean => part.type === "image"
 
 /**
  * The refusal for a step whose capabilities (the tier's, over the provider's, over everything) lack one the request
