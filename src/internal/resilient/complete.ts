@@ -127,10 +127,12 @@ export const makeComplete = (client: Client): Service["complete"] => {
         context,
         // The request's start is the attempt's: read microseconds apart, they are one clock read on this route.
         started.start.startedAt,
-        restore,
-        toLadder,
-        (served) => finishNow(input, started, served, fiber, restore),
-        (resumed) => restore(finish(input, started, resumed))
+        {
+          restore,
+          ladder: toLadder,
+          served: (served) => finishNow(input, started, served, fiber, restore),
+          failed: (resumed) => restore(finish(input, started, resumed))
+        }
       ) ?? restore(finish(input, started, firstAttempt(shape, first, context, toLadder)))
     )
   }

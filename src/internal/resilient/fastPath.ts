@@ -168,6 +168,18 @@ export const firstAttempt = (
 export type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
 
 /**
+ * How the caller goes on from a fused attempt: its region's `restore`, the ladder, and the request's two endings —
+ * `served` from the served value, `failed` with the ladder primed with the failure.
+ * @internal
+ */
+export interface Then<A, E> {
+  readonly restore: Restore
+  readonly ladder: () => Effect.Effect<Served, LadderError>
+  readonly served: (served: Served) => Effect.Effect<A, E>
+  readonly failed: (ladder: Effect.Effect<Served, LadderError>) => Effect.Effect<A, E>
+}
+
+/**
  * `first` fused, at `now`, inside an uninterruptible region opened by the caller (`restore` gives back the caller's
  * interruptibility) — admitted where the caller runs this, settled by the one exit handler installed in the same
  * synchronous section, so that no interruption (delivered at a fiber's yield) can fall between them. The
@@ -183,12 +195,10 @@ export const fusedAttempt = <A, E>(
   first: First,
   context: RequestContext,
   now: number,
-  restore: Restore,
-  ladder: () => Effect.Effect<Served, LadderError>,
-  served: (served: Served) => Effect.Effect<A, E>,
-  failed: (ladder: Effect.Effect<Served, LadderError>) => Effect.Effect<A, E>
+  then: Then<A, E>
 ): Effect.Effect<A, E> | undefined => {
   const { breaker, input, stages, step, target } = first
+  const { ladder, restore } = then
   const limiter = fusedOf(client.limiter)
   if (
     limiter === undefined || (stages !== undefined && !stages.bareFirst(target))
@@ -202,7 +212,7 @@ export const fusedAttempt = <A, E>(
   if (admission !== undefined) {
     const ticket = breaker === undefined ? undefined : breakerInternal.admitNow(breaker, now)
     stages?.deposit(target, now)
-    return fusedCall(limiter, first, context, admission, ticket, now, now, restore, ladder, served, failed)
+    return fusedCall(limiter, first, context, admission, ticket, now, now, then)
   }
   // Someone is queued on the key, or its bucket refuses: the call waits in the limiter's queue (or is refused) as
   // `call` would make it, and runs fused from its admission — parked with nothing of the ladder's around it.
@@ -217,7 +227,7 @@ export const fusedAttempt = <A, E>(
     const ticket = breaker === undefined || !breakerInternal.admitsNow(breaker, admittedAt)
       ? undefined
       : breakerInternal.admitNow(breaker, admittedAt)
-    return fusedCall(limiter, first, context, admission, ticket, now, admittedAt, restore, ladder, served, failed)
+    return fusedCall(limiter, first, context, admission, ticket, now, admittedAt, then)
   })
   if (parked === undefined) return undefined
   stages?.deposit(target, now)
@@ -225,7 +235,7 @@ export const fusedAttempt = <A, E>(
   return Effect.catchIf(
     parked,
     (error): error is RateLimitExceeded => error instanceof RateLimitExceeded,
-    (refused) => failed(Effect.suspend(() => failedWith(first, Cause.fail(refused), now, context, ladder)))
+    (refused) => then.failed(Effect.suspend(() => failedWith(first, Cause.fail(refused), now, context, ladder)))
   )
 }
 
@@ -243,10 +253,7 @@ const fusedCall = <A, E>(
   ticket: number | undefined,
   startedAt: number,
   admittedAt: number,
-  restore: Restore,
-  ladder: () => Effect.Effect<Served, LadderError>,
-  served: (served: Served) => Effect.Effect<A, E>,
-  failed: (ladder: Effect.Effect<Served, LadderError>) => Effect.Effect<A, E>
+  { failed, ladder, restore, served }: Then<A, E>
 ): Effect.Effect<A, E> => {
   const { breaker, input, step } = first
   // The breaker settles first (it is inside the limiter in `shape.call`), then the limiter.
