@@ -85,26 +85,39 @@ export const reportNow = (
   const breaker = client.breakers.get(answeredBy)
   // The request's end, and the moment its breaker's state is read.
   const endedAt = context.clock.unsafeCurrentTimeMillis()
-  const report = (circuitState: string | undefined): Effect.Effect<void> | undefined => {
-    if (circuitState !== undefined) {
-      metrics.update(metrics.forLabel(answeredBy).breakerState, metrics.stateValue(circuitState))
-    }
-    const event = observability.recordRequest(exit, {
-      span: start.span,
-      requestId: start.requestId,
-      primary: start.primary,
-      startedAt: start.startedAt,
-      endedAt,
-      trace: context.trace,
-      circuitState,
-      ttftMs
-    }, minimum)
-    return event === undefined ? undefined : observability.logEvent(event)
-  }
-  if (breaker === undefined) return report(undefined)
+  if (breaker === undefined) return report(start, context, exit, answeredBy, endedAt, undefined, minimum, ttftMs)
   const state = breakerInternal.stateNow(breaker, endedAt)
-  if (state !== undefined) return report(state)
-  return Effect.flatMap(breaker.state, (circuitState) => report(circuitState) ?? Effect.void)
+  if (state !== undefined) return report(start, context, exit, answeredBy, endedAt, state, minimum, ttftMs)
+  return Effect.flatMap(
+    breaker.state,
+    (state) => report(start, context, exit, answeredBy, endedAt, state, minimum, ttftMs) ?? Effect.void
+  )
+}
+
+const report = (
+  start: RequestStart,
+  context: RequestContext,
+  exit: Exit.Exit<ResilientResult, unknown>,
+  answeredBy: string,
+  endedAt: number,
+  circuitState: string | undefined,
+  minimum: LogLevel.LogLevel,
+  ttftMs: number | undefined
+): Effect.Effect<void> | undefined => {
+  if (circuitState !== undefined) {
+    metrics.update(metrics.forLabel(answeredBy).breakerState, metrics.stateValue(circuitState))
+  }
+  const event = observability.recordRequest(exit, {
+    span: start.span,
+    requestId: start.requestId,
+    primary: start.primary,
+    startedAt: start.startedAt,
+    endedAt,
+    trace: context.trace,
+    circuitState,
+    ttftMs
+  }, minimum)
+  return event === undefined ? undefined : observability.logEvent(event)
 }
 
 /** {@link reportNow} at the fiber's minimum log level. @internal */

@@ -51,7 +51,7 @@ import * as Exit from "effect/Exit"
 import * as CircuitBreaker from "../../CircuitBreaker.js"
 import type * as Fallback from "../../Fallback.js"
 import type { CompletionRequest, CompletionResult } from "../../Llm.js"
-import { RateLimitExceeded } from "../../LlmError.js"
+import { type FallbackAttempt, RateLimitExceeded } from "../../LlmError.js"
 import * as breakerInternal from "../circuitBreaker.js"
 import * as metrics from "../metrics.js"
 import * as observability from "../observability.js"
@@ -111,8 +111,11 @@ export const firstOf = (
 const servedBy = (first: First, value: CompletionResult, context: RequestContext): Served => {
   const outcome: Outcome<CompletionResult> = { value, step: first.step, degraded: undefined }
   observability.recordAttempt(undefined, first.step.label, Exit.succeed(outcome), context.trace)
-  return { value: outcome, tier: 1, label: first.step.label, attempts: [] }
+  return { value: outcome, tier: 1, label: first.step.label, attempts: noAttempts }
 }
+
+// A request served by its first attempt has no attempts before it: one frozen empty list for all of them.
+const noAttempts: ReadonlyArray<FallbackAttempt> = Object.freeze([])
 
 /** A failed first attempt: a typed failure goes to the ladder (primed with it), anything else ends the request. */
 const failedWith = (
@@ -256,19 +259,8 @@ const fusedCall = <A, E>(
   { failed, ladder, restore, served }: Then<A, E>
 ): Effect.Effect<A, E> => {
   const { breaker, input, step } = first
-  // The breaker settles first (it is inside the limiter in `shape.call`), then the limiter.
-  const settle = (exit: Exit.Exit<CompletionResult, unknown>): Effect.Effect<void> | undefined => {
-    const endedAt = context.clock.unsafeCurrentTimeMillis()
-    const breakerAfter = breaker === undefined || ticket === undefined
-      ? undefined
-      : breakerInternal.settleNow(breaker, ticket, admittedAt, exit, endedAt)
-    const limiterAfter = limiter.settleNow(admission, exit, endedAt)
-    return breakerAfter === undefined
-      ? limiterAfter
-      : limiterAfter === undefined
-      ? breakerAfter
-      : Effect.zipRight(breakerAfter, limiterAfter)
-  }
+  const settle = (exit: Exit.Exit<CompletionResult, unknown>) =>
+    settleBoth(limiter, admission, breaker, ticket, admittedAt, exit, context.clock.unsafeCurrentTimeMillis())
   const timed = timedCall(step, input)
   const call = breaker !== undefined && ticket === undefined ? breaker.execute(timed) : timed
   return Effect.matchCauseEffect(restore(call), {
@@ -284,4 +276,25 @@ const fusedCall = <A, E>(
       return after === undefined ? resumed : Effect.zipRight(after, resumed)
     }
   })
+}
+
+/** The breaker settles first (it is inside the limiter in `shape.call`), then the limiter; what they must still run. */
+const settleBoth = (
+  limiter: Fused,
+  admission: Admission,
+  breaker: CircuitBreaker.CircuitBreaker | undefined,
+  ticket: number | undefined,
+  admittedAt: number,
+  exit: Exit.Exit<CompletionResult, unknown>,
+  endedAt: number
+): Effect.Effect<void> | undefined => {
+  const breakerAfter = breaker === undefined || ticket === undefined
+    ? undefined
+    : breakerInternal.settleNow(breaker, ticket, admittedAt, exit, endedAt)
+  const limiterAfter = limiter.settleNow(admission, exit, endedAt)
+  return breakerAfter === undefined
+    ? limiterAfter
+    : limiterAfter === undefined
+    ? breakerAfter
+    : Effect.zipRight(breakerAfter, limiterAfter)
 }
