@@ -15,7 +15,7 @@ import * as OpenAi from "../../providers/OpenAi.js"
 import * as OpenAiCompatible from "../../providers/OpenAiCompatible.js"
 import type * as Resilient from "../../Resilient.js"
 import { InvalidConfig, isNonEmpty, type Issue } from "./error.js"
-import { compact, type ProviderSettings, type Settings } from "./settings.js"
+import { clientSettingsOf, compact, type ProviderSettings, type Settings, tierPoliciesOf } from "./settings.js"
 
 // -----------------------------------------------------------------------------
 // settings → Resilient.Config
@@ -97,34 +97,13 @@ export const toResilientConfig = (
             panic: tier.panic
           }
           : { provider: providerEffect(tier.provider, apiKey) }),
-        downgrades: tier.downgrades.length === 0 ? undefined : tier.downgrades,
-        retry: tier.retry,
-        breaker: tier.breaker,
-        limits: tier.limits,
-        timeout: tier.timeout,
-        firstChunkTimeout: tier.firstChunkTimeout,
-        stallTimeout: tier.stallTimeout,
-        connectTimeout: tier.connectTimeout,
-        contextWindow: tier.contextWindow,
-        maxOutputTokens: tier.maxOutputTokens,
-        capabilities: tier.capabilities,
-        price: tier.price,
-        qualityRank: tier.qualityRank
+        ...tierPoliciesOf(tier)
       }))
     }
     if (isNonEmpty(issues)) return yield* InvalidConfig.of(source, issues)
     return compact<Resilient.Config>({
       chain: tiers as unknown as Resilient.Config["chain"],
-      preset: settings.preset,
-      strategy: settings.strategy,
-      deadline: settings.deadline,
-      whenAllRefused: settings.whenAllRefused,
-      relaxation: settings.relaxation,
-      continuation: settings.continuation,
-      degraded: settings.degraded,
-      rateLimit: settings.rateLimit,
-      degrade: settings.degrade,
-      hedging: settings.hedging
+      ...clientSettingsOf(settings)
     })
   })
 

@@ -98,3 +98,38 @@ export const DEFAULT_CACHE_CAPACITY = 1000
 /** Drops the keys whose value is `undefined`, so that equal settings compare and print equal. */
 export const compact = <A extends object>(a: A): A =>
   Object.fromEntries(Object.entries(a).filter(([, value]) => value !== undefined)) as A
+
+/**
+ * A file's tier as a `Resilient.Tier`'s policies: everything but its provider (or deployments). Shared by `build`
+ * and the simulator's run of a file (../simulation/userConfig.ts), so that it simulates the client the file builds.
+ * @internal
+ */
+export const tierPoliciesOf = (tier: TierSettings) => ({
+  downgrades: tier.downgrades.length === 0 ? undefined : tier.downgrades,
+  retry: tier.retry,
+  breaker: tier.breaker,
+  limits: tier.limits,
+  timeout: tier.timeout,
+  firstChunkTimeout: tier.firstChunkTimeout,
+  stallTimeout: tier.stallTimeout,
+  connectTimeout: tier.connectTimeout,
+  contextWindow: tier.contextWindow,
+  maxOutputTokens: tier.maxOutputTokens,
+  capabilities: tier.capabilities,
+  price: tier.price,
+  qualityRank: tier.qualityRank
+})
+
+/** A file's client settings besides its chain, shared as {@link tierPoliciesOf} is. @internal */
+export const clientSettingsOf = (settings: Settings) => ({
+  preset: settings.preset,
+  strategy: settings.strategy,
+  deadline: settings.deadline,
+  whenAllRefused: settings.whenAllRefused,
+  relaxation: settings.relaxation,
+  continuation: settings.continuation,
+  degraded: settings.degraded,
+  rateLimit: settings.rateLimit,
+  degrade: settings.degrade,
+  hedging: settings.hedging
+})

@@ -11,7 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import type * as Resilient from "../../Resilient.js"
 import { formatOf, settingsFromString } from "../config/read.js"
-import type { Format, Settings, TierSettings } from "../config/settings.js"
+import { clientSettingsOf, type Format, type Settings, tierPoliciesOf, type TierSettings } from "../config/settings.js"
 import type { Configuration } from "./run.js"
 import { type PresetName, presets, type ProviderProfile } from "./scenario.js"
 
@@ -64,25 +64,6 @@ export const configurationOf = (settings: Settings, path: string): Configuration
   description: `the client of ${path}, tier by tier`,
   tiers: settings.chain.length,
   policies: {},
-  chain: settings.chain.map((tier) => ({
-    downgrades: tier.downgrades.length === 0 ? undefined : tier.downgrades,
-    retry: tier.retry,
-    breaker: tier.breaker,
-    limits: tier.limits,
-    timeout: tier.timeout,
-    firstChunkTimeout: tier.firstChunkTimeout,
-    stallTimeout: tier.stallTimeout,
-    contextWindow: tier.contextWindow,
-    price: tier.price,
-    qualityRank: tier.qualityRank
-  })),
-  client: {
-    strategy: settings.strategy,
-    relaxation: settings.relaxation,
-    continuation: settings.continuation,
-    degraded: settings.degraded,
-    rateLimit: settings.rateLimit,
-    degrade: settings.degrade,
-    ...(settings.hedging !== undefined ? { hedging: settings.hedging } : {})
-  }
+  chain: settings.chain.map(tierPoliciesOf),
+  client: clientSettingsOf(settings)
 })
