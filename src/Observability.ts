@@ -19,6 +19,7 @@ import * as Logger from "effect/Logger"
 import type * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
+import * as genAiSpans from "./internal/genAiSpans.js"
 import * as metrics from "./internal/metrics.js"
 import * as internal from "./internal/observability.js"
 import * as alerts from "./internal/observabilityAlerts.js"
@@ -98,7 +99,7 @@ export const genAiMetricNames: ReadonlyArray<string> = metrics.genAiNames
  * @since 0.1.0
  * @category Spans
  */
-export const genAiSpanName: (model: string) => string = metrics.genAiSpanName
+export const genAiSpanName: (model: string) => string = genAiSpans.genAiSpanName
 
 /**
  * The GenAI conventions' request attributes of a span: `gen_ai.operation.name`, `gen_ai.provider.name`,
@@ -114,7 +115,7 @@ export const genAiRequestAttributes: (request: {
   readonly maxTokens?: number | undefined
   readonly temperature?: number | undefined
   readonly baseURL?: string | undefined
-}) => Record<string, string | number> = metrics.genAiRequestAttributes
+}) => Record<string, string | number> = genAiSpans.genAiRequestAttributes
 
 /**
  * The metric names.
@@ -269,7 +270,7 @@ export const spanNames: {
   readonly request: "llm.request"
   readonly attempt: (model: string) => string
   readonly stream: "llm.stream"
-} = { request: "llm.request", attempt: metrics.genAiSpanName, stream: "llm.stream" }
+} = { request: "llm.request", attempt: genAiSpans.genAiSpanName, stream: "llm.stream" }
 
 // --- alerts --------------------------------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ import { CircuitOpen, InvalidOptions } from "../../LlmError.js"
 import type { Service as LlmProvider } from "../../LlmProvider.js"
 import type * as RateLimit from "../../RateLimit.js"
 import type { Tier } from "../../Resilient.js"
-import * as metrics from "../metrics.js"
+import * as genAiSpans from "../genAiSpans.js"
 import type { StepError } from "./attempt.js"
 import { Balancer } from "./balance.js"
 import type { Client, Outcome, RequestContext } from "./client.js"
@@ -177,7 +177,7 @@ export const deployed = <A>(
       const call = run(on(step, member, unguarded.has(index)))
       // Inside the step's span (./event.ts), which cannot know the deployment before this pick.
       const traced = context.traced
-        ? Effect.zipRight(Effect.annotateCurrentSpan(metrics.serverAttributes(member.provider.baseURL)), call)
+        ? Effect.zipRight(Effect.annotateCurrentSpan(genAiSpans.serverAttributes(member.provider.baseURL)), call)
         : call
       return traced.pipe(
         Effect.tapBoth({

@@ -11,6 +11,7 @@ import type * as Tracer from "effect/Tracer"
 import type { CompletionRequest } from "../../Llm.js"
 import type { ResilientResult } from "../../Resilient.js"
 import * as breakerInternal from "../circuitBreaker.js"
+import * as genAiSpans from "../genAiSpans.js"
 import * as metrics from "../metrics.js"
 import * as observability from "../observability.js"
 import type { Client, RequestContext } from "./client.js"
@@ -32,12 +33,12 @@ export const instrumentStep = <A extends { readonly degraded: unknown }, E, R>(
   const position = step.index + 1
   // One GenAI inference span per call: `chat {model}`, with the request as this step sends it.
   return Effect.useSpan(
-    metrics.genAiSpanName(model),
+    genAiSpans.genAiSpanName(model),
     {
       kind: "client",
       captureStackTrace: false,
       attributes: {
-        ...metrics.genAiRequestAttributes({
+        ...genAiSpans.genAiRequestAttributes({
           provider: system,
           model,
           maxTokens: request.maxTokens,

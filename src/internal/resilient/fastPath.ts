@@ -55,7 +55,7 @@ import { type FallbackAttempt, RateLimitExceeded } from "../../LlmError.js"
 import * as breakerInternal from "../circuitBreaker.js"
 import * as metrics from "../metrics.js"
 import * as observability from "../observability.js"
-import { type Admission, type Fused, fusedOf } from "../rateLimit.js"
+import { type Admission, type Fused, fusedOf, type Restore } from "../rateLimit.js"
 import { withConnectTimeout, withModel } from "../request.js"
 import { type RetryStages, stagesOf } from "../retry.js"
 import { refusal } from "./capabilities.js"
@@ -166,9 +166,6 @@ export const firstAttempt = (
       : attempt()
   )
 }
-
-/** @internal */
-export type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
 
 /**
  * How the caller goes on from a fused attempt: its region's `restore`, the ladder, and the request's two endings —
