@@ -252,6 +252,10 @@ export const attemptOutcome = (
   return failure._tag === "Some" ? classOf(failure.value) : Cause.isInterruptedOnly(exit.cause) ? undefined : "hard"
 }
 
+/** @internal One more `llm.attempts{outcome}` of `label`: all an attempt records without a span or a quality score. */
+export const countAttempt = (label: string, outcome: metrics.RequestOutcome): void =>
+  metrics.update(metrics.forLabel(label).attempt(outcome), 1)
+
 /** @internal Records one ladder step: `llm.attempts` and the span's outcome. */
 export const recordAttempt = (
   span: Tracer.Span | undefined,
@@ -264,7 +268,7 @@ export const recordAttempt = (
     span?.attribute("llm.outcome", "interrupted")
     return
   }
-  metrics.update(metrics.forLabel(label).attempt(outcome), 1)
+  countAttempt(label, outcome)
   span?.attribute("llm.outcome", outcome)
   if (Exit.isFailure(exit)) {
     const failure = Cause.failureOption(exit.cause)
@@ -279,18 +283,14 @@ export const recordAttempt = (
   }
 }
 
-/** @internal Everything `complete` knows when a request ends. */
+/** @internal What `complete` knows of a request from its start: the span, the id, the primary, the start, the trace. */
 export interface RequestReport {
   readonly span: Tracer.Span | undefined
   /** Given when the request opened a span; else drawn here, and only when the event is logged. */
   readonly requestId: string | undefined
   readonly primary: string
   readonly startedAt: number
-  readonly endedAt: number
   readonly trace: RequestTrace
-  readonly circuitState: string | undefined
-  /** A stream's time to first token. */
-  readonly ttftMs?: number | undefined
 }
 
 const levels = {
@@ -306,10 +306,13 @@ const levels = {
 export const recordRequest = (
   exit: Exit.Exit<ResilientResult, unknown>,
   report: RequestReport,
+  endedAt: number,
+  circuitState: string | undefined,
+  ttftMs: number | undefined,
   minimum: LogLevel.LogLevel = LogLevel.All
 ): RequestEvent | undefined => {
   const { span, trace } = report
-  const duration = report.endedAt - report.startedAt
+  const duration = endedAt - report.startedAt
   let m: metrics.ModelMetrics
   let outcome: metrics.RequestOutcome
   let result: ResilientResult | undefined
@@ -345,24 +348,24 @@ export const recordRequest = (
   const level = result === undefined ? "error" : outcome !== "success" || isFallback ? "warn" : "info"
   const requestId = report.requestId
   if (span !== undefined) {
-    annotateRequest(span, { system, model, outcome, attempt, duration, fallbackFrom, result, report })
+    annotateRequest(span, { system, model, outcome, attempt, duration, fallbackFrom, result, report, circuitState })
   }
   if (!LogLevel.greaterThanEqual(levels[level], minimum)) return undefined
   const failed = failureOf(exit)
   return new RequestEvent(
     level,
-    new Date(report.endedAt).toISOString(),
+    new Date(endedAt).toISOString(),
     requestId ?? nextRequestId(),
     system,
     model,
     attempt,
     fallbackFrom,
     roundMillis(duration),
-    report.ttftMs === undefined ? null : roundMillis(report.ttftMs),
+    ttftMs === undefined ? null : roundMillis(ttftMs),
     result?.usage.inputTokens ?? 0,
     result?.usage.outputTokens ?? 0,
     result === undefined ? 0 : roundFraction(result.costUsd),
-    report.circuitState ?? null,
+    circuitState ?? null,
     trace.qualityScore === undefined ? null : roundFraction(trace.qualityScore),
     trace.formatValid ?? null,
     failed.error,
@@ -380,8 +383,9 @@ const annotateRequest = (span: Tracer.Span, facts: {
   readonly fallbackFrom: string | null
   readonly result: ResilientResult | undefined
   readonly report: RequestReport
+  readonly circuitState: string | undefined
 }): void => {
-  const { attempt, duration, fallbackFrom, model, outcome, report, result, system } = facts
+  const { attempt, circuitState, duration, fallbackFrom, model, outcome, report, result, system } = facts
   const { trace } = report
   span.attribute(metrics.attr.system, system)
   span.attribute(metrics.attr.providerName, system)
@@ -391,7 +395,7 @@ const annotateRequest = (span: Tracer.Span, facts: {
   span.attribute("llm.attempt", attempt)
   span.attribute("llm.duration_ms", duration)
   if (fallbackFrom !== null) span.attribute("llm.fallback_from", fallbackFrom)
-  if (report.circuitState !== undefined) span.attribute("llm.circuit_state", report.circuitState)
+  if (circuitState !== undefined) span.attribute("llm.circuit_state", circuitState)
   if (trace.qualityScore !== undefined) span.attribute("llm.quality_score", trace.qualityScore)
   if (trace.formatValid !== undefined) span.attribute("llm.format_valid", trace.formatValid)
   if (result !== undefined) {

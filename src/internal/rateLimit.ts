@@ -50,6 +50,12 @@ const WINDOW_MILLIS = 60_000
 /** @internal */
 export const keyOf = (target: Target): string => typeof target === "string" ? target : `${target.name}:${target.model}`
 
+/** The key `call(provider, request)` is limited under, for a request with `model` (its provider's own if none). @internal */
+export const callKeyOf = (provider: LlmProviderService, model: string | undefined): string =>
+  provider.deployment === undefined
+    ? `${provider.name}:${model ?? provider.model}`
+    : `${provider.name}:${model ?? provider.model}@${provider.deployment}`
+
 // --- per-key state -------------------------------------------------------------------------------------------------
 
 type Resume = (effect: Effect.Effect<void, RateLimitExceeded>) => void
@@ -479,28 +485,25 @@ const makeLimiter = (
   const estimate = (provider: LlmProviderService, request: CompletionRequestInput): Effect.Effect<number> =>
     Effect.map(provider.countTokens(request.messages), (prompt) => prompt + (request.maxTokens ?? outputTokenEstimate))
 
-  const keyFor = (provider: LlmProviderService, request: CompletionRequestInput) =>
-    provider.deployment === undefined
-      ? `${provider.name}:${request.model ?? provider.model}`
-      : `${provider.name}:${request.model ?? provider.model}@${provider.deployment}`
+  const keyFor = (provider: LlmProviderService, request: CompletionRequestInput) => callKeyOf(provider, request.model)
 
   /** The charge of a call: its estimate where tokens are limited, else 0 without counting the prompt. */
   const chargeOf = (state: KeyState, provider: LlmProviderService, request: CompletionRequestInput) =>
     state.bucket.countsTokens() ? Effect.map(estimate(provider, request), cost) : Effect.succeed(0)
 
-  const admitNow: Fused["admitNow"] = (provider, request, now) => {
+  const admitNow: Fused["admitNow"] = (key, request, now) => {
     // A request not yet decoded, or one whose charge needs the tokenizer (an effect), takes `call`.
     if (!isDecoded(request)) return undefined
-    const state = stateOf(keyFor(provider, request))
+    const state = stateOf(key)
     if (state.queued || state.bucket.countsTokens() || state.bucket.check(0, now) !== undefined) return undefined
     // `admit`'s sweep, run once it is known the call is admitted here (it drops idle keys only, never this one).
     if (idle !== undefined && idle.due(now)) sweep(idle, now)
     return { state, ticket: state.bucket.take(0, now) }
   }
 
-  const admitFused: Fused["admit"] = (provider, request, restore, use) => {
+  const admitFused: Fused["admit"] = (key, request, restore, use) => {
     if (!isDecoded(request)) return undefined
-    const state = stateOf(keyFor(provider, request))
+    const state = stateOf(key)
     return state.bucket.countsTokens() ? undefined : admit(state, 0, restore, use, continueFused)
   }
 
@@ -621,10 +624,11 @@ export interface Fused {
   /**
    * `limitKey`'s admission of `call(provider, request)` made at once: a permit taken when the request is decoded,
    * its charge is 0 (no token limit to count against), nobody is queued on the key and the bucket admits; else
-   * `undefined`, and nothing changed (`call` then decides: wait, queue or refuse). Settle it exactly once.
+   * `undefined`, and nothing changed (`call` then decides: wait, queue or refuse). Settle it exactly once. `key`: the
+   * call's, `callKeyOf(provider, request.model)`.
    */
   readonly admitNow: (
-    provider: LlmProviderService,
+    key: string,
     request: CompletionRequestInput,
     now: number
   ) => Admission | undefined
@@ -637,7 +641,7 @@ export interface Fused {
    * `undefined` where the charge needs counting: then `call`.
    */
   readonly admit: <A, E, R>(
-    provider: LlmProviderService,
+    key: string,
     request: CompletionRequestInput,
     restore: Restore,
     use: (admission: Admission) => Effect.Effect<A, E, R>

@@ -211,7 +211,7 @@ const makeRetrier = (options: Options, budgetOptions: Exclude<Options["budget"],
   const resolved = (target: Target): Resolved => {
     // Without overrides every target shares the one policy: no key to build per call.
     if (options.overrides === undefined) return resolvedByOverride.get("") ?? resolvedFor("", undefined, undefined)
-    const key = `${target.name}:${target.model}`
+    const key = targetKey(target)
     const byKey = options.overrides?.[key]
     const byName = options.overrides?.[target.name]
     const policy = byKey !== undefined ? `key:${key}` : byName !== undefined ? `name:${target.name}` : ""
@@ -255,9 +255,9 @@ const makeRetrier = (options: Options, budgetOptions: Exclude<Options["budget"],
     return budget
   }
 
-  // A call that starts at `started` deposits into its target's retry budget.
-  const deposit = (target: Target, started: number): void => {
-    budgetOf(`${target.name}:${target.model}`, started)?.deposit(started)
+  // A call that starts at `started` deposits into its target's retry budget (`key`: the target's `name:model`).
+  const deposit = (key: string, started: number): void => {
+    budgetOf(key, started)?.deposit(started)
   }
 
   // The first attempt of a call that started at `started` (deposit made), and the retries after its failure.
@@ -267,7 +267,7 @@ const makeRetrier = (options: Options, budgetOptions: Exclude<Options["budget"],
     callOptions: RetryCallOptions<E> | undefined,
     started: number
   ): Prepared<A, E, R> => {
-    const key = `${target.name}:${target.model}`
+    const key = targetKey(target)
     const settings = resolved(target)
     const budget = budgetOf(key, started)
     const ownDeadline = settings.deadline === undefined ? undefined : started + Duration.toMillis(settings.deadline)
@@ -369,7 +369,7 @@ const makeRetrier = (options: Options, budgetOptions: Exclude<Options["budget"],
     callOptions?: RetryCallOptions<E>
   ): Effect.Effect<A, E | HardFailure | RetryBudgetExhausted, R> =>
     Effect.flatMap(Clock.currentTimeMillis, (started) => {
-      deposit(target, started)
+      deposit(targetKey(target), started)
       const { first, retriesAfter } = prepare(effect, target, callOptions, started)
       return Effect.catchAll(first, retriesAfter)
     })
@@ -396,7 +396,7 @@ const makeRetrier = (options: Options, budgetOptions: Exclude<Options["budget"],
   const remainingBudget = (target: Target) =>
     Effect.map(
       Clock.currentTimeMillis,
-      (now) => budgetOf(`${target.name}:${target.model}`, now)?.remaining(now) ?? Infinity
+      (now) => budgetOf(targetKey(target), now)?.remaining(now) ?? Infinity
     )
 
   const retrier: Retrier = { retry, retryStream, remainingBudget }
@@ -426,7 +426,8 @@ export interface Prepared<A, E, R> {
  * @internal
  */
 export interface RetryStages {
-  readonly deposit: (target: Target, started: number) => void
+  /** Deposits a call started at `started` into the budget of the target whose {@link targetKey} is `key`. */
+  readonly deposit: (key: string, started: number) => void
   readonly prepare: <A, E, R>(
     effect: Effect.Effect<A, E, R>,
     target: Target,
@@ -438,6 +439,9 @@ export interface RetryStages {
 }
 
 const stages = new WeakMap<Retrier, RetryStages>()
+
+/** A target's `name:model`: the key of its budget and of its overrides. @internal */
+export const targetKey = (target: Target): string => `${target.name}:${target.model}`
 
 /** The stages of a retrier this module made. @internal */
 export const stagesOf = (retrier: Retrier): RetryStages | undefined => stages.get(retrier)

@@ -11,7 +11,7 @@ import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import * as CircuitBreaker from "../../src/CircuitBreaker.js"
 import * as breakerInternal from "../../src/internal/circuitBreaker.js"
-import { fusedOf } from "../../src/internal/rateLimit.js"
+import { callKeyOf, fusedOf } from "../../src/internal/rateLimit.js"
 import { validateRequest } from "../../src/internal/request.js"
 import { type CompletionResult, makeUsage } from "../../src/Llm.js"
 import { hardFailure } from "../../src/LlmError.js"
@@ -98,11 +98,11 @@ describe("the limiter's synchronous steps", () => {
       expect(fused).toBeDefined()
       const request = yield* validateRequest({ messages: [{ role: "user", content: "hi" }] })
       // Not decoded (a plain object): `call` must decode it.
-      expect(fused.admitNow(provider, { messages: [{ role: "user", content: "hi" }] }, 0)).toBeUndefined()
-      const admission = fused.admitNow(provider, request, 0)
+      expect(fused.admitNow(callKeyOf(provider, undefined), { messages: [{ role: "user", content: "hi" }] }, 0)).toBeUndefined()
+      const admission = fused.admitNow(callKeyOf(provider, undefined), request, 0)
       expect(admission).toBeDefined()
       expect((yield* limiter.snapshot("p:m")).inFlight).toBe(1)
-      expect(fused.admitNow(provider, request, 0)).toBeUndefined()
+      expect(fused.admitNow(callKeyOf(provider, undefined), request, 0)).toBeUndefined()
       // A caller queues behind the held permit; once it is released the queue goes first.
       const queued = yield* Effect.fork(limiter.call(provider, request))
       yield* Effect.yieldNow()
@@ -111,7 +111,7 @@ describe("the limiter's synchronous steps", () => {
       if (after !== undefined) yield* after
       yield* queued.await
       expect((yield* limiter.snapshot("p:m")).inFlight).toBe(0)
-      expect(fused.admitNow(provider, request, 0)).toBeDefined()
+      expect(fused.admitNow(callKeyOf(provider, undefined), request, 0)).toBeDefined()
     }))
 
   it.effect("settle a 429 with the limiter's pause, and step aside where tokens are counted", () =>
@@ -119,7 +119,7 @@ describe("the limiter's synchronous steps", () => {
       const limiter = yield* RateLimit.make({})
       const fused = fusedOf(limiter)!
       const request = yield* validateRequest({ messages: [{ role: "user", content: "hi" }] })
-      const admission = fused.admitNow(provider, request, 1_000)!
+      const admission = fused.admitNow(callKeyOf(provider, undefined), request, 1_000)!
       const refused = hardFailure({
         reason: "RateLimited",
         provider: "p",
@@ -129,8 +129,8 @@ describe("the limiter's synchronous steps", () => {
       const after = fused.settleNow(admission, Exit.fail(refused), 1_000)
       if (after !== undefined) yield* after
       expect((yield* limiter.snapshot("p:m")).pausedUntil).toBe(3_000)
-      expect(fused.admitNow(provider, request, 2_000)).toBeUndefined()
+      expect(fused.admitNow(callKeyOf(provider, undefined), request, 2_000)).toBeUndefined()
       const counted = fusedOf(yield* RateLimit.make({ limits: { tpm: 1_000 } }))!
-      expect(counted.admitNow(provider, request, 0)).toBeUndefined()
+      expect(counted.admitNow(callKeyOf(provider, undefined), request, 0)).toBeUndefined()
     }))
 })

@@ -20,6 +20,7 @@ import type {
 import type * as RateLimit from "../../RateLimit.js"
 import type { Config, Strategy } from "../../Resilient.js"
 import type * as observability from "../observability.js"
+import type { Lane } from "./fastPath.js"
 import type { BuiltTier, Latencies, Step } from "./plan.js"
 import type { Plan } from "./request.js"
 
@@ -51,8 +52,8 @@ export interface Client {
   readonly acceptReasons: ReadonlyArray<DegradedReason> | undefined
   /** The plans of the strategies whose order is fixed by the config, built on first use (./request.ts). */
   readonly plans: Map<Strategy, Plan>
-  /** The tiers whose first attempt may run on the fast path (./fastPath.ts). */
-  readonly fast: Set<BuiltTier>
+  /** The tiers whose first attempt may run on the fast path, with their lanes by model (./fastPath.ts). */
+  readonly fast: Map<BuiltTier, ReadonlyMap<string, Lane>>
 }
 
 /** An answer (or, for a stream, a committed stream) and the step that produced it. @internal */

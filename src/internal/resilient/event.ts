@@ -7,7 +7,6 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as FiberRef from "effect/FiberRef"
 import type * as LogLevel from "effect/LogLevel"
-import type * as Tracer from "effect/Tracer"
 import type { CompletionRequest } from "../../Llm.js"
 import type { ResilientResult } from "../../Resilient.js"
 import * as breakerInternal from "../circuitBreaker.js"
@@ -59,14 +58,8 @@ export const instrumentStep = <A extends { readonly degraded: unknown }, E, R>(
   )
 }
 
-/** @internal */
-export interface RequestStart {
-  readonly span: Tracer.Span | undefined
-  /** Drawn at the start for a span; without one, only when the request's event is logged. */
-  readonly requestId: string | undefined
-  readonly primary: string
-  readonly startedAt: number
-}
+/** What a request's report takes from its start: span, id, primary, start time and trace. @internal */
+export type RequestStart = observability.RequestReport
 
 /**
  * Records a request's outcome (metrics, span attributes, the breaker state gauge) and returns the logging of its
@@ -77,27 +70,25 @@ export interface RequestStart {
 export const reportNow = (
   client: Client,
   start: RequestStart,
-  context: RequestContext,
   exit: Exit.Exit<ResilientResult, unknown>,
+  endedAt: number,
   minimum: LogLevel.LogLevel,
   ttftMs?: number | undefined
 ): Effect.Effect<void> | undefined => {
   const answeredBy = Exit.isSuccess(exit) ? exit.value.servedBy : start.primary
   const breaker = client.breakers.get(answeredBy)
-  // The request's end, and the moment its breaker's state is read.
-  const endedAt = context.clock.unsafeCurrentTimeMillis()
-  if (breaker === undefined) return report(start, context, exit, answeredBy, endedAt, undefined, minimum, ttftMs)
+  // `endedAt`: the request's end, and the moment its breaker's state is read.
+  if (breaker === undefined) return report(start, exit, answeredBy, endedAt, undefined, minimum, ttftMs)
   const state = breakerInternal.stateNow(breaker, endedAt)
-  if (state !== undefined) return report(start, context, exit, answeredBy, endedAt, state, minimum, ttftMs)
+  if (state !== undefined) return report(start, exit, answeredBy, endedAt, state, minimum, ttftMs)
   return Effect.flatMap(
     breaker.state,
-    (state) => report(start, context, exit, answeredBy, endedAt, state, minimum, ttftMs) ?? Effect.void
+    (state) => report(start, exit, answeredBy, endedAt, state, minimum, ttftMs) ?? Effect.void
   )
 }
 
 const report = (
   start: RequestStart,
-  context: RequestContext,
   exit: Exit.Exit<ResilientResult, unknown>,
   answeredBy: string,
   endedAt: number,
@@ -108,16 +99,7 @@ const report = (
   if (circuitState !== undefined) {
     metrics.update(metrics.forLabel(answeredBy).breakerState, metrics.stateValue(circuitState))
   }
-  const event = observability.recordRequest(exit, {
-    span: start.span,
-    requestId: start.requestId,
-    primary: start.primary,
-    startedAt: start.startedAt,
-    endedAt,
-    trace: context.trace,
-    circuitState,
-    ttftMs
-  }, minimum)
+  const event = observability.recordRequest(exit, start, endedAt, circuitState, ttftMs, minimum)
   return event === undefined ? undefined : observability.logEvent(event)
 }
 
@@ -130,5 +112,12 @@ export const reportRequest = (
   ttftMs?: number | undefined
 ): Effect.Effect<void> =>
   Effect.withFiberRuntime((fiber) =>
-    reportNow(client, start, context, exit, fiber.getFiberRef(FiberRef.currentMinimumLogLevel), ttftMs) ?? Effect.void
+    reportNow(
+      client,
+      start,
+      exit,
+      context.clock.unsafeCurrentTimeMillis(),
+      fiber.getFiberRef(FiberRef.currentMinimumLogLevel),
+      ttftMs
+    ) ?? Effect.void
   )

@@ -55,15 +55,15 @@ import { type FallbackAttempt, RateLimitExceeded } from "../../LlmError.js"
 import * as breakerInternal from "../circuitBreaker.js"
 import * as metrics from "../metrics.js"
 import * as observability from "../observability.js"
-import { type Admission, type Fused, fusedOf, type Restore } from "../rateLimit.js"
+import { type Admission, callKeyOf, type Fused, fusedOf, type Restore } from "../rateLimit.js"
 import { withConnectTimeout, withModel } from "../request.js"
-import { type RetryStages, stagesOf } from "../retry.js"
+import { type RetryStages, stagesOf, targetKey } from "../retry.js"
 import { refusal } from "./capabilities.js"
+import type { Target } from "../../Retry.js"
 import type { CallShape, Client, Outcome, Primed, RequestContext } from "./client.js"
 import { timedCall } from "./completion.js"
-import { breakerOf } from "./deployments.js"
 import type { LadderError } from "./engine.js"
-import type { BuiltTier, Step } from "./plan.js"
+import { type BuiltTier, labelOf, type Step } from "./plan.js"
 import { fitsUncounted, limitsOf } from "./preflight.js"
 
 /** @internal */
@@ -77,13 +77,45 @@ export const eligible = (client: Client, tier: BuiltTier): boolean =>
   && tier.config.adaptMessages === undefined
   && (tier.retrier === undefined || stagesOf(tier.retrier) !== undefined)
 
+/**
+ * What the first attempt of one of a tier's models goes through, the same for every request: looked up once, when
+ * the client is made, instead of per request.
+ * @internal
+ */
+export interface Lane {
+  readonly breaker: CircuitBreaker.CircuitBreaker | undefined
+  readonly stages: RetryStages | undefined
+  /** The retrier wraps nothing around the first attempt (no attempt timeout or deadline of its own), or there is none. */
+  readonly bareFirst: boolean
+  readonly target: Target
+  /** `target`'s retry-budget key. */
+  readonly budgetKey: string
+  /** The limiter's key of the tier's calls to the model (`callKeyOf`). */
+  readonly limiterKey: string
+}
+
+/** The lanes of an {@link eligible} tier, by model. Its breakers are the client's, made already. @internal */
+export const lanesOf = (client: Client, tier: BuiltTier): ReadonlyMap<string, Lane> =>
+  new Map(tier.models.map((model) => {
+    const stages = tier.retrier === undefined ? undefined : stagesOf(tier.retrier)
+    const target: Target = { name: tier.provider.name, model }
+    const lane: Lane = {
+      // An eligible tier has no deployments: its steps are never `unguarded` (./deployments.ts).
+      breaker: client.breakers.get(labelOf(tier, model)),
+      stages,
+      bareFirst: stages === undefined || stages.bareFirst(target),
+      target,
+      budgetKey: targetKey(target),
+      limiterKey: callKeyOf(tier.provider, model)
+    }
+    return [model, lane]
+  }))
+
 /** A first attempt the fast path can make: the step, what it sends, and what it goes through. @internal */
 export interface First {
   readonly step: Step
   readonly input: CompletionRequest
-  readonly breaker: CircuitBreaker.CircuitBreaker | undefined
-  readonly stages: RetryStages | undefined
-  readonly target: { readonly name: string; readonly model: string }
+  readonly lane: Lane
 }
 
 /** The fast path's first attempt of `step` for `request`, or `undefined` where the ladder must run. @internal */
@@ -94,24 +126,18 @@ export const firstOf = (
   context: RequestContext
 ): First | undefined => {
   const { label, model, tier } = step
-  if (!client.fast.has(tier) || context.traced || context.deadlineAt !== undefined) return undefined
+  const lane = client.fast.get(tier)?.get(model)
+  if (lane === undefined || context.traced || context.deadlineAt !== undefined) return undefined
   if (refusal(request, label, tier.provider.capabilities, tier.config.capabilities) !== undefined) return undefined
   const input = fitsUncounted(withModel(withConnectTimeout(request, tier.config.connectTimeout), model), limitsOf(step))
-  if (input === undefined) return undefined
-  return {
-    step,
-    input,
-    breaker: breakerOf(client, step),
-    stages: tier.retrier === undefined ? undefined : stagesOf(tier.retrier),
-    target: { name: tier.provider.name, model }
-  }
+  return input === undefined ? undefined : { step, input, lane }
 }
 
-/** The served value of a first attempt that succeeded, with its attempt recorded. */
-const servedBy = (first: First, value: CompletionResult, context: RequestContext): Served => {
-  const outcome: Outcome<CompletionResult> = { value, step: first.step, degraded: undefined }
-  observability.recordAttempt(undefined, first.step.label, Exit.succeed(outcome), context.trace)
-  return { value: outcome, tier: 1, label: first.step.label, attempts: noAttempts }
+/** The served value of a first attempt that succeeded, with its attempt recorded (`recordAttempt`'s, no span). */
+const servedBy = (first: First, value: CompletionResult): Served => {
+  const { step } = first
+  observability.countAttempt(step.label, "success")
+  return { value: { value, step, degraded: undefined }, tier: 1, label: step.label, attempts: noAttempts }
 }
 
 // A request served by its first attempt has no attempts before it: one frozen empty list for all of them.
@@ -149,17 +175,17 @@ export const firstAttempt = (
   const attempt = () => {
     const startedAt = context.clock.unsafeCurrentTimeMillis()
     const call = shape.call(first.step, first.input, context)
-    const { stages, target } = first
-    stages?.deposit(target, startedAt)
+    const { budgetKey, stages, target } = first.lane
+    stages?.deposit(budgetKey, startedAt)
     return Effect.matchCauseEffect(
       stages === undefined ? call : stages.prepare(call, target, undefined, startedAt).first,
       {
-        onSuccess: (value) => Effect.succeed(servedBy(first, value, context)),
+        onSuccess: (value) => Effect.succeed(servedBy(first, value)),
         onFailure: (cause) => failedWith(first, cause, startedAt, context, ladder)
       }
     )
   }
-  const { breaker } = first
+  const { breaker } = first.lane
   return Effect.suspend(() =>
     breaker !== undefined && !breakerInternal.admitsNow(breaker, context.clock.unsafeCurrentTimeMillis())
       ? Effect.flatMap(CircuitBreaker.isOpen(breaker), (open) => open ? ladder() : attempt())
@@ -169,14 +195,16 @@ export const firstAttempt = (
 
 /**
  * How the caller goes on from a fused attempt: its region's `restore`, the ladder, and the request's two endings —
- * `served` from the served value, `failed` with the ladder primed with the failure.
+ * `served` from the served value, `failed` with the ladder primed with the failure. Called as methods (an object of
+ * the caller's, not four closures per request).
  * @internal
  */
 export interface Then<A, E> {
   readonly restore: Restore
-  readonly ladder: () => Effect.Effect<Served, LadderError>
-  readonly served: (served: Served) => Effect.Effect<A, E>
-  readonly failed: (ladder: Effect.Effect<Served, LadderError>) => Effect.Effect<A, E>
+  ladder(): Effect.Effect<Served, LadderError>
+  /** `endedAt`: when the attempt ended, the request's end. */
+  served(served: Served, endedAt: number): Effect.Effect<A, E>
+  failed(ladder: Effect.Effect<Served, LadderError>): Effect.Effect<A, E>
 }
 
 /**
@@ -197,26 +225,23 @@ export const fusedAttempt = <A, E>(
   now: number,
   then: Then<A, E>
 ): Effect.Effect<A, E> | undefined => {
-  const { breaker, input, stages, step, target } = first
-  const { ladder, restore } = then
+  const { input, lane, step } = first
+  const { bareFirst, breaker, budgetKey, limiterKey, stages } = lane
   const limiter = fusedOf(client.limiter)
-  if (
-    limiter === undefined || (stages !== undefined && !stages.bareFirst(target))
-    || (breaker !== undefined && !breakerInternal.admitsNow(breaker, now))
-  ) {
+  if (limiter === undefined || !bareFirst || (breaker !== undefined && !breakerInternal.admitsNow(breaker, now))) {
     return undefined
   }
   // The breaker was asked (`admitsNow`, which changes nothing) before the limiter takes its permit and the breaker
   // its ticket: all in this one synchronous section, so in `shape.call`'s limiter → breaker order, as one step.
-  const admission = limiter.admitNow(step.tier.provider, input, now)
+  const admission = limiter.admitNow(limiterKey, input, now)
   if (admission !== undefined) {
     const ticket = breaker === undefined ? undefined : breakerInternal.admitNow(breaker, now)
-    stages?.deposit(target, now)
+    stages?.deposit(budgetKey, now)
     return fusedCall(limiter, first, context, admission, ticket, now, now, then)
   }
   // Someone is queued on the key, or its bucket refuses: the call waits in the limiter's queue (or is refused) as
   // `call` would make it, and runs fused from its admission — parked with nothing of the ladder's around it.
-  const parked = limiter.admit(step.tier.provider, input, restore, (admission) => {
+  const parked = limiter.admit(limiterKey, input, then.restore, (admission) => {
     const admittedAt = context.clock.unsafeCurrentTimeMillis()
     // The wait in the limiter, as `shape.call` measures it (./completion.ts).
     if (client.limited && admittedAt > now) {
@@ -230,12 +255,13 @@ export const fusedAttempt = <A, E>(
     return fusedCall(limiter, first, context, admission, ticket, now, admittedAt, then)
   })
   if (parked === undefined) return undefined
-  stages?.deposit(target, now)
+  stages?.deposit(budgetKey, now)
   // A refusal by the limiter (fail-fast, or its wait would pass `maxWait`) is the attempt's failure.
   return Effect.catchIf(
     parked,
     (error): error is RateLimitExceeded => error instanceof RateLimitExceeded,
-    (refused) => then.failed(Effect.suspend(() => failedWith(first, Cause.fail(refused), now, context, ladder)))
+    (refused) =>
+      then.failed(Effect.suspend(() => failedWith(first, Cause.fail(refused), now, context, () => then.ladder())))
   )
 }
 
@@ -253,23 +279,26 @@ const fusedCall = <A, E>(
   ticket: number | undefined,
   startedAt: number,
   admittedAt: number,
-  { failed, ladder, restore, served }: Then<A, E>
+  then: Then<A, E>
 ): Effect.Effect<A, E> => {
-  const { breaker, input, step } = first
-  const settle = (exit: Exit.Exit<CompletionResult, unknown>) =>
-    settleBoth(limiter, admission, breaker, ticket, admittedAt, exit, context.clock.unsafeCurrentTimeMillis())
+  const { input, lane: { breaker }, step } = first
   const timed = timedCall(step, input)
   const call = breaker !== undefined && ticket === undefined ? breaker.execute(timed) : timed
-  return Effect.matchCauseEffect(restore(call), {
+  return Effect.matchCauseEffect(then.restore(call), {
     onSuccess: (value) => {
-      const after = settle(Exit.succeed(value))
+      // The attempt's end, and the request's: one clock read.
+      const endedAt = context.clock.unsafeCurrentTimeMillis()
+      const after = settleBoth(limiter, admission, breaker, ticket, admittedAt, Exit.succeed(value), endedAt)
       return after === undefined
-        ? served(servedBy(first, value, context))
-        : Effect.zipRight(after, Effect.suspend(() => served(servedBy(first, value, context))))
+        ? then.served(servedBy(first, value), endedAt)
+        : Effect.zipRight(after, Effect.suspend(() => then.served(servedBy(first, value), endedAt)))
     },
     onFailure: (cause) => {
-      const after = settle(Exit.failCause(cause))
-      const resumed = failed(Effect.suspend(() => failedWith(first, cause, startedAt, context, ladder)))
+      const endedAt = context.clock.unsafeCurrentTimeMillis()
+      const after = settleBoth(limiter, admission, breaker, ticket, admittedAt, Exit.failCause(cause), endedAt)
+      const resumed = then.failed(
+        Effect.suspend(() => failedWith(first, cause, startedAt, context, () => then.ladder()))
+      )
       return after === undefined ? resumed : Effect.zipRight(after, resumed)
     }
   })

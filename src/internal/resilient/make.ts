@@ -22,7 +22,7 @@ import { observedQuantile } from "./balance.js"
 import type { Client } from "./client.js"
 import { makeComplete } from "./complete.js"
 import { buildDeployments, deploymentKey } from "./deployments.js"
-import { eligible } from "./fastPath.js"
+import { eligible, lanesOf } from "./fastPath.js"
 import { uniqueSteps, validateConfig } from "./options.js"
 import { type BuiltTier, Latencies, order } from "./plan.js"
 import { withPreset } from "./presets.js"
@@ -190,11 +190,11 @@ export const build = (
         : { completion: completionHedger, stream: streamHedger },
       acceptReasons,
       plans: new Map(),
-      fast: new Set()
+      fast: new Map()
     }
     // The differential test (test/resilient/fastPath.test.ts) builds with `fastPath: false` to run the ladder alone.
     if (options.fastPath !== false) {
-      for (const tier of tiers) if (eligible(client, tier)) client.fast.add(tier)
+      for (const tier of tiers) if (eligible(client, tier)) client.fast.set(tier, lanesOf(client, tier))
     }
     const service: Service = {
       complete: makeComplete(client),
