@@ -98,7 +98,8 @@ describe("the limiter's synchronous steps", () => {
       expect(fused).toBeDefined()
       const request = yield* validateRequest({ messages: [{ role: "user", content: "hi" }] })
       // Not decoded (a plain object): `call` must decode it.
-      expect(fused.admitNow(callKeyOf(provider, undefined), { messages: [{ role: "user", content: "hi" }] }, 0)).toBeUndefined()
+      expect(fused.admitNow(callKeyOf(provider, undefined), { messages: [{ role: "user", content: "hi" }] }, 0))
+        .toBeUndefined()
       const admission = fused.admitNow(callKeyOf(provider, undefined), request, 0)
       expect(admission).toBeDefined()
       expect((yield* limiter.snapshot("p:m")).inFlight).toBe(1)
