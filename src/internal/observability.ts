@@ -300,8 +300,9 @@ const levels = {
 } as const
 
 /**
- * @internal Records a request's metrics and span attributes, and returns its log event — unless its level is below
- * `minimum`: then no event, id or timestamp is built for a log that would drop it.
+ * @internal Records a request's metrics (with the breaker state gauge, given `circuitState`) and span attributes, and
+ * returns its log event — unless its level is below `minimum`: then no event, id or timestamp is built for a log that
+ * would drop it.
  */
 export const recordRequest = (
   exit: Exit.Exit<ResilientResult, unknown>,
@@ -328,6 +329,8 @@ export const recordRequest = (
     m = metrics.forLabel(report.primary)
   }
   const { model, system } = m
+  // The state of the answering provider's breaker (the primary's, when none answered), read as the request ended.
+  if (circuitState !== undefined) metrics.update(m.breakerState, metrics.stateValue(circuitState))
   metrics.update(m.request(outcome, report.primary), 1)
   metrics.update(m.successRate, m.successes.add(outcome === "success"))
   metrics.update(m.duration, duration)
@@ -335,7 +338,7 @@ export const recordRequest = (
   const fallbackFrom = result?.fallbackFrom ?? null
   const isFallback = result !== undefined && result.servedBy !== report.primary
   if (isFallback) metrics.update(m.fallback(report.primary), 1)
-  const primaryMetrics = metrics.forLabel(report.primary)
+  const primaryMetrics = isFallback ? metrics.forLabel(report.primary) : m
   metrics.update(primaryMetrics.fallbackRate, primaryMetrics.fallbacks.add(isFallback))
   if (result !== undefined) {
     metrics.update(m.inputTokens, result.usage.inputTokens)

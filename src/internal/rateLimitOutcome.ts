@@ -26,9 +26,9 @@ export const DEFAULT_429_PAUSE_MILLIS = 1_000
 /** @internal */
 export const MAX_DEFAULT_429_PAUSE_MILLIS = 30_000
 
-/** @internal */
+/** @internal `value[name]` of an object (missing: `undefined`), else `undefined`. */
 export const field = (value: unknown, name: string): unknown =>
-  typeof value === "object" && value !== null && name in value ? (value as Record<string, unknown>)[name] : undefined
+  typeof value === "object" && value !== null ? (value as Record<string, unknown>)[name] : undefined
 
 const totalTokensOf = (value: unknown): number | undefined => {
   const total = field(field(value, "usage"), "totalTokens")

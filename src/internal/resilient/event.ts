@@ -78,27 +78,23 @@ export const reportNow = (
   const answeredBy = Exit.isSuccess(exit) ? exit.value.servedBy : start.primary
   const breaker = client.breakers.get(answeredBy)
   // `endedAt`: the request's end, and the moment its breaker's state is read.
-  if (breaker === undefined) return report(start, exit, answeredBy, endedAt, undefined, minimum, ttftMs)
+  if (breaker === undefined) return report(start, exit, endedAt, undefined, minimum, ttftMs)
   const state = breakerInternal.stateNow(breaker, endedAt)
-  if (state !== undefined) return report(start, exit, answeredBy, endedAt, state, minimum, ttftMs)
+  if (state !== undefined) return report(start, exit, endedAt, state, minimum, ttftMs)
   return Effect.flatMap(
     breaker.state,
-    (state) => report(start, exit, answeredBy, endedAt, state, minimum, ttftMs) ?? Effect.void
+    (state) => report(start, exit, endedAt, state, minimum, ttftMs) ?? Effect.void
   )
 }
 
 const report = (
   start: RequestStart,
   exit: Exit.Exit<ResilientResult, unknown>,
-  answeredBy: string,
   endedAt: number,
   circuitState: string | undefined,
   minimum: LogLevel.LogLevel,
   ttftMs: number | undefined
 ): Effect.Effect<void> | undefined => {
-  if (circuitState !== undefined) {
-    metrics.update(metrics.forLabel(answeredBy).breakerState, metrics.stateValue(circuitState))
-  }
   const event = observability.recordRequest(exit, start, endedAt, circuitState, ttftMs, minimum)
   return event === undefined ? undefined : observability.logEvent(event)
 }
