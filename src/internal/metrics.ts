@@ -253,8 +253,24 @@ export class Series {
   }
 }
 
+/**
+ * @internal A gauge's series, not set again to the value it holds: the success and fallback rates and the breaker
+ * state are set on every request and mostly unchanged. (The registry's series starts over after `dropSeries`: then
+ * it is set again.)
+ */
+export class GaugeSeries extends Series {
+  private last = Number.NaN
+  private lastSeen = -1
+  override update(value: number): void {
+    if (value === this.last && this.lastSeen === drops) return
+    super.update(value)
+    this.last = value
+    this.lastSeen = drops
+  }
+}
+
 type Counter = Series
-type Gauge = Series
+type Gauge = GaugeSeries
 type Histogram = Series
 
 /** @internal Tagged instances and rolling shares of one provider:model. */
@@ -290,10 +306,12 @@ export class ModelMetrics {
       key: MetricKey.MetricKey<MetricKeyType.MetricKeyType<number, unknown>>,
       labels: ReadonlyArray<MetricLabel.MetricLabel> = this.labels
     ): Series => new Series(MetricKey.taggedWithLabels(key, labels))
-    this.successRate = tag(successRateKey)
-    this.fallbackRate = tag(fallbackRateKey)
-    this.formatComplianceRate = tag(formatComplianceRateKey)
-    this.breakerState = tag(breakerStateKey)
+    const gauge = (key: MetricKey.MetricKey<MetricKeyType.MetricKeyType<number, unknown>>): GaugeSeries =>
+      new GaugeSeries(MetricKey.taggedWithLabels(key, this.labels))
+    this.successRate = gauge(successRateKey)
+    this.fallbackRate = gauge(fallbackRateKey)
+    this.formatComplianceRate = gauge(formatComplianceRateKey)
+    this.breakerState = gauge(breakerStateKey)
     this.duration = tag(requestDurationKey)
     this.ttft = tag(timeToFirstTokenKey)
     this.inputTokens = tag(tokensTotalKey, [...this.labels, MetricLabel.make(attr.tokenType, "input")])

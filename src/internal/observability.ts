@@ -353,7 +353,8 @@ export const recordRequest = (
   if (span !== undefined) {
     annotateRequest(span, { system, model, outcome, attempt, duration, fallbackFrom, result, report, circuitState })
   }
-  if (!LogLevel.greaterThanEqual(levels[level], minimum)) return undefined
+  // `LogLevel.greaterThanEqual`, without its dual dispatch: this runs for every request.
+  if (levels[level].ordinal < minimum.ordinal) return undefined
   const failed = failureOf(exit)
   return new RequestEvent(
     level,

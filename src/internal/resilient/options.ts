@@ -234,13 +234,15 @@ export const uniqueSteps = (
   return Effect.void
 }
 
+const refuse = (field: string, message: string) => new InvalidRequest({ field, issues: [{ field, message }] })
+
 /** A per-call strategy, buffer or deadline that cannot work is the caller's mistake, refused before any step. @internal */
 export const checkCallOptions = (options: CallOptions | undefined): InvalidRequest | undefined => {
-  const refuse = (field: string, message: string) => new InvalidRequest({ field, issues: [{ field, message }] })
-  if (options?.strategy !== undefined && !isStrategy(options.strategy)) {
+  if (options === undefined) return undefined
+  if (options.strategy !== undefined && !isStrategy(options.strategy)) {
     return refuse("strategy", `must be one of ${strategies.join(", ")}`)
   }
-  const buffer: unknown = options?.buffer
+  const buffer: unknown = options.buffer
   if (buffer !== undefined && typeof buffer !== "boolean") return refuse("buffer", "must be true or false")
   return checkDeadline(options)
 }

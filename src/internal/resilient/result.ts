@@ -12,33 +12,20 @@ import type { ResilientResult } from "../../Resilient.js"
 import type { Client, Outcome } from "./client.js"
 import { costOf, priceOf } from "./plan.js"
 
-// A result's keys in the schema's order (Llm.CompletionResult): the six it always has, then the optional ones.
-const indexOf = (key: string): number => {
-  switch (key) {
-    case "content":
-      return 0
-    case "usage":
-      return 1
-    case "model":
-      return 2
-    case "provider":
-      return 3
-    case "finishReason":
-      return 4
-    case "latencyMs":
-      return 5
-    case "requestId":
-      return 6
-    case "rateLimit":
-      return 7
-    case "toolCalls":
-      return 8
-    case "notes":
-      return 9
-    default:
-      return -1
-  }
-}
+// A result's keys in the schema's order (Llm.CompletionResult): the six it always has, then the optional ones. A
+// prototype-less table: one lookup per key, where a `switch` compared each key with up to ten strings.
+const keyIndex: Readonly<Record<string, number | undefined>> = Object.assign(Object.create(null) as object, {
+  content: 0,
+  usage: 1,
+  model: 2,
+  provider: 3,
+  finishReason: 4,
+  latencyMs: 5,
+  requestId: 6,
+  rateLimit: 7,
+  toolCalls: 8,
+  notes: 9
+})
 const MANDATORY = 0b111111
 
 /**
@@ -49,7 +36,7 @@ const keysOf = (result: CompletionResult): number | undefined => {
   let seen = 0
   let last = -1
   for (const key in result) {
-    const index = indexOf(key)
+    const index = keyIndex[key] ?? -1
     if (index <= last) return undefined
     seen |= 1 << index
     last = index
