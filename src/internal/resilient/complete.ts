@@ -19,7 +19,7 @@ import type * as Fiber from "effect/Fiber"
 import * as FiberRef from "effect/FiberRef"
 import * as RuntimeFlags from "effect/RuntimeFlags"
 import * as Tracer from "effect/Tracer"
-import type { CompletionRequest, CompletionRequestInput } from "../../Llm.js"
+import type { CompletionRequest, CompletionRequestInput, CompletionResult } from "../../Llm.js"
 import type { CallOptions, ResilientResult, Service } from "../../Resilient.js"
 import * as metrics from "../metrics.js"
 import type { Restore } from "../rateLimit.js"
@@ -28,8 +28,9 @@ import type { Client } from "./client.js"
 import { completionShape } from "./completion.js"
 import { type LadderError, runLadder } from "./engine.js"
 import { reportNow, reportRequest } from "./event.js"
-import { firstAttempt, firstOf, fusedAttempt, type Served, type Then } from "./fastPath.js"
+import { firstAttempt, firstOf, fusedAttempt, noAttempts, type Served, servedFirst, type Then } from "./fastPath.js"
 import { checkCallOptions } from "./options.js"
+import type { Step } from "./plan.js"
 import { withRecovery } from "./recovery.js"
 import { open, type Started, withTrace } from "./request.js"
 import { lastResorts, served as resultOf } from "./result.js"
@@ -46,7 +47,7 @@ export const makeComplete = (client: Client): Service["complete"] => {
     withRecovery(client, context, runLadder(client, shape, steps, request, context))
 
   const resultFrom = (served: Served): ResilientResult =>
-    resultOf(served.value, served.value.value, served.tier, served.attempts)
+    resultOf(served.value.step, served.value.degraded, served.value.value, served.tier, served.attempts)
 
   /** What latency-first and the P95 hedge learn from an answer (a degraded one teaches nothing). */
   const rememberLatency = (result: ResilientResult): void => {
@@ -87,13 +88,15 @@ export const makeComplete = (client: Client): Service["complete"] => {
   const finishNow = (
     input: CompletionRequestInput,
     started: Started,
-    served: Served,
+    step: Step,
+    value: CompletionResult,
     endedAt: number,
     fiber: Fiber.RuntimeFiber<ResilientResult, LadderError>,
     restore: Restore
   ): Effect.Effect<ResilientResult, LadderError> => {
-    if (client.cache !== undefined) return restore(finish(input, started, Effect.succeed(served)))
-    const result = resultFrom(served)
+    if (client.cache !== undefined) return restore(finish(input, started, Effect.succeed(servedFirst(step, value))))
+    // `resultFrom(servedFirst(step, value))`, without the served value in between.
+    const result = resultOf(step, undefined, value, 1, noAttempts)
     rememberLatency(result)
     const exit = Exit.succeed(result)
     const minimum = fiber.getFiberRef(FiberRef.currentMinimumLogLevel)
@@ -128,8 +131,8 @@ export const makeComplete = (client: Client): Service["complete"] => {
     ladder() {
       return ladder(this.started, this.request)()
     }
-    served(served: Served, endedAt: number) {
-      return finishNow(this.input, this.started, served, endedAt, this.fiber, this.restore)
+    served(step: Step, value: CompletionResult, endedAt: number) {
+      return finishNow(this.input, this.started, step, value, endedAt, this.fiber, this.restore)
     }
     failed(resumed: Effect.Effect<Served, LadderError>) {
       return this.restore(finish(this.input, this.started, resumed))

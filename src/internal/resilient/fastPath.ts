@@ -133,15 +133,16 @@ export const firstOf = (
   return input === undefined ? undefined : { step, input, lane }
 }
 
-/** The served value of a first attempt that succeeded, with its attempt recorded (`recordAttempt`'s, no span). */
-const servedBy = (first: First, value: CompletionResult): Served => {
-  const { step } = first
-  observability.countAttempt(step.label, "success")
-  return { value: { value, step, degraded: undefined }, tier: 1, label: step.label, attempts: noAttempts }
-}
+/** The chain's served value for a first attempt that answered `value`: tier 1, no attempts before it. @internal */
+export const servedFirst = (step: Step, value: CompletionResult): Served => ({
+  value: { value, step, degraded: undefined },
+  tier: 1,
+  label: step.label,
+  attempts: noAttempts
+})
 
-// A request served by its first attempt has no attempts before it: one frozen empty list for all of them.
-const noAttempts: ReadonlyArray<FallbackAttempt> = Object.freeze([])
+/** A request served by its first attempt has no attempts before it: one frozen empty list for all of them. @internal */
+export const noAttempts: ReadonlyArray<FallbackAttempt> = Object.freeze([])
 
 /** A failed first attempt: a typed failure goes to the ladder (primed with it), anything else ends the request. */
 const failedWith = (
@@ -180,7 +181,11 @@ export const firstAttempt = (
     return Effect.matchCauseEffect(
       stages === undefined ? call : stages.prepare(call, target, undefined, startedAt).first,
       {
-        onSuccess: (value) => Effect.succeed(servedBy(first, value)),
+        onSuccess: (value) => {
+          // The attempt's metric, as `recordAttempt` records an answer without a span.
+          observability.countAttempt(first.step.label, "success")
+          return Effect.succeed(servedFirst(first.step, value))
+        },
         onFailure: (cause) => failedWith(first, cause, startedAt, context, ladder)
       }
     )
@@ -202,8 +207,8 @@ export const firstAttempt = (
 export interface Then<A, E> {
   readonly restore: Restore
   ladder(): Effect.Effect<Served, LadderError>
-  /** `endedAt`: when the attempt ended, the request's end. */
-  served(served: Served, endedAt: number): Effect.Effect<A, E>
+  /** The first attempt answered `value` (its attempt recorded); `endedAt`: when it ended, the request's end. */
+  served(step: Step, value: CompletionResult, endedAt: number): Effect.Effect<A, E>
   failed(ladder: Effect.Effect<Served, LadderError>): Effect.Effect<A, E>
 }
 
@@ -289,9 +294,10 @@ const fusedCall = <A, E>(
       // The attempt's end, and the request's: one clock read.
       const endedAt = context.clock.unsafeCurrentTimeMillis()
       const after = settleBoth(limiter, admission, breaker, ticket, admittedAt, Exit.succeed(value), endedAt)
+      observability.countAttempt(step.label, "success")
       return after === undefined
-        ? then.served(servedBy(first, value), endedAt)
-        : Effect.zipRight(after, Effect.suspend(() => then.served(servedBy(first, value), endedAt)))
+        ? then.served(step, value, endedAt)
+        : Effect.zipRight(after, Effect.suspend(() => then.served(step, value, endedAt)))
     },
     onFailure: (cause) => {
       const endedAt = context.clock.unsafeCurrentTimeMillis()

@@ -7,10 +7,10 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Fallback from "../../Fallback.js"
 import type { CompletionRequestInput, CompletionResult } from "../../Llm.js"
-import type { FallbackAttempt, FallbackExhausted } from "../../LlmError.js"
+import type { DegradedReason, FallbackAttempt, FallbackExhausted } from "../../LlmError.js"
 import type { ResilientResult } from "../../Resilient.js"
 import type { Client, Outcome } from "./client.js"
-import { costOf, priceOf } from "./plan.js"
+import { costOf, priceOf, type Step } from "./plan.js"
 
 // A result's keys in the schema's order (Llm.CompletionResult): the six it always has, then the optional ones. A
 // prototype-less table: one lookup per key, where a `switch` compared each key with up to ten strings.
@@ -53,16 +53,17 @@ type Writable<A> = { -readonly [K in keyof A]: A[K] }
  * @internal
  */
 export const served = (
-  outcome: Outcome<unknown>,
+  step: Step,
+  degraded: DegradedReason | undefined,
   result: CompletionResult,
   position: number,
   attempts: ReadonlyArray<FallbackAttempt>
 ): ResilientResult => {
   const first = attempts[0]?.label
-  const label = outcome.step.label
-  const costUsd = costOf(priceOf(outcome.step.tier.config, outcome.step.model), result)
+  const label = step.label
+  const costUsd = costOf(priceOf(step.tier.config, step.model), result)
   const fallbackFrom = first !== undefined && first !== label ? first : undefined
-  const keys = fallbackFrom === undefined && outcome.degraded === undefined ? keysOf(result) : undefined
+  const keys = fallbackFrom === undefined && degraded === undefined ? keysOf(result) : undefined
   if (keys === MANDATORY) {
     return {
       content: result.content,
@@ -101,7 +102,7 @@ export const served = (
     ...(fallbackFrom !== undefined ? { fallbackFrom } : {}),
     attempts,
     costUsd,
-    ...(outcome.degraded !== undefined ? { degraded: outcome.degraded } : {})
+    ...(degraded !== undefined ? { degraded } : {})
   }
 }
 

@@ -182,7 +182,7 @@ const deliver = (
         const error = Option.getOrUndefined(Cause.failureOption(checked.cause))
         if (error instanceof DegradedResponse) degraded ??= error.reason
       }
-      const resilient = served({ ...outcome, degraded }, result, position, attempts)
+      const resilient = served(outcome.step, degraded, result, position, attempts)
       observability.recordStreamEnd(streamEnd)
       final = resilient
       return { ...streamEnd, result: resilient } satisfies ResilientStreamEnd
