@@ -64,7 +64,7 @@ import type { CallShape, Client, Outcome, Primed, RequestContext } from "./clien
 import { timedCall } from "./completion.js"
 import type { LadderError } from "./engine.js"
 import { type BuiltTier, labelOf, type Step } from "./plan.js"
-import { fitsUncounted, limitsOf } from "./preflight.js"
+import { fitsUncounted, limitsOf, type StepLimits } from "./preflight.js"
 
 /** @internal */
 export type Served = Fallback.Served<Outcome<CompletionResult>>
@@ -90,8 +90,12 @@ export interface Lane {
   readonly target: Target
   /** `target`'s retry-budget key. */
   readonly budgetKey: string
+  /** The client's limiter as synchronous steps, where it is one this library made. */
+  readonly limiter: Fused | undefined
   /** The limiter's key of the tier's calls to the model (`callKeyOf`). */
   readonly limiterKey: string
+  /** What preflight checks the prompt against. */
+  readonly limits: StepLimits
 }
 
 /** The lanes of an {@link eligible} tier, by model. Its breakers are the client's, made already. @internal */
@@ -106,7 +110,9 @@ export const lanesOf = (client: Client, tier: BuiltTier): ReadonlyMap<string, La
       bareFirst: stages === undefined || stages.bareFirst(target),
       target,
       budgetKey: targetKey(target),
-      limiterKey: callKeyOf(tier.provider, model)
+      limiter: fusedOf(client.limiter),
+      limiterKey: callKeyOf(tier.provider, model),
+      limits: limitsOf({ tier, model })
     }
     return [model, lane]
   }))
@@ -129,7 +135,7 @@ export const firstOf = (
   const lane = client.fast.get(tier)?.get(model)
   if (lane === undefined || context.traced || context.deadlineAt !== undefined) return undefined
   if (refusal(request, label, tier.provider.capabilities, tier.config.capabilities) !== undefined) return undefined
-  const input = fitsUncounted(withModel(withConnectTimeout(request, tier.config.connectTimeout), model), limitsOf(step))
+  const input = fitsUncounted(withModel(withConnectTimeout(request, tier.config.connectTimeout), model), lane.limits)
   return input === undefined ? undefined : { step, input, lane }
 }
 
@@ -231,8 +237,7 @@ export const fusedAttempt = <A, E>(
   then: Then<A, E>
 ): Effect.Effect<A, E> | undefined => {
   const { input, lane, step } = first
-  const { bareFirst, breaker, budgetKey, limiterKey, stages } = lane
-  const limiter = fusedOf(client.limiter)
+  const { bareFirst, breaker, budgetKey, limiter, limiterKey, stages } = lane
   if (limiter === undefined || !bareFirst || (breaker !== undefined && !breakerInternal.admitsNow(breaker, now))) {
     return undefined
   }

@@ -44,7 +44,7 @@ export interface StepLimits {
 }
 
 /** A step's limits. @internal */
-export const limitsOf = ({ model, tier }: Step): StepLimits => ({
+export const limitsOf = ({ model, tier }: Pick<Step, "model" | "tier">): StepLimits => ({
   provider: tier.provider.name,
   model,
   contextWindow: tier.contextWindow,
