@@ -16,7 +16,6 @@ import * as DefaultServices from "effect/DefaultServices"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
-import * as FiberRef from "effect/FiberRef"
 import * as RuntimeFlags from "effect/RuntimeFlags"
 import * as Tracer from "effect/Tracer"
 import type { CompletionRequest, CompletionRequestInput, CompletionResult } from "../../Llm.js"
@@ -81,9 +80,9 @@ export const makeComplete = (client: Client): Service["complete"] => {
   }
 
   /**
-   * {@link finish} for an answer in hand, as synchronous steps: the same result, remembering and report, with only
-   * the event's logging left to run (restored to the caller's interruptibility, as `finish` would run it). With a
-   * cache to write, `finish` itself.
+   * {@link finish} for an answer in hand, as synchronous steps: the same result, remembering and report (its event
+   * logged too), with nothing left to run but a breaker state that cannot be read synchronously (restored to the
+   * caller's interruptibility, as `finish` would run it). With a cache to write, `finish` itself.
    */
   const finishNow = (
     input: CompletionRequestInput,
@@ -99,8 +98,7 @@ export const makeComplete = (client: Client): Service["complete"] => {
     const result = resultOf(step, undefined, value, 1, noAttempts)
     rememberLatency(result)
     const exit = Exit.succeed(result)
-    const minimum = fiber.getFiberRef(FiberRef.currentMinimumLogLevel)
-    const reported = reportNow(client, started.start, exit, endedAt, minimum)
+    const reported = reportNow(client, started.start, exit, endedAt, fiber)
     return reported === undefined ? exit : restore(Effect.zipRight(reported, exit))
   }
 

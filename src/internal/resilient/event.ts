@@ -5,8 +5,8 @@
  */
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
 import * as FiberRef from "effect/FiberRef"
-import type * as LogLevel from "effect/LogLevel"
 import type { CompletionRequest } from "../../Llm.js"
 import type { ResilientResult } from "../../Resilient.js"
 import * as breakerInternal from "../circuitBreaker.js"
@@ -62,9 +62,9 @@ export const instrumentStep = <A extends { readonly degraded: unknown }, E, R>(
 export type RequestStart = observability.RequestReport
 
 /**
- * Records a request's outcome (metrics, span attributes, the breaker state gauge) and returns the logging of its
- * event — built only when `minimum` (the fiber's minimum log level) lets it through — or `undefined` when there is
- * nothing left to run. Synchronous where the breaker's state reads synchronously (`stateNow`), as on the fast path.
+ * Records a request's outcome (metrics, span attributes, the breaker state gauge) and logs its event on `fiber` — the
+ * event built only when the fiber's minimum log level lets it through. Synchronous (`undefined`: nothing left to run)
+ * where the breaker's state reads synchronously (`stateNow`), as on the fast path; else the effect that reads it.
  * @internal
  */
 export const reportNow = (
@@ -72,19 +72,15 @@ export const reportNow = (
   start: RequestStart,
   exit: Exit.Exit<ResilientResult, unknown>,
   endedAt: number,
-  minimum: LogLevel.LogLevel,
+  fiber: Fiber.RuntimeFiber<unknown, unknown>,
   ttftMs?: number | undefined
 ): Effect.Effect<void> | undefined => {
   const answeredBy = Exit.isSuccess(exit) ? exit.value.servedBy : start.primary
   const breaker = client.breakers.get(answeredBy)
   // `endedAt`: the request's end, and the moment its breaker's state is read.
-  if (breaker === undefined) return report(start, exit, endedAt, undefined, minimum, ttftMs)
-  const state = breakerInternal.stateNow(breaker, endedAt)
-  if (state !== undefined) return report(start, exit, endedAt, state, minimum, ttftMs)
-  return Effect.flatMap(
-    breaker.state,
-    (state) => report(start, exit, endedAt, state, minimum, ttftMs) ?? Effect.void
-  )
+  const state = breaker === undefined ? undefined : breakerInternal.stateNow(breaker, endedAt)
+  if (breaker === undefined || state !== undefined) return report(start, exit, endedAt, state, fiber, ttftMs)
+  return Effect.map(breaker.state, (state) => report(start, exit, endedAt, state, fiber, ttftMs))
 }
 
 const report = (
@@ -92,14 +88,16 @@ const report = (
   exit: Exit.Exit<ResilientResult, unknown>,
   endedAt: number,
   circuitState: string | undefined,
-  minimum: LogLevel.LogLevel,
+  fiber: Fiber.RuntimeFiber<unknown, unknown>,
   ttftMs: number | undefined
-): Effect.Effect<void> | undefined => {
+): undefined => {
+  const minimum = fiber.getFiberRef(FiberRef.currentMinimumLogLevel)
   const event = observability.recordRequest(exit, start, endedAt, circuitState, ttftMs, minimum)
-  return event === undefined ? undefined : observability.logEvent(event)
+  if (event !== undefined) observability.logEventNow(fiber, event)
+  return undefined
 }
 
-/** {@link reportNow} at the fiber's minimum log level. @internal */
+/** {@link reportNow} on the running fiber, at the request context's clock. @internal */
 export const reportRequest = (
   client: Client,
   start: RequestStart,
@@ -108,12 +106,5 @@ export const reportRequest = (
   ttftMs?: number | undefined
 ): Effect.Effect<void> =>
   Effect.withFiberRuntime((fiber) =>
-    reportNow(
-      client,
-      start,
-      exit,
-      context.clock.unsafeCurrentTimeMillis(),
-      fiber.getFiberRef(FiberRef.currentMinimumLogLevel),
-      ttftMs
-    ) ?? Effect.void
+    reportNow(client, start, exit, context.clock.unsafeCurrentTimeMillis(), fiber, ttftMs) ?? Effect.void
   )
