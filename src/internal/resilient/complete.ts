@@ -180,13 +180,24 @@ export const makeComplete = (client: Client): Service["complete"] => {
   // Effect 3 spans cost ~25 µs each (the parent span is provided through the context). Effect's built-in tracer
   // exports nothing, so under it the spans are skipped; any other tracer (@effect/opentelemetry, a test tracer)
   // gets the request span and one child per ladder step.
+  // The clock of the last services seen: a fiber's services change rarely, and a lookup costs two map reads.
+  let services: Context.Context<DefaultServices.DefaultServices> | undefined
+  let clock: Clock.Clock | undefined
+  const clockOf = (fiber: Fiber.RuntimeFiber<unknown, unknown>): Clock.Clock => {
+    const current = fiber.currentDefaultServices
+    if (current !== services || clock === undefined) {
+      services = current
+      clock = Context.get(current, Clock.Clock)
+    }
+    return clock
+  }
+
   return (input, options) =>
     Effect.withFiberRuntime<ResilientResult, LadderError>((fiber, status) => {
-      const services = fiber.currentDefaultServices
-      if (Context.get(services, Tracer.Tracer) !== nativeTracer) return spanned(input, options)
+      if (fiber.currentTracer !== nativeTracer) return spanned(input, options)
       const refused = checkCallOptions(options)
       if (refused !== undefined) return Effect.fail(refused)
-      const started = open(client, options, undefined, Context.get(services, Clock.Clock), client.latency)
+      const started = open(client, options, undefined, clockOf(fiber), client.latency)
       return run(input, started, fiber, RuntimeFlags.interruption(status.runtimeFlags))
     })
 }
