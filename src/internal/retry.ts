@@ -400,10 +400,17 @@ const makeRetrier = (options: Options, budgetOptions: Exclude<Options["budget"],
     )
 
   const retrier: Retrier = { retry, retryStream, remainingBudget }
-  // Whether a first attempt with no call options is the effect itself: no attempt timeout, no deadline.
-  const bareFirst = (target: Target): boolean => {
+  // Whether a first attempt with no call options is the effect itself: no attempt timeout and no deadline, or an
+  // effect bounded by `withinMillis` that ends before either could: `prepare`'s `attempt(started)` gives the first
+  // attempt the earlier of the two in full, and a timer that would fire only after the effect has ended changes
+  // nothing.
+  const bareFirst = (target: Target, withinMillis?: number): boolean => {
     const settings = resolved(target)
-    return settings.attemptTimeout === undefined && settings.deadline === undefined
+    const { attemptTimeout, deadline } = settings
+    if (attemptTimeout === undefined && deadline === undefined) return true
+    if (withinMillis === undefined) return false
+    return (attemptTimeout === undefined || withinMillis < Duration.toMillis(attemptTimeout))
+      && (deadline === undefined || withinMillis < Duration.toMillis(deadline))
   }
 
   stages.set(retrier, { deposit, prepare, bareFirst })
@@ -434,8 +441,12 @@ export interface RetryStages {
     callOptions: RetryCallOptions<E> | undefined,
     started: number
   ) => Prepared<A, E, R>
-  /** Whether `prepare(effect, target, undefined, started).first` is `effect` itself, unwrapped. */
-  readonly bareFirst: (target: Target) => boolean
+  /**
+   * Whether `prepare(effect, target, undefined, started).first` is `effect` itself, unwrapped — or, given
+   * `withinMillis`, behaves as `effect` does for an effect that ends within `withinMillis` of `started` (its attempt
+   * timeout and deadline both later).
+   */
+  readonly bareFirst: (target: Target, withinMillis?: number) => boolean
 }
 
 const stages = new WeakMap<Retrier, RetryStages>()

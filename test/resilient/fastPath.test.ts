@@ -71,6 +71,8 @@ interface Scenario {
     readonly tightBudget?: boolean
     /** The retrier's own attempt timeout: the fast attempt runs under it as the retrier's first attempt would. */
     readonly attemptTimeout?: boolean
+    /** The retrier's attempt timeout and deadline as given (against the tier's 4 s `timeout`). */
+    readonly bounds?: { readonly attemptTimeout?: Duration.DurationInput; readonly deadline?: Duration.DurationInput }
   }
   readonly limits: undefined | { readonly rpm: number } | { readonly concurrency: number }
   readonly failFast: boolean
@@ -117,7 +119,8 @@ const observe = (scenario: Scenario, fastPath: boolean) => {
             maxAttempts: scenario.retry.maxAttempts,
             // One retry per request in the budget's window: without its deposit a request could not retry.
             ...(scenario.retry.tightBudget === true ? { budget: { ratio: 1, minPerSecond: 0 } } : {}),
-            ...(scenario.retry.attemptTimeout === true ? { attemptTimeout: "4 seconds" } : {})
+            ...(scenario.retry.attemptTimeout === true ? { attemptTimeout: "4 seconds" } : {}),
+            ...scenario.retry.bounds
           },
           breaker: { consecutiveFailures: 2, cooldown: "30 seconds" },
           ...(scenario.limits !== undefined ? { limits: scenario.limits } : {}),
@@ -362,6 +365,37 @@ describe("Resilient.complete fast path", () => {
         expect(results.map((result) => result._tag)).toEqual(["Left", "Right", "Right"])
       }
     }))
+
+  // A retrier's attempt timeout and deadline that cannot end a first attempt bounded by the tier's shorter timeout:
+  // that attempt runs fused, unless it waits in the limiter's queue (the wait counts against them).
+  it.effect(
+    "a retrier's attempt timeout and deadline against the tier's timeout, with and without a queue",
+    () =>
+      Effect.gen(function*() {
+        const boundsList = [
+          { attemptTimeout: "8 seconds", deadline: "20 seconds" },
+          { deadline: "5 seconds" },
+          { deadline: "4 seconds" },
+          { attemptTimeout: "3 seconds", deadline: "20 seconds" }
+        ] as const
+        for (const kind of KINDS) {
+          for (const bounds of boundsList) {
+            for (const limits of [undefined, { concurrency: 1 }] as const) {
+              yield* same({
+                ...base,
+                primary: [kind, "ok"],
+                requests: 3,
+                retry: { maxAttempts: 3, bounds },
+                timeout: true,
+                limits,
+                ...(limits === undefined ? {} : { spacing: "1 second" })
+              })
+            }
+          }
+        }
+      }),
+    120_000
+  )
 
   it.effect("generated scripts and configurations", () =>
     Effect.gen(function*() {

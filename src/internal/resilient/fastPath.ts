@@ -15,14 +15,14 @@
  * Where the limiter's and the breaker's admissions are synchronous steps as they stand — the breaker Closed with no
  * hang due, MetricsOnly or Disabled (`admitsNow` in ../circuitBreaker.ts); the limiter one this library made, the
  * request decoded, no token charge to count, nobody queued on the key and the bucket admitting (`Fused.admitNow` in
- * ../rateLimit.ts) — and the retrier wraps nothing around the call (no attempt timeout or deadline of its own), the
- * attempt runs fused ({@link fusedAttempt}): one clock read, the two admissions and the budget deposit in one
- * synchronous section, inside the uninterruptible region the caller opened (interruptible only around the provider's
- * call, within the tier's `timeout` as `shape.call` makes it: `timedCall` in ./completion.ts), and one exit handler
- * that settles the breaker (`settleNow`, the record `execute`'s finalizer makes), then the limiter (`settleNow`:
- * usage, headers, 429 pauses, the queue), then records the attempt — the order `shape.call`'s layers settle in — and
- * hands the served value to the caller's own synchronous ending of the request. Where someone is queued on the key or
- * its bucket refuses, the attempt waits in the limiter's own queue (`Fused.admit`: FIFO, `maxWait`, refusals, as
+ * ../rateLimit.ts) — and the retrier wraps nothing around the call (no attempt timeout or deadline of its own, or
+ * both longer than the tier's `timeout`, which ends the call first), the attempt runs fused ({@link fusedAttempt}):
+ * one clock read, the two admissions and the budget deposit in one synchronous section, inside the uninterruptible
+ * region the caller opened (interruptible only around the provider's call, within the tier's `timeout` as
+ * `shape.call` makes it: `timedCall` in ./completion.ts), and one exit handler that settles the breaker
+ * (`settleNow`, the record `execute`'s finalizer makes), then the limiter (`settleNow`: usage, headers, 429 pauses,
+ * the queue), then records the attempt — the order `shape.call`'s layers settle in — and hands the served value to
+ * the caller's own synchronous ending of the request. Where someone is queued on the key or its bucket refuses, the attempt waits in the limiter's own queue (`Fused.admit`: FIFO, `maxWait`, refusals, as
  * `call` queues) and runs fused from its admission, the breaker deciding then (its `execute` around the call where
  * that is no synchronous step any more); parked so, a waiter holds none of the ladder's frames. Those steps are the
  * breaker's and the limiter's own (their effectful paths run the same functions), so the fused attempt records what
@@ -45,6 +45,7 @@
  * @internal
  */
 import * as Cause from "effect/Cause"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
@@ -87,6 +88,12 @@ export interface Lane {
   readonly stages: RetryStages | undefined
   /** The retrier wraps nothing around the first attempt (no attempt timeout or deadline of its own), or there is none. */
   readonly bareFirst: boolean
+  /**
+   * `bareFirst`, or the retrier's attempt timeout and deadline are both longer than the tier's `timeout`: a first
+   * attempt admitted at once is nothing but the provider's call, which that timeout ends before the retrier's timer
+   * could fire, so it runs fused as if the retrier wrapped nothing.
+   */
+  readonly boundedFirst: boolean
   readonly target: Target
   /** `target`'s retry-budget key. */
   readonly budgetKey: string
@@ -103,11 +110,14 @@ export const lanesOf = (client: Client, tier: BuiltTier): ReadonlyMap<string, La
   new Map(tier.models.map((model) => {
     const stages = tier.retrier === undefined ? undefined : stagesOf(tier.retrier)
     const target: Target = { name: tier.provider.name, model }
+    const bareFirst = stages === undefined || stages.bareFirst(target)
     const lane: Lane = {
       // An eligible tier has no deployments: its steps are never `unguarded` (./deployments.ts).
       breaker: client.breakers.get(labelOf(tier, model)),
       stages,
-      bareFirst: stages === undefined || stages.bareFirst(target),
+      bareFirst,
+      boundedFirst: bareFirst
+        || (tier.timeout !== undefined && stages?.bareFirst(target, Duration.toMillis(tier.timeout)) === true),
       target,
       budgetKey: targetKey(target),
       limiter: fusedOf(client.limiter),
@@ -226,7 +236,9 @@ export interface Then<A, E> {
  * from the served value, or `failed` runs the ladder primed with the failure — both still in the region: they
  * restore what may be interrupted. Behind a full key, admitted after a wait in the limiter's queue (its refusal is
  * the attempt's failure). `undefined`, with nothing changed, where the breaker's admission is not a synchronous step
- * as it stands, the limiter must count tokens, or the retrier wraps the call: then run {@link firstAttempt}.
+ * as it stands, the limiter must count tokens, or the retrier wraps the call (an attempt timeout or deadline not
+ * longer than the tier's `timeout`, or any, for a call that waits in the limiter's queue): then run
+ * {@link firstAttempt}.
  * @internal
  */
 export const fusedAttempt = <A, E>(
@@ -237,8 +249,8 @@ export const fusedAttempt = <A, E>(
   then: Then<A, E>
 ): Effect.Effect<A, E> | undefined => {
   const { input, lane, step } = first
-  const { bareFirst, breaker, budgetKey, limiter, limiterKey, stages } = lane
-  if (limiter === undefined || !bareFirst || (breaker !== undefined && !breakerInternal.admitsNow(breaker, now))) {
+  const { bareFirst, boundedFirst, breaker, budgetKey, limiter, limiterKey, stages } = lane
+  if (limiter === undefined || !boundedFirst || (breaker !== undefined && !breakerInternal.admitsNow(breaker, now))) {
     return undefined
   }
   // The breaker was asked (`admitsNow`, which changes nothing) before the limiter takes its permit and the breaker
@@ -251,6 +263,8 @@ export const fusedAttempt = <A, E>(
   }
   // Someone is queued on the key, or its bucket refuses: the call waits in the limiter's queue (or is refused) as
   // `call` would make it, and runs fused from its admission — parked with nothing of the ladder's around it.
+  // A wait in the queue would count against the retrier's attempt timeout or deadline: then its wrapper runs.
+  if (!bareFirst) return undefined
   const parked = limiter.admit(limiterKey, input, then.restore, (admission) => {
     const admittedAt = context.clock.unsafeCurrentTimeMillis()
     // The wait in the limiter, as `shape.call` measures it (./completion.ts).
