@@ -20,6 +20,7 @@ import {
   UnsupportedRequest
 } from "../LlmError.js"
 import { failureFacts } from "./classify.js"
+import { fallbackExhausted } from "./ownErrors.js"
 
 const SKIPPED = new Set(["CircuitOpen", "RateLimitExceeded", "UnsupportedRequest", "DeadlineExceeded"])
 
@@ -83,7 +84,7 @@ export const chain = <A, E, R>(
     attempts: ReadonlyArray<FallbackAttempt>
   ): Effect.Effect<Served<A>, E | FallbackExhausted, R> => {
     const tier = tiers[index]
-    if (tier === undefined) return Effect.fail(new FallbackExhausted({ attempts }))
+    if (tier === undefined) return Effect.fail(fallbackExhausted(attempts))
     const run = (started: number) =>
       Effect.matchEffect(tier.run, {
         onSuccess: (value) => Effect.succeed({ value, tier: index + 1, label: tier.label, attempts }),

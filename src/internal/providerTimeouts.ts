@@ -20,8 +20,9 @@ import * as DurationValue from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import type { CompletionRequest, CompletionRequestInput } from "../Llm.js"
-import { type HardFailure, hardFailure } from "../LlmError.js"
+import type { HardFailure } from "../LlmError.js"
 import type { Service } from "../LlmProvider.js"
+import { timeoutFailure } from "./ownErrors.js"
 import { validateRequest } from "./request.js"
 import { promiseWithin, timeoutFail } from "./timeout.js"
 
@@ -39,8 +40,7 @@ export const sdkOptions = (request: CompletionRequest, defaults: Timeouts, signa
   return { signal, maxRetries: 0, ...(headers !== undefined ? { timeout: DurationValue.toMillis(headers) } : {}) }
 }
 
-const timedOut = (provider: string, model: string): HardFailure =>
-  hardFailure({ reason: "Timeout", provider, model, providerCode: "response_timeout" })
+const timedOut = (provider: string, model: string): HardFailure => timeoutFailure(provider, model, "response_timeout")
 
 /**
  * A `Resilient` attempt's own deadline, handed to a provider that honours it: its length, counted from the call, and

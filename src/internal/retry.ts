@@ -16,13 +16,14 @@ import {
   InvalidOptions,
   isHardFailure,
   isSoftFailure,
-  RetryBudgetExhausted
+  type RetryBudgetExhausted
 } from "../LlmError.js"
 import type { Options, Policy, Retrier, RetryCallOptions, RetryReason, Settings, Target } from "../Retry.js"
 import { failureFacts } from "./classify.js"
 import { logLine, roundMillis } from "./logLine.js"
 import { retriesTotal } from "./metrics.js"
 import { checkDuration as durationCheck } from "./options.js"
+import { retryBudgetExhausted, timeoutFailure } from "./ownErrors.js"
 import { RetryBudget } from "./retryBudget.js"
 import { timeoutFail } from "./timeout.js"
 
@@ -294,13 +295,7 @@ const makeRetrier = (options: Options, budgetOptions: Exclude<Options["budget"],
       return timeoutFail(
         effect,
         Duration.millis(millis),
-        () =>
-          hardFailure({
-            reason: "Timeout",
-            provider: target.name,
-            model: target.model,
-            providerCode: deadlineFirst ? "deadline_exceeded" : "attempt_timeout"
-          }),
+        () => timeoutFailure(target.name, target.model, deadlineFirst ? "deadline_exceeded" : "attempt_timeout"),
         { inheritFiberRefs: true }
       )
     }
@@ -327,15 +322,15 @@ const makeRetrier = (options: Options, budgetOptions: Exclude<Options["budget"],
           if (deadlineAt !== undefined && now + delay >= deadlineAt) return yield* Effect.fail(error)
           if (budget !== undefined && !budget.tryWithdraw(now)) {
             return yield* Effect.fail(
-              new RetryBudgetExhausted({
+              retryBudgetExhausted(
                 key,
-                failure: classified.failure ?? hardFailure({
+                classified.failure ?? hardFailure({
                   reason: "Unknown",
                   provider: target.name,
                   model: target.model,
                   providerCode: "soft_failure"
                 })
-              })
+              )
             )
           }
           yield* logLine("info", "llm.retry", {

@@ -42,10 +42,11 @@ const refuseWhenOpen = (breaker: CircuitBreaker.CircuitBreaker): Effect.Effect<v
     open
       ? Effect.flatMap(breaker.snapshot, (snapshot) =>
         Effect.fail(
+          // Fields valid by construction: no schema validation, as for the breaker's own rejection.
           new CircuitOpen({
             key: breaker.key,
             remaining: snapshot.remainingMs === null ? Duration.infinity : Duration.millis(snapshot.remainingMs)
-          })
+          }, { disableValidation: true })
         ))
       : Effect.void)
 

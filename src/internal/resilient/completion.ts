@@ -6,9 +6,9 @@
  */
 import * as Effect from "effect/Effect"
 import type { CompletionRequestInput, CompletionResult } from "../../Llm.js"
-import { hardFailure } from "../../LlmError.js"
 import * as Quality from "../../Quality.js"
 import * as metrics from "../metrics.js"
+import { timeoutFailure } from "../ownErrors.js"
 import { completeWithin } from "../providerTimeouts.js"
 import type { AttemptError, CallShape, Client } from "./client.js"
 import { breakerOf } from "./deployments.js"
@@ -24,8 +24,7 @@ export const timedCall = (step: Step, input: CompletionRequestInput): Effect.Eff
   const { model, tier } = step
   return tier.timeout === undefined ? tier.provider.complete(input) : completeWithin(tier.provider, input, {
     duration: tier.timeout,
-    onTimeout: () =>
-      hardFailure({ reason: "Timeout", provider: tier.provider.name, model, providerCode: "attempt_timeout" })
+    onTimeout: () => timeoutFailure(tier.provider.name, model, "attempt_timeout")
   })
 }
 

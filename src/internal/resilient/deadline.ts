@@ -9,9 +9,10 @@
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import { DeadlineExceeded, FallbackExhausted, type HardFailure, hardFailure, InvalidRequest } from "../../LlmError.js"
+import { DeadlineExceeded, type FallbackExhausted, type HardFailure, InvalidRequest } from "../../LlmError.js"
 import type { CallOptions, Config } from "../../Resilient.js"
 import { checkDuration } from "../duration.js"
+import { fallbackExhausted, timeoutFailure } from "../ownErrors.js"
 import { timeoutFail } from "../timeout.js"
 import type { RequestContext } from "./client.js"
 import type { Step } from "./plan.js"
@@ -74,13 +75,7 @@ export const bound = <A, E>(
     timeoutFail(
       call,
       Duration.millis(Math.max(0, remaining(context) ?? 0)),
-      () =>
-        hardFailure({
-          reason: "Timeout",
-          provider: step.tier.provider.name,
-          model: step.model,
-          providerCode: DEADLINE_CODE
-        })
+      () => timeoutFailure(step.tier.provider.name, step.model, DEADLINE_CODE)
     )
   )
 }
@@ -93,5 +88,5 @@ export const exhausted = (error: FallbackExhausted, context: RequestContext): Fa
   if (context.deadlineAt === undefined || error.deadlineExceeded === true) return error
   const spent = (remaining(context) ?? 1) <= 0
     || error.attempts.some((attempt) => attempt.error === "DeadlineExceeded")
-  return spent ? new FallbackExhausted({ attempts: error.attempts, deadlineExceeded: true }) : error
+  return spent ? fallbackExhausted(error.attempts, true) : error
 }

@@ -9,7 +9,8 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Fallback from "../../Fallback.js"
-import { type FallbackAttempt, FallbackExhausted } from "../../LlmError.js"
+import type { FallbackAttempt, FallbackExhausted } from "../../LlmError.js"
+import { fallbackExhausted } from "../ownErrors.js"
 import type { Client, RequestContext } from "./client.js"
 import { exhausted } from "./deadline.js"
 import type { LadderError } from "./engine.js"
@@ -57,7 +58,7 @@ export const withRecovery = <A>(
           pause === undefined || resumeAt > until
           || (context.deadlineAt !== undefined && resumeAt >= context.deadlineAt)
         ) {
-          return Effect.fail(exhausted(new FallbackExhausted({ attempts }), context))
+          return Effect.fail(exhausted(fallbackExhausted(attempts), context))
         }
         return Effect.zipRight(Effect.sleep(Duration.millis(pause)), round(until, attempts))
       }
