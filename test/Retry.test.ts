@@ -7,6 +7,7 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberRef from "effect/FiberRef"
 import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
 import * as Metric from "effect/Metric"
 import * as MetricLabel from "effect/MetricLabel"
 import * as Random from "effect/Random"
@@ -448,6 +449,30 @@ describe("Retry", () => {
         strictEqual(lines[1]?.annotations["delay_ms"], 2000)
         assertTrue(!JSON.stringify(lines).includes("SECRET-PROMPT-TEXT"))
         strictEqual((yield* Metric.value(counter)).count - before, 2)
+      }))
+
+    it.effect("under Effect.tagMetrics the retries are counted with the caller's labels too; logs filtered out stay out", () =>
+      Effect.gen(function*() {
+        const labels = [
+          MetricLabel.make("provider", "openai"),
+          MetricLabel.make("model", "gpt-4.1"),
+          MetricLabel.make("reason", "Overloaded")
+        ]
+        const plain = Metric.taggedWithLabels(retriesTotal, labels)
+        const tagged = Metric.taggedWithLabels(retriesTotal, [...labels, MetricLabel.make("tenant", "t1")])
+        const before = { plain: (yield* Metric.value(plain)).count, tagged: (yield* Metric.value(tagged)).count }
+        const lines: Array<unknown> = []
+        const capture = Logger.make(({ message }) => {
+          lines.push(message)
+        })
+        yield* run([ScriptedProvider.failure("Overloaded")]).pipe(
+          Effect.tagMetrics("tenant", "t1"),
+          Logger.withMinimumLogLevel(LogLevel.Warning),
+          Effect.provide(Logger.replace(Logger.defaultLogger, capture))
+        )
+        strictEqual((yield* Metric.value(tagged)).count - before.tagged, 2)
+        strictEqual((yield* Metric.value(plain)).count - before.plain, 0)
+        strictEqual(lines.length, 0)
       }))
   })
 

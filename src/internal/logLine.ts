@@ -6,9 +6,10 @@
  */
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
 import * as HashMap from "effect/HashMap"
 import type * as Logger from "effect/Logger"
-import type * as LogLevel from "effect/LogLevel"
+import * as LogLevel from "effect/LogLevel"
 
 /** @internal A field of a log line; `undefined` fields are left out. */
 export type Field = string | number | boolean | undefined
@@ -29,18 +30,25 @@ export const roundMillis = (value: number): number => Math.round(value)
 /** @internal */
 export const roundFraction = (value: number): number => Math.round(value * 1e6) / 1e6
 
-/** @internal Logs `event` at `level` with `fields` as annotations. Rare lines only: it costs an `annotateLogs`. */
+/**
+ * @internal Logs `event` at `level` with `fields` as annotations. Rare lines only: it costs an `annotateLogs`. Under
+ * the fiber's minimum log level, which the fiber's `log` would drop it for, nothing is built (a retry storm in an
+ * outage logs one line per retry).
+ */
 export const logLine = (
   level: "info" | "warn",
   event: EventName,
   fields: Readonly<Record<string, Field>>
-): Effect.Effect<void> => {
-  const annotations: Record<string, string | number | boolean> = {}
-  for (const [key, value] of Object.entries(fields)) {
-    if (value !== undefined) annotations[key] = value
-  }
-  return Effect.annotateLogs(level === "warn" ? Effect.logWarning(event) : Effect.logInfo(event), annotations)
-}
+): Effect.Effect<void> =>
+  Effect.withFiberRuntime((fiber) => {
+    const logLevel = level === "warn" ? LogLevel.Warning : LogLevel.Info
+    if (LogLevel.greaterThan(fiber.getFiberRef(FiberRef.currentMinimumLogLevel), logLevel)) return Effect.void
+    const annotations: Record<string, string | number | boolean> = {}
+    for (const [key, value] of Object.entries(fields)) {
+      if (value !== undefined) annotations[key] = value
+    }
+    return Effect.annotateLogs(Effect.logWithLevel(logLevel, event), annotations)
+  })
 
 const levelName = (level: LogLevel.LogLevel): string => level.label === "WARN" ? "warn" : level.label.toLowerCase()
 

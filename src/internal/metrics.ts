@@ -88,7 +88,8 @@ const costUsdTotalKey = MetricKey.counter("llm.cost_usd", {
 /** @internal */
 export const costUsdTotal = Metric.fromMetricKey(costUsdTotalKey)
 
-const retriesTotalKey = MetricKey.counter("llm.retries", {
+/** @internal */
+export const retriesTotalKey = MetricKey.counter("llm.retries", {
   description: "Retries of LLM calls, by provider, model and failure reason",
   incremental: true
 })

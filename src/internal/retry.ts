@@ -1,7 +1,9 @@
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
 import * as Metric from "effect/Metric"
+import * as MetricKey from "effect/MetricKey"
 import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
@@ -21,7 +23,7 @@ import {
 import type { Options, Policy, Retrier, RetryCallOptions, RetryReason, Settings, Target } from "../Retry.js"
 import { failureFacts } from "./classify.js"
 import { logLine, roundMillis } from "./logLine.js"
-import { retriesTotal } from "./metrics.js"
+import { retriesTotal, retriesTotalKey, Series } from "./metrics.js"
 import { checkDuration as durationCheck } from "./options.js"
 import { retryBudgetExhausted, timeoutFailure } from "./ownErrors.js"
 import { RetryBudget } from "./retryBudget.js"
@@ -179,6 +181,31 @@ const reasonOf = (
   if (isSoftFailure(error)) return error.retryable ? { reason: "Soft", failure: undefined } : undefined
   return undefined
 }
+
+const retryLabels = (target: Target, reason: RetryReason): ReadonlyArray<MetricLabel.MetricLabel> => [
+  MetricLabel.make("provider", target.name),
+  MetricLabel.make("model", target.model),
+  MetricLabel.make("reason", reason)
+]
+
+// `llm.retries` per provider, model and reason through its registry hook (../metrics.ts `Series`), instead of a tagged
+// metric built per retry, whose key was made and hashed each time; where the caller tags metrics
+// (`Effect.tagMetrics`), the tagged metric as before, which adds those labels.
+const retrySeries = new Map<string, Series>()
+const countRetry = (target: Target, reason: RetryReason): Effect.Effect<void> =>
+  Effect.withFiberRuntime((fiber) => {
+    if (fiber.getFiberRef(FiberRef.currentMetricLabels).length > 0) {
+      return Metric.increment(Metric.taggedWithLabels(retriesTotal, retryLabels(target, reason)))
+    }
+    const key = `${target.name}\u0000${target.model}\u0000${reason}`
+    let series = retrySeries.get(key)
+    if (series === undefined) {
+      series = new Series(MetricKey.taggedWithLabels(retriesTotalKey, retryLabels(target, reason)))
+      retrySeries.set(key, series)
+    }
+    series.update(1)
+    return Effect.void
+  })
 
 /** @internal */
 export const make = (options: Options = {}): Effect.Effect<Retrier, InvalidOptions> =>
@@ -341,13 +368,7 @@ const makeRetrier = (options: Options, budgetOptions: Exclude<Options["budget"],
             reason: classified.reason,
             ...failureFacts(error)
           })
-          yield* Metric.increment(
-            Metric.taggedWithLabels(retriesTotal, [
-              MetricLabel.make("provider", target.name),
-              MetricLabel.make("model", target.model),
-              MetricLabel.make("reason", classified.reason)
-            ])
-          )
+          yield* countRetry(target, classified.reason)
           if (delay > 0) yield* Effect.sleep(Duration.millis(delay))
           const result = yield* Effect.either(attempt(now + delay))
           if (result._tag === "Right") return result.right
