@@ -4,6 +4,7 @@
  */
 import { describe, it } from "@effect/vitest"
 import { assertTrue, strictEqual } from "@effect/vitest/utils"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
@@ -107,6 +108,39 @@ describe("RateLimit interruption", () => {
       strictEqual(expired.tokensInWindow, 0)
       strictEqual(expired.requestsInWindow, 0)
       yield* assertAllPermitsBack(limiter, concurrency)
+    }))
+
+  it.effect("a permit handed to a waiter interrupted before it runs goes to the next waiter, its request refunded", () =>
+    Effect.gen(function*() {
+      const limiter = yield* RateLimit.make({ limits: { concurrency: 1, rpm: 100 } })
+      const ran: Array<string> = []
+      const release = yield* Deferred.make<void>()
+      const first: { fiber: Fiber.RuntimeFiber<number, RateLimitExceeded> | undefined } = { fiber: undefined }
+      // The holder's release hands the permit to `first`; the holder's next step interrupts `first`, whose resumption
+      // is queued but has not run.
+      const holder = yield* Effect.fork(
+        Effect.zipRight(
+          limiter.limit(KEY)(Deferred.await(release)),
+          // Sent now (`interruptFork` would send it from a fiber of its own, after `first` has run).
+          Effect.fiberIdWith((id) => Effect.sync(() => first.fiber?.unsafeInterruptAsFork(id)))
+        )
+      )
+      yield* Effect.yieldNow()
+      first.fiber = yield* Effect.fork(limiter.limit(KEY)(Effect.sync(() => ran.push("first"))))
+      const second = yield* Effect.fork(limiter.limit(KEY)(Effect.sync(() => ran.push("second"))))
+      yield* Effect.yieldNow()
+      strictEqual((yield* limiter.snapshot(KEY)).waiting, 2)
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(holder)
+      const firstExit = yield* Fiber.await(first.fiber)
+      assertTrue(Exit.isInterrupted(firstExit))
+      yield* Fiber.join(second)
+      strictEqual(JSON.stringify(ran), `["second"]`)
+      const after = yield* limiter.snapshot(KEY)
+      strictEqual(after.inFlight, 0)
+      strictEqual(after.waiting, 0)
+      // The holder's request and the second's: the interrupted waiter's was given back.
+      strictEqual(after.requestsInWindow, 2)
     }))
 
   it.effect("interrupts while waiting on the window, the pause and the timer leave nothing behind", () =>

@@ -1,23 +1,18 @@
 /**
- * The limiter: per-key buckets (rateLimitBucket.ts), a FIFO waiter queue per key, and one timer per key.
+ * The limiter: per-key buckets (./rateLimitBucket.ts), a FIFO waiter queue per key (./rateLimitQueue.ts), and one
+ * timer per key.
  *
- * - The success path is one synchronous check-and-take inside `uninterruptibleMask` plus one `matchCauseEffect` that
- *   settles the charge: no fiber, no semaphore, no `Ref` round trip (JavaScript runs one fiber step at a time, so a
- *   synchronous step is atomic).
- * - Waiters park in `Effect.async`. Whatever frees capacity (a release, a refund, the timer) runs `pump`, which admits
- *   waiters from the head while the bucket allows and resumes exactly those: a release resumes one waiter, never all
- *   of them (the O(waiters) wake-up `Semaphore` pays, DESIGN.md §4). Strict FIFO: a newcomer never overtakes.
- * - Only the head of a queue can be blocked by time (the window, a pause, the headers) or reach its `maxWait`
- *   deadline first — deadlines are in queue order — so one daemon timer per key, armed for the head, is enough.
- * - A waiter interrupted after `pump` admitted it, but before it ran, gives the admission back (`cancel`).
- * - A parked call keeps little alive: one `matchCauseEffect` around the interruptible `Effect.async` (no `onInterrupt`,
- *   which is a second mask), and closures that share one object (`Parked`). With hundreds of waiters, each living
- *   about as long as a young-generation GC cycle, every collection copies all of them: an `onInterrupt` around the wait
- *   (a few hundred bytes more per waiter) tripled the CPU per call through 100 permits (bench/limiter-queue.ts).
+ * - The success path is one synchronous check-and-take inside an uninterruptible region plus one `matchCauseEffect`
+ *   that settles the charge: no fiber, no semaphore, no `Ref` round trip (JavaScript runs one fiber step at a time,
+ *   so a synchronous step is atomic).
+ * - A call that cannot start parks in its key's queue; whatever frees capacity (a release, a refund, the timer) pumps
+ *   the queue, and the key's timer is armed for the head's next moment (its window, a pause, its `maxWait` deadline).
  * @internal
  */
 import * as Cause from "effect/Cause"
-import type * as Clock from "effect/Clock"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as DefaultServices from "effect/DefaultServices"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
@@ -27,12 +22,12 @@ import * as MetricLabel from "effect/MetricLabel"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { CompletionRequestInput, CompletionResult, StreamChunk } from "../Llm.js"
-import { type HardFailure, InvalidOptions, type InvalidRequest, RateLimitExceeded } from "../LlmError.js"
+import { type HardFailure, InvalidOptions, type InvalidRequest, type RateLimitExceeded } from "../LlmError.js"
 import type { Service as LlmProviderService } from "../LlmProvider.js"
 import type { Limiter, Options, Snapshot, Target } from "../RateLimit.js"
 import type { IdleExpiry } from "./idleExpiry.js"
 import { dropLimiterSeries, rateLimitRejections as rejectionsTotal } from "./metrics.js"
-import { type Blocked, type Bucket, memoryStore, type Store, type Ticket } from "./rateLimitBucket.js"
+import { type Blocked, memoryStore, type Store, type Ticket } from "./rateLimitBucket.js"
 import { resolveLimits, validate } from "./rateLimitOptions.js"
 import {
   DEFAULT_429_PAUSE_MILLIS,
@@ -43,9 +38,44 @@ import {
   outcomeOfError,
   outcomeOfValue
 } from "./rateLimitOutcome.js"
+import {
+  type Continuation,
+  KeyState,
+  ParkedCall,
+  ParkedThen,
+  type Restore,
+  type Settlement,
+  type Waiter,
+  type WaitFailed
+} from "./rateLimitQueue.js"
 import { isDecoded, validateRequest } from "./request.js"
 
 const WINDOW_MILLIS = 60_000
+
+/**
+ * `f` with the running fiber's clock (`clockWith`'s), called at once: for use inside a step (an `uninterruptibleMask`
+ * callback), where a step of the fiber runtime costs about as much as the whole synchronous admission
+ * (docs/benchmarks.md) and `clockWith` would be one more. Where no fiber is known (never, inside a step), `clockWith`.
+ * The admission must run inside its region's own step, not in one before it (`withFiberRuntime`, then
+ * `uninterruptible`): the fiber may yield between two steps (its operation budget) and be interrupted then, which
+ * would leave a permit taken, or a waiter queued, for nobody.
+ */
+const withClock = <A, E, R>(f: (clock: Clock.Clock) => Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => {
+  const fiber = Fiber.getCurrentFiber()
+  return fiber._tag === "Some"
+    ? f(Context.get(fiber.value.getFiberRef(DefaultServices.currentServices), Clock.Clock))
+    : Effect.clockWith(f)
+}
+
+/** A call parked in a key's queue: what `pump` admits or fails, and the wait that ends then. */
+type Park<P, A, E, R> = (
+  state: KeyState,
+  tokens: number,
+  deadline: number,
+  clock: Clock.Clock,
+  restore: Restore,
+  payload: P
+) => Waiter & { readonly wait: () => Effect.Effect<A, E | RateLimitExceeded, R> }
 
 /** @internal */
 export const keyOf = (target: Target): string => typeof target === "string" ? target : `${target.name}:${target.model}`
@@ -55,178 +85,6 @@ export const callKeyOf = (provider: LlmProviderService, model: string | undefine
   provider.deployment === undefined
     ? `${provider.name}:${model ?? provider.model}`
     : `${provider.name}:${model ?? provider.model}@${provider.deployment}`
-
-// --- per-key state -------------------------------------------------------------------------------------------------
-
-type Resume = (effect: Effect.Effect<void, RateLimitExceeded>) => void
-
-class Waiter {
-  state: "queued" | "admitted" | "failed" | "abandoned" = "queued"
-  resume: Resume | undefined = undefined
-  ticket: Ticket | undefined = undefined
-  error: RateLimitExceeded | undefined = undefined
-  constructor(readonly tokens: number, readonly deadline: number) {}
-}
-
-/** @internal */
-export type Restore = <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>
-
-/**
- * What a call does once admitted: a function made once per limiter, and the call's own `payload` (its effect, say),
- * so that a parked call holds no closure of its own.
- */
-type Continuation<P, A, E, R> = (
-  state: KeyState,
-  ticket: Ticket,
-  clock: Clock.Clock,
-  restore: Restore,
-  payload: P
-) => Effect.Effect<A, E, R>
-
-type WaitFailed = (
-  state: KeyState,
-  waiter: Waiter,
-  cause: Cause.Cause<RateLimitExceeded>,
-  clock: Clock.Clock
-) => Effect.Effect<never, RateLimitExceeded>
-
-/**
- * A call parked in the queue, with what its continuation needs. Its closures are made here, so that they share one
- * scope (this object) instead of holding a chain of the caller's scopes: each of the many parked fibers keeps less
- * alive while it waits, and the young-generation collections that copy every waiter cost less (bench/limiter-queue.ts).
- */
-class Parked<P, A, E, R> extends Waiter {
-  constructor(
-    tokens: number,
-    deadline: number,
-    readonly key: KeyState,
-    readonly clock: Clock.Clock,
-    readonly restore: Restore,
-    readonly payload: P,
-    readonly use: Continuation<P, A, E, R>,
-    readonly failed: WaitFailed
-  ) {
-    super(tokens, deadline)
-  }
-
-  /**
-   * Suspends (interruptibly, by `restore`) until `pump` admits or fails this waiter — at once if it has already —
-   * then continues with `use`. One `matchCauseEffect` ends the wait: admitted, failed at the deadline, or interrupted.
-   */
-  wait(): Effect.Effect<A, E | RateLimitExceeded, R> {
-    const park = Effect.async<void, RateLimitExceeded>((resume) => {
-      if (this.state === "admitted") resume(Effect.void)
-      else if (this.state === "failed" && this.error !== undefined) resume(Effect.fail(this.error))
-      else this.resume = resume
-    })
-    return Effect.matchCauseEffect(this.restore(park), {
-      onSuccess: () => this.use(this.key, this.ticket as Ticket, this.clock, this.restore, this.payload),
-      onFailure: (cause) => this.failed(this.key, this, cause, this.clock)
-    })
-  }
-}
-
-/** @internal */
-export class KeyState {
-  private queue: Array<Waiter | undefined> = []
-  private head = 0
-  waiting = 0
-  timerAt = Infinity
-  timerGeneration = 0
-  timer: Fiber.RuntimeFiber<void> | undefined = undefined
-  /** 429s in a row, for the growing default pause. */
-  rateLimitedInRow = 0
-  /** The idle-expiry epoch of the last use. */
-  stamp = 0
-
-  constructor(readonly key: string, readonly bucket: Bucket) {}
-
-  get queued(): boolean {
-    return this.waiting > 0
-  }
-
-  enqueue(waiter: Waiter): void {
-    this.queue.push(waiter)
-    this.waiting++
-  }
-
-  /** The first waiter still queued. */
-  peek(): Waiter | undefined {
-    while (this.head < this.queue.length) {
-      const waiter = this.queue[this.head]
-      if (waiter !== undefined && waiter.state === "queued") return waiter
-      this.dequeue()
-    }
-    return undefined
-  }
-
-  dequeue(): void {
-    this.queue[this.head] = undefined
-    this.head++
-    if (this.head === this.queue.length) {
-      this.queue = []
-      this.head = 0
-    } else if (this.head >= 1024 && this.head * 2 >= this.queue.length) {
-      this.queue = this.queue.slice(this.head)
-      this.head = 0
-    }
-  }
-
-  exceeded(blocked: Blocked, now: number): RateLimitExceeded {
-    return new RateLimitExceeded({
-      key: this.key,
-      retryAfter: blocked.readyAt === Infinity
-        ? Duration.infinity
-        : Duration.millis(Math.max(0, blocked.readyAt - now)),
-      limit: blocked.limit
-    })
-  }
-
-  /**
-   * Admits waiters from the head while the bucket allows, fails those whose deadline has come (or whose wait is
-   * known to pass it), and returns when the head needs looking at again (`Infinity`: only a release helps, or the
-   * queue is empty).
-   */
-  pump(now: number): number {
-    for (;;) {
-      const waiter = this.peek()
-      if (waiter === undefined) return Infinity
-      const blocked = this.bucket.check(waiter.tokens, now)
-      if (blocked === undefined) {
-        waiter.ticket = this.bucket.take(waiter.tokens, now)
-        waiter.state = "admitted"
-        this.waiting--
-        this.dequeue()
-        waiter.resume?.(Effect.void)
-        continue
-      }
-      if (now >= waiter.deadline || blocked.readyAt > waiter.deadline || blocked.readyAt === Infinity) {
-        waiter.error = this.exceeded(blocked, now)
-        waiter.state = "failed"
-        this.waiting--
-        this.dequeue()
-        waiter.resume?.(Effect.fail(waiter.error))
-        continue
-      }
-      return Math.min(waiter.deadline, blocked.readyAt > now ? blocked.readyAt : Infinity)
-    }
-  }
-
-  /** A queued waiter was interrupted; an admitted one that never ran gives its admission back. */
-  abandon(waiter: Waiter): boolean {
-    if (waiter.state === "queued") {
-      waiter.state = "abandoned"
-      this.waiting--
-      return true
-    }
-    if (waiter.state === "admitted" && waiter.ticket !== undefined) {
-      waiter.state = "abandoned"
-      this.bucket.cancel(waiter.ticket)
-      return true
-    }
-    return false
-  }
-}
 
 // --- the limiter ---------------------------------------------------------------------------------------------------
 
@@ -338,7 +196,12 @@ const makeLimiter = (
       state.timer = undefined
       return stale === undefined ? undefined : Fiber.interruptFork(stale)
     }
-    if (state.timerAt <= wakeAt) return undefined
+    return state.timerAt <= wakeAt ? undefined : replaceTimer(state, wakeAt, now)
+  }
+
+  // Apart from `arm`, which runs at every settlement of a key with waiters: a function whose closures capture its
+  // parameters allocates their scope on every call, even one that returns before making them.
+  const replaceTimer = (state: KeyState, wakeAt: number, now: number): Effect.Effect<void> => {
     const generation = ++state.timerGeneration
     state.timerAt = wakeAt
     const stale = state.timer
@@ -390,58 +253,68 @@ const makeLimiter = (
    * How a wait ended other than by admission: interrupted (a waiter already admitted gives its permit back) or
    * failed at its deadline (counted as a rejection).
    */
-  const waitFailed = (
-    state: KeyState,
-    waiter: Waiter,
-    cause: Cause.Cause<RateLimitExceeded>,
-    clock: Clock.Clock
-  ): Effect.Effect<never, RateLimitExceeded> => {
+  const waitFailed: WaitFailed = (state, waiter, cause, clock) => {
     if (Cause.isInterruptedOnly(cause)) {
       const after = state.abandon(waiter) ? afterChange(state, clock.unsafeCurrentTimeMillis()) : undefined
       return after === undefined ? Effect.failCause(cause) : Effect.zipRight(after, Effect.failCause(cause))
     }
-    const failure = Cause.failureOption(cause)
-    return failure._tag === "Some" ? reject(state, failure.value) : Effect.failCause(cause)
+    return waiter.state === "failed" && waiter.error !== undefined
+      ? reject(state, waiter.error)
+      : Effect.failCause(cause)
+  }
+
+  /** A call that ran settles its ticket from its exit, then ends with it. */
+  const settlement: Settlement = {
+    succeeded: (state, ticket, clock, value) => {
+      const after = settle(state, ticket, outcomeOfValue(value), clock.unsafeCurrentTimeMillis())
+      return after === undefined ? Effect.succeed(value) : Effect.as(after, value)
+    },
+    failed: (state, ticket, clock, cause) => {
+      const after = settle(state, ticket, outcomeOfCause(cause), clock.unsafeCurrentTimeMillis())
+      return after === undefined ? Effect.failCause(cause) : Effect.zipRight(after, Effect.failCause(cause))
+    },
+    waitFailed
   }
 
   /**
-   * Acquires an admission for `tokens`, then continues with `use(…, payload)`, which must settle the ticket.
-   * Interruption while waiting leaves nothing behind. Runs inside the caller's `uninterruptibleMask`; `restore` makes
-   * the wait interruptible.
+   * Acquires an admission for `tokens` at the clock's now: at once, then `use(…, payload)`, which must settle the
+   * ticket; else refused, or parked (`park`) until admitted or failed. Interruption while waiting leaves nothing
+   * behind. Runs inside the caller's uninterruptible region; `restore` makes the wait interruptible.
    */
   const admit = <P, A, E, R>(
     state: KeyState,
     tokens: number,
+    clock: Clock.Clock,
     restore: Restore,
     payload: P,
-    use: Continuation<P, A, E, R>
-  ): Effect.Effect<A, E | RateLimitExceeded, R> =>
-    Effect.clockWith((clock) => {
-      const now = clock.unsafeCurrentTimeMillis()
-      if (idle !== undefined && idle.due(now)) sweep(idle, now)
-      const queued = state.queued
-      const blocked = queued ? undefined : state.bucket.check(tokens, now)
-      if (!queued && blocked === undefined) return use(state, state.bucket.take(tokens, now), clock, restore, payload)
-      if (failFast) {
-        return reject(state, state.exceeded(blocked ?? state.bucket.check(tokens, now) ?? noneBlocking, now))
-      }
-      const deadline = now + maxWaitMillis
-      if (
-        blocked !== undefined && (now >= deadline || blocked.readyAt > deadline || blocked.readyAt === Infinity)
-      ) {
-        return reject(state, state.exceeded(blocked, now))
-      }
-      const waiter = new Parked(tokens, deadline, state, clock, restore, payload, use, waitFailed)
-      state.enqueue(waiter)
-      const wait = waiter.wait()
-      // A new head may need the timer (its deadline, a window); behind a queue the head's timer serves.
-      const armed = queued ? undefined : arm(state, state.pump(now), now)
-      return armed === undefined ? wait : Effect.zipRight(armed, wait)
-    })
+    use: Continuation<P, A, E, R>,
+    park: Park<P, A, E, R>
+  ): Effect.Effect<A, E | RateLimitExceeded, R> => {
+    const now = clock.unsafeCurrentTimeMillis()
+    if (idle !== undefined && idle.due(now)) sweep(idle, now)
+    const queued = state.queued
+    const blocked = queued ? undefined : state.bucket.check(tokens, now)
+    if (!queued && blocked === undefined) return use(state, state.bucket.take(tokens, now), clock, restore, payload)
+    if (failFast) {
+      return reject(state, state.exceeded(blocked ?? state.bucket.check(tokens, now) ?? noneBlocking, now))
+    }
+    const deadline = now + maxWaitMillis
+    if (
+      blocked !== undefined && (now >= deadline || blocked.readyAt > deadline || blocked.readyAt === Infinity)
+    ) {
+      return reject(state, state.exceeded(blocked, now))
+    }
+    const waiter = park(state, tokens, deadline, clock, restore, payload)
+    state.enqueue(waiter)
+    const wait = waiter.wait()
+    // A new head may need the timer (its deadline, a window); behind a queue the head's timer serves.
+    const armed = queued ? undefined : arm(state, state.pump(now), now)
+    return armed === undefined ? wait : Effect.zipRight(armed, wait)
+  }
 
   /**
    * `limit`'s continuation: runs the call (interruptibly, by `restore`) and settles it in one `matchCauseEffect`
-   * inside the mask (`onExit` would add a second mask).
+   * inside the region (`onExit` would add a second region).
    */
   const runSettled = <A, E, R>(
     state: KeyState,
@@ -451,15 +324,19 @@ const makeLimiter = (
     effect: Effect.Effect<A, E, R>
   ): Effect.Effect<A, E, R> =>
     Effect.matchCauseEffect(restore(effect), {
-      onSuccess: (value) => {
-        const after = settle(state, ticket, outcomeOfValue(value), clock.unsafeCurrentTimeMillis())
-        return after === undefined ? Effect.succeed(value) : Effect.as(after, value)
-      },
-      onFailure: (cause) => {
-        const after = settle(state, ticket, outcomeOfCause(cause), clock.unsafeCurrentTimeMillis())
-        return after === undefined ? Effect.failCause(cause) : Effect.zipRight(after, Effect.failCause(cause))
-      }
+      onSuccess: (value) => settlement.succeeded(state, ticket, clock, value),
+      onFailure: (cause) => settlement.failed(state, ticket, clock, cause)
     })
+
+  /** `limit`'s parked call: waits and runs in one region (./rateLimitQueue.ts). */
+  const parkCall = <A, E, R>(
+    state: KeyState,
+    tokens: number,
+    deadline: number,
+    clock: Clock.Clock,
+    restore: Restore,
+    effect: Effect.Effect<A, E, R>
+  ) => new ParkedCall(tokens, deadline, state, clock, restore, effect, settlement)
 
   const limitKey = <A, E, R>(
     key: string,
@@ -467,7 +344,9 @@ const makeLimiter = (
     effect: Effect.Effect<A, E, R>
   ): Effect.Effect<A, E | RateLimitExceeded, R> => {
     const state = stateOf(key)
-    return Effect.uninterruptibleMask((restore) => admit(state, tokens, restore, effect, runSettled<A, E, R>))
+    return Effect.uninterruptibleMask((restore) =>
+      withClock((clock) => admit(state, tokens, clock, restore, effect, runSettled<A, E, R>, parkCall<A, E, R>))
+    )
   }
 
   /** `stream`'s continuation: the permit is held until the stream's scope closes, then settled from `outcome`. */
@@ -478,6 +357,9 @@ const makeLimiter = (
     _restore: Restore,
     outcome: Outcome
   ): Effect.Effect<void, never, Scope.Scope> => Effect.addFinalizer(() => finish(state, ticket, outcome))
+
+  const parkHeld: Park<Outcome, void, never, Scope.Scope> = (state, tokens, deadline, clock, restore, outcome) =>
+    new ParkedThen(tokens, deadline, state, clock, restore, outcome, holdUntilClosed, waitFailed)
 
   const cost = (tokens: number | undefined): number =>
     tokens === undefined || !(tokens > 0) ? 0 : Number.isFinite(tokens) ? Math.ceil(tokens) : Infinity
@@ -501,10 +383,21 @@ const makeLimiter = (
     return { state, ticket: state.bucket.take(0, now) }
   }
 
+  const parkFused = <A, E, R>(
+    state: KeyState,
+    tokens: number,
+    deadline: number,
+    clock: Clock.Clock,
+    restore: Restore,
+    use: (admission: Admission) => Effect.Effect<A, E, R>
+  ) => new ParkedThen(tokens, deadline, state, clock, restore, use, continueFused<A, E, R>, waitFailed)
+
   const admitFused: Fused["admit"] = (key, request, restore, use) => {
     if (!isDecoded(request)) return undefined
     const state = stateOf(key)
-    return state.bucket.countsTokens() ? undefined : admit(state, 0, restore, use, continueFused)
+    return state.bucket.countsTokens()
+      ? undefined
+      : Effect.clockWith((clock) => admit(state, 0, clock, restore, use, continueFused, parkFused))
   }
 
   const settleNow: Fused["settleNow"] = (admission, exit, now) => {
@@ -540,7 +433,9 @@ const makeLimiter = (
         const state = stateOf(keyFor(provider, request))
         const tokens = yield* chargeOf(state, provider, request)
         const outcome: Outcome = { actualTokens: 0, rateLimit: undefined, retryAfterMillis: undefined }
-        yield* Effect.uninterruptibleMask((restore) => admit(state, tokens, restore, outcome, holdUntilClosed))
+        yield* Effect.uninterruptibleMask((restore) =>
+          withClock((clock) => admit(state, tokens, clock, restore, outcome, holdUntilClosed, parkHeld))
+        )
         const source: Stream.Stream<StreamChunk, E | HardFailure | InvalidRequest> = run === undefined
           ? provider.stream(request)
           : run(request)
