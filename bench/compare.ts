@@ -45,6 +45,7 @@ import * as Observability from "../src/Observability.js"
 import * as RateLimit from "../src/RateLimit.js"
 import * as Resilient from "../src/Resilient.js"
 import * as Retry from "../src/Retry.js"
+import { smallestQueue } from "./fiberQueue.js"
 import { call, effectCall, KEY, provider, REQUEST, TARGET } from "./noop.js"
 
 // The benchmarked clients live as long as the process: their scope is never closed.
@@ -663,6 +664,7 @@ const throughput = async (): Promise<ReadonlyArray<ThroughputRow>> => {
   const breaker = await Effect.runPromise(CircuitBreaker.make({ key: KEY }))
   const limiter = await Effect.runPromise(RateLimit.make({ limits: { concurrency: CALLERS } }))
   const narrowLimiter = await Effect.runPromise(RateLimit.make({ limits: { concurrency: BULKHEAD } }))
+  const narrowQueue = smallestQueue(BULKHEAD)
   const cNarrowBulkhead = cockatiel.bulkhead(BULKHEAD, CALLERS)
   const cStack = cockatiel.wrap(cockatielRetry(), cockatielBreaker(), cockatiel.bulkhead(CALLERS, CALLERS))
   const cNarrow = cockatiel.wrap(cockatielRetry(), cockatielBreaker(), cockatiel.bulkhead(BULKHEAD, CALLERS))
@@ -689,6 +691,16 @@ const throughput = async (): Promise<ReadonlyArray<ThroughputRow>> => {
       label: `${CALLERS} fibers: Effect.promise(call)`,
       floor: "promise",
       run: concurrentFibers(effectCall)
+    },
+    {
+      // The floor of a limiter whose waiters are fibers (bench/fiberQueue.ts): the `RateLimit` row below is compared
+      // to it.
+      id: "fiber-queue",
+      group: "floor",
+      label: `smallest fiber queue, ${BULKHEAD} permits (not interrupt-safe)`,
+      floor: "effect",
+      peer: "c-bulkhead-narrow",
+      run: concurrentFibers(() => narrowQueue(effectCall()))
     },
     {
       id: "stack",
@@ -734,7 +746,7 @@ const throughput = async (): Promise<ReadonlyArray<ThroughputRow>> => {
       id: "limiter-narrow",
       group: "library",
       label: `RateLimit alone, concurrency ${BULKHEAD} (${CALLERS - BULKHEAD} queued)`,
-      floor: "effect",
+      floor: "fiber-queue",
       peer: "c-bulkhead-narrow",
       run: concurrentFibers(() => narrowLimiter.limit(KEY)(effectCall()))
     },

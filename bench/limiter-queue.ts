@@ -4,9 +4,12 @@
  *
  * - cockatiel's `bulkhead(100, Infinity)` (async functions): the reference;
  * - 1,000 fibers calling `Effect.promise` with no limit: the fiber runtime's own floor;
- * - the smallest FIFO permit queue an Effect program can have (a counter, an array of `Effect.async` resumes; not
- *   interrupt-safe: a permit handed to a waiter interrupted before it runs is lost): the floor of any limiter that
- *   parks its waiters as fibers, i.e. the call plus one `Effect.async` suspend/resume round trip;
+ * - 1,000 fibers calling `Effect.promise` after one more suspension each, resumed from a microtask (no queue): the
+ *   price of one `Effect.async` suspension and resumption;
+ * - the smallest FIFO permit queues an Effect program can have (./fiberQueue.ts: a counter, an array of
+ *   `Effect.async` resumes): with no region at all (`bare`), with `ensuring` around the call (`minimal`; neither is
+ *   interrupt-safe), and interrupt-safe (`safe`: the wait and the call in one interruptible region and one handler,
+ *   the shape of `RateLimit`'s queued call) — the floors of any limiter that parks its waiters as fibers;
  * - `RateLimit` with `concurrency: 100` (`limit(key)`), and with `rpm` and `tpm` too (`limit(key, { tokens })`).
  *
  * Run it from a bundle (tsx's keepNames wrappers cost ≈ 1.6×):
@@ -26,6 +29,7 @@ import * as cockatiel from "cockatiel"
 import * as Effect from "effect/Effect"
 import * as os from "node:os"
 import * as RateLimit from "../src/RateLimit.js"
+import { bareQueue, safeQueue, smallestQueue } from "./fiberQueue.js"
 import { call, effectCall, KEY } from "./noop.js"
 
 const CALLERS = 1_000
@@ -59,47 +63,31 @@ const promises = (body: () => Promise<unknown>) => async (): Promise<void> => {
   await Promise.all(Array.from({ length: CALLERS }, caller))
 }
 
-/** The smallest strict-FIFO permit queue with waiters parked in `Effect.async` (no maxWait, no windows). */
-const minimalQueue = (permits: number) => {
-  let free = permits
-  const waiters: Array<(effect: Effect.Effect<void>) => void> = []
-  let head = 0
-  const release = Effect.sync(() => {
-    if (head < waiters.length) {
-      const resume = waiters[head]
-      waiters[head++] = undefined as never
-      if (head === waiters.length) {
-        waiters.length = 0
-        head = 0
-      }
-      resume?.(Effect.void)
-    } else {
-      free++
-    }
-  })
-  const acquire = Effect.suspend(() => {
-    if (free > 0 && head === waiters.length) {
-      free--
-      return Effect.void
-    }
-    return Effect.async<void>((resume) => {
-      waiters.push(resume)
-    })
-  })
-  return <A, E>(effect: Effect.Effect<A, E>) => Effect.flatMap(acquire, () => Effect.ensuring(effect, release))
-}
-
 const main = async () => {
   const limiter = await Effect.runPromise(RateLimit.make({ limits: { concurrency: PERMITS } }))
   const limiterFull = await Effect.runPromise(
     RateLimit.make({ limits: { concurrency: PERMITS, rpm: 1e9, tpm: 1e12 } })
   )
   const bulkhead = cockatiel.bulkhead(PERMITS, Infinity)
-  const queue = minimalQueue(PERMITS)
+  const queue = smallestQueue(PERMITS)
+  const bare = bareQueue(PERMITS)
+  const safe = safeQueue(PERMITS)
+  const hop = Effect.async<void>((resume) => queueMicrotask(() => resume(Effect.void)))
   const all: ReadonlyArray<{ readonly id: string; readonly label: string; readonly run: () => Promise<void> }> = [
     { id: "cockatiel", label: `cockatiel bulkhead(${PERMITS}, Infinity)`, run: promises(() => bulkhead.execute(call)) },
     { id: "floor", label: "Effect.promise, no limit", run: fibers(effectCall) },
+    {
+      id: "hop",
+      label: "Effect.promise after one Effect.async hop",
+      run: fibers(() => Effect.zipRight(hop, effectCall()))
+    },
+    { id: "bare", label: `bare Effect.async FIFO, ${PERMITS} permits`, run: fibers(() => bare(effectCall())) },
     { id: "minimal", label: `minimal Effect.async FIFO, ${PERMITS} permits`, run: fibers(() => queue(effectCall())) },
+    {
+      id: "safe",
+      label: `interrupt-safe Effect.async FIFO, ${PERMITS} permits`,
+      run: fibers(() => safe(effectCall()))
+    },
     { id: "limiter", label: `RateLimit concurrency ${PERMITS}`, run: fibers(() => limiter.limit(KEY)(effectCall())) },
     {
       id: "limiter-full",
