@@ -300,6 +300,9 @@ export class ModelMetrics {
   private readonly requests = new Map<RequestOutcome, Map<string, Counter>>()
   private readonly attempts = new Map<RequestOutcome, Counter>()
   private readonly fallbacksTo = new Map<string, Counter>()
+  private lastRequest:
+    | { readonly outcome: RequestOutcome; readonly primary: string; readonly counter: Counter }
+    | undefined = undefined
 
   constructor(readonly system: string, readonly model: string) {
     this.labels = [MetricLabel.make(attr.system, system), MetricLabel.make(attr.requestModel, model)]
@@ -332,8 +335,16 @@ export class ModelMetrics {
     this.tokenUsageOutput = tag(genAiTokenUsageKey, [...genAi, MetricLabel.make(attr.tokenType, "output")])
   }
 
-  /** `llm.requests{outcome, llm.primary}`. */
+  /** `llm.requests{outcome, llm.primary}`; the last one asked for is kept at hand (mostly the same every request). */
   request(outcome: RequestOutcome, primary: string): Counter {
+    const last = this.lastRequest
+    if (last !== undefined && last.outcome === outcome && last.primary === primary) return last.counter
+    const counter = this.requestSeries(outcome, primary)
+    this.lastRequest = { outcome, primary, counter }
+    return counter
+  }
+
+  private requestSeries(outcome: RequestOutcome, primary: string): Counter {
     let byPrimary = this.requests.get(outcome)
     if (byPrimary === undefined) {
       byPrimary = new Map()

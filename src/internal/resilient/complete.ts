@@ -14,6 +14,7 @@ import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as DefaultServices from "effect/DefaultServices"
 import * as Effect from "effect/Effect"
+import * as Effectable from "effect/Effectable"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import * as RuntimeFlags from "effect/RuntimeFlags"
@@ -27,7 +28,16 @@ import type { Client } from "./client.js"
 import { completionShape } from "./completion.js"
 import { type LadderError, runLadder } from "./engine.js"
 import { reportNow, reportRequest } from "./event.js"
-import { firstAttempt, firstOf, fusedAttempt, noAttempts, type Served, servedFirst, type Then } from "./fastPath.js"
+import {
+  type First,
+  firstAttempt,
+  firstOf,
+  fusedAttempt,
+  noAttempts,
+  type Served,
+  servedFirst,
+  type Then
+} from "./fastPath.js"
 import { checkCallOptions } from "./options.js"
 import type { Step } from "./plan.js"
 import { withRecovery } from "./recovery.js"
@@ -115,17 +125,30 @@ export const makeComplete = (client: Client): Service["complete"] => {
     finish(input, started, Effect.flatMap(validateRequest(input), (request) => answer(started, request)))
 
   /**
-   * A fused request's endings ({@link Then}), as one object per request. `restore`: the caller's interruptibility,
-   * given back inside the request's uninterruptible region.
+   * A fused request: the region's first step (an effect whose `commit` admits and runs the attempt) and its endings
+   * ({@link Then}), as one object per request. `restore`: the caller's interruptibility, given back inside the
+   * request's uninterruptible region.
    */
-  class Ending implements Then<ResilientResult, LadderError> {
+  class FusedRequest extends Effectable.Class<ResilientResult, LadderError>
+    implements Then<ResilientResult, LadderError>
+  {
     constructor(
       readonly restore: Restore,
       readonly input: CompletionRequestInput,
       readonly started: Started,
       readonly request: CompletionRequest,
+      readonly first: First,
       readonly fiber: Fiber.RuntimeFiber<ResilientResult, LadderError>
-    ) {}
+    ) {
+      super()
+    }
+    commit(): Effect.Effect<ResilientResult, LadderError> {
+      const { first, started } = this
+      const { context } = started
+      // The request's start is the attempt's: read microseconds apart, they are one clock read on this route.
+      return fusedAttempt(client, first, context, started.start.startedAt, this)
+        ?? this.restore(finish(this.input, started, firstAttempt(shape, first, context, () => this.ladder())))
+    }
     ladder() {
       return ladder(this.started, this.request)()
     }
@@ -146,18 +169,12 @@ export const makeComplete = (client: Client): Service["complete"] => {
   ): Effect.Effect<ResilientResult, LadderError> => {
     const request = decodedNow(input)
     if (request === undefined) return validated(input, started)
-    const { context } = started
-    const first = firstOf(client, started.steps[0]!, request, context)
+    const first = firstOf(client, started.steps[0]!, request, started.context)
     if (first === undefined) return finish(input, started, ladder(started, request)())
     // `uninterruptibleMask`, with the fiber's interruptibility read here rather than in the mask (two closures and
-    // one call fewer per request): the region's steps run from its first operation, after the flags changed.
-    const restore = interruptible ? Effect.interruptible : keep
-    const region = Effect.suspend(() => {
-      const then = new Ending(restore, input, started, request, fiber)
-      // The request's start is the attempt's: read microseconds apart, they are one clock read on this route.
-      return fusedAttempt(client, first, context, started.start.startedAt, then)
-        ?? restore(finish(input, started, firstAttempt(shape, first, context, () => then.ladder())))
-    })
+    // one call fewer per request): the region's steps run from its first operation (`commit`), after the flags
+    // changed.
+    const region = new FusedRequest(interruptible ? Effect.interruptible : keep, input, started, request, first, fiber)
     return interruptible ? Effect.uninterruptible(region) : region
   }
 

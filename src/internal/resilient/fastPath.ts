@@ -104,6 +104,8 @@ export interface Lane {
   readonly limiterKey: string
   /** What preflight checks the prompt against. */
   readonly limits: StepLimits
+  /** `llm.attempts{outcome: success}` of the step: what an answered attempt records without a span. */
+  readonly answered: metrics.Series
 }
 
 /** The lanes of an {@link eligible} tier, by model. Its breakers are the client's, made already. @internal */
@@ -123,7 +125,8 @@ export const lanesOf = (client: Client, tier: BuiltTier): ReadonlyMap<string, La
       budgetKey: targetKey(target),
       limiter: fusedOf(client.limiter),
       limiterKey: callKeyOf(tier.provider, model),
-      limits: limitsOf({ tier, model })
+      limits: limitsOf({ tier, model }),
+      answered: metrics.forLabel(labelOf(tier, model)).attempt("success")
     }
     return [model, lane]
   }))
@@ -200,7 +203,7 @@ export const firstAttempt = (
       {
         onSuccess: (value) => {
           // The attempt's metric, as `recordAttempt` records an answer without a span.
-          observability.countAttempt(first.step.label, "success")
+          metrics.update(first.lane.answered, 1)
           return Effect.succeed(servedFirst(first.step, value))
         },
         onFailure: (cause) => failedWith(first, cause, startedAt, context, ladder)
@@ -314,7 +317,7 @@ const fusedCall = <A, E>(
       // The attempt's end, and the request's: one clock read.
       const endedAt = context.clock.unsafeCurrentTimeMillis()
       const after = settleBoth(limiter, admission, breaker, ticket, admittedAt, Exit.succeed(value), endedAt)
-      observability.countAttempt(step.label, "success")
+      metrics.update(first.lane.answered, 1)
       return after === undefined
         ? then.served(step, value, endedAt)
         : Effect.zipRight(after, Effect.suspend(() => then.served(step, value, endedAt)))
