@@ -81,8 +81,9 @@ describe("validateRequest", () => {
       }),
       { numRuns: 2_000 }
     )
-    // The generator reaches the hand-checked shape often enough for the comparison to mean something.
-    expect(common).toBeGreaterThan(20)
+    // The generator reaches the hand-checked shape often enough for the comparison to mean something. (About 30 of
+    // the 2,000 runs on average, 17 seen; a bound of 20 failed now and then.)
+    expect(common).toBeGreaterThan(5)
   })
 
   it("leaves symbol and non-enumerable keys to the decoder", () => {

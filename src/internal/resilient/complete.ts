@@ -194,7 +194,7 @@ export const makeComplete = (client: Client): Service["complete"] => {
         )
     )
 
-  // Effect 3 spans cost ~25 µs each (the parent span is provided through the context). Effect's built-in tracer
+  // Effect 3 spans cost ≈ 9 µs each (the parent span is provided through the context). Effect's built-in tracer
   // exports nothing, so under it the spans are skipped; any other tracer (@effect/opentelemetry, a test tracer)
   // gets the request span and one child per ladder step.
   // The clock of the last services seen: a fiber's services change rarely, and a lookup costs two map reads.
