@@ -8,9 +8,11 @@
  * - the retrier's budget deposit and first attempt (its attempt timeout or deadline, if any) are the retrier's own
  *   stages (`stagesOf` in ../retry.ts), which `retry` itself runs as `deposit; catchAll(first, retriesAfter)`;
  * - the request it sends is the ladder's: `withConnectTimeout`, `withModel`, and preflight's clamp (./preflight.ts);
- * - the attempt metric is `recordAttempt` with the exit the ladder's `instrumentStep` would see (./event.ts);
+ * - the attempt metric is what `recordAttempt` records for the exit the ladder's `instrumentStep` would see
+ *   (./event.ts): on an answer, the lane's `llm.attempts{outcome: success}` series, the one `recordAttempt` updates;
  * - the served value is the `Fallback.Served` the chain returns for its first step (tier 1, no attempts before it),
- *   which `complete` turns into a result, remembers and reports exactly as it does the ladder's (./complete.ts).
+ *   which `complete` turns into a result, remembers and reports exactly as it does the ladder's (./complete.ts; the
+ *   fused route builds that result from the same arguments without the served value in between).
  *
  * Where the limiter's and the breaker's admissions are synchronous steps as they stand — the breaker Closed with no
  * hang due, MetricsOnly or Disabled (`admitsNow` in ../circuitBreaker.ts); the limiter one this library made, the
