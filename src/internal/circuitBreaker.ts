@@ -1,6 +1,4 @@
-import * as Cause from "effect/Cause"
 import type * as Clock from "effect/Clock"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
 import { dual } from "effect/Function"
@@ -10,9 +8,11 @@ import * as PubSub from "effect/PubSub"
 import * as Ref from "effect/Ref"
 import * as Stream from "effect/Stream"
 import type * as Api from "../CircuitBreaker.js"
-import { CircuitOpen, type InvalidOptions } from "../LlmError.js"
+import { type CircuitOpen, type InvalidOptions } from "../LlmError.js"
 import * as machine from "./circuitBreakerMachine.js"
 import * as options from "./circuitBreakerOptions.js"
+import { classifyExit, rejection } from "./circuitBreakerOutcome.js"
+import { fromSnapshot, toSnapshot } from "./circuitBreakerSnapshot.js"
 import { logLine } from "./logLine.js"
 
 /** @internal */
@@ -43,44 +43,6 @@ const logTransition = (change: Api.StateChange): Effect.Effect<void> =>
     to: change.to,
     reason: change.reason
   })
-
-const toSnapshot = (key: string, m: machine.Machine, now: number): Api.Snapshot => {
-  const calls = m.count
-  const remaining = machine.remaining(m, now)
-  return {
-    key,
-    state: m.state,
-    since: m.lastChangeAt,
-    at: now,
-    generation: m.generation,
-    calls,
-    failureRate: calls === 0 ? 0 : m.weightSum / calls / 10,
-    slowCallRate: calls === 0 ? 0 : (m.slowFixed * 100) / calls,
-    consecutiveFailures: m.streak / 1000,
-    remainingMs: remaining === Infinity ? null : remaining,
-    openedAt: m.openedAt,
-    openUntil: m.openUntil,
-    reopens: m.reopens,
-    probesInFlight: m.inFlight,
-    probeSuccesses: m.successes,
-    baselineMs: m.baselineMs,
-    baselineSamples: m.baselineSamples
-  }
-}
-
-const fromSnapshot = (snapshot: Api.Snapshot): machine.Machine => {
-  const m = new machine.Machine()
-  // Permits and window contents belong to the process that saved them; a restored HalfOpen starts with every
-  // permit free, so the next call probes at once.
-  m.state = snapshot.state
-  m.openedAt = snapshot.openedAt
-  m.openUntil = snapshot.openUntil
-  m.reopens = snapshot.reopens
-  m.baselineMs = snapshot.baselineMs
-  m.baselineSamples = snapshot.baselineSamples
-  m.lastChangeAt = snapshot.since
-  return m
-}
 
 // Machine steps report transitions into one shared array. A step runs synchronously inside `Ref.modify`, so no other
 // fiber can interleave between `begin` and `settled`, and the common step (no transition) allocates nothing.
@@ -247,80 +209,6 @@ export class BreakerImpl implements Api.CircuitBreaker {
 
   get events(): Stream.Stream<Api.StateChange> {
     return Stream.filter(Stream.fromPubSub(this.shared.hub), (change) => change.key === this.key)
-  }
-}
-
-interface Outcome {
-  readonly verdict: machine.Verdict
-  readonly milli: number
-  readonly retryAfterMs: number | undefined
-}
-
-// Shared records for the outcomes that carry no data: the success path allocates nothing for its verdict.
-const succeeded: Outcome = { verdict: machine.SUCCESS, milli: 0, retryAfterMs: undefined }
-const ignored: Outcome = { verdict: machine.IGNORED, milli: 0, retryAfterMs: undefined }
-
-const failed = (
-  verdict: machine.Verdict,
-  milli: number,
-  retryAfter: Duration.Duration | undefined
-): Outcome => ({
-  verdict,
-  milli,
-  retryAfterMs: retryAfter === undefined ? undefined : Duration.toMillis(retryAfter)
-})
-
-/** Classifies an exit. User code (ignore, classify) runs inside a finalizer, so a throw there must not escape. */
-const classifyExit = (shared: Shared, exit: Exit.Exit<unknown, unknown>): Outcome => {
-  if (exit._tag === "Success") return succeeded
-  const { classify, config, ignore } = shared
-  const failure = Cause.failureOption(exit.cause)
-  if (Option.isNone(failure)) {
-    // Interruption is the caller's doing; a defect says as much about the dependency as a hard failure does.
-    return Cause.isInterruptedOnly(exit.cause) ? ignored : failed(machine.FAILURE, config.hardMilli, undefined)
-  }
-  try {
-    if (ignore(failure.value)) return ignored
-    const classification = classify(failure.value)
-    switch (classification.kind) {
-      case "success":
-        return succeeded
-      case "ignored":
-        return ignored
-      case "fatal":
-        return failed(machine.FATAL, 0, classification.retryAfter)
-      case "hard":
-        return failed(machine.FAILURE, config.hardMilli, classification.retryAfter)
-      case "soft":
-        return failed(machine.FAILURE, config.softMilli, classification.retryAfter)
-      case "degraded":
-        return failed(machine.FAILURE, config.degradedMilli, classification.retryAfter)
-    }
-  } catch {
-    return failed(machine.FAILURE, config.hardMilli, undefined)
-  }
-}
-
-const canSetStackTraceLimit = ((): boolean => {
-  const descriptor = Object.getOwnPropertyDescriptor(Error, "stackTraceLimit")
-  return descriptor === undefined
-    ? Object.isExtensible(Error)
-    : descriptor.writable === true || descriptor.set !== undefined
-})()
-
-/**
- * Rejection is the hot path of an outage. Its fields are valid by construction (so no schema validation), and its
- * stack would only ever point here (so none is captured: that is most of an Error's cost).
- */
-const rejection = (key: string, waitMs: number): CircuitOpen => {
-  const remaining = waitMs === Infinity ? Duration.infinity : Duration.millis(waitMs)
-  if (!canSetStackTraceLimit) return new CircuitOpen({ key, remaining }, { disableValidation: true })
-  const limit = Error.stackTraceLimit
-  Error.stackTraceLimit = 0
-  try {
-    return new CircuitOpen({ key, remaining }, { disableValidation: true })
-  } finally {
-    Error.stackTraceLimit = limit
   }
 }
 
