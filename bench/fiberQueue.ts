@@ -15,12 +15,15 @@ import * as Effect from "effect/Effect"
 
 type Resume = (effect: Effect.Effect<void>) => void
 
-/** `ensuring` around the call; the wait outside it. */
-export const smallestQueue = (permits: number) => {
+/**
+ * The permit counter and FIFO of resumes both unsafe queues share: `acquire` takes a permit or parks the fiber;
+ * `release` hands the permit to the oldest waiter, or frees it.
+ */
+const fifo = (permits: number) => {
   let free = permits
   const waiters: Array<Resume | undefined> = []
   let head = 0
-  const release = Effect.sync(() => {
+  const release = (): void => {
     if (head < waiters.length) {
       const resume = waiters[head]
       waiters[head++] = undefined
@@ -32,38 +35,6 @@ export const smallestQueue = (permits: number) => {
     } else {
       free++
     }
-  })
-  const acquire = Effect.suspend(() => {
-    if (free > 0 && head === waiters.length) {
-      free--
-      return Effect.void
-    }
-    return Effect.async<void>((resume) => {
-      waiters.push(resume)
-    })
-  })
-  return <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
-    Effect.flatMap(acquire, () => Effect.ensuring(effect, release))
-}
-
-/** No region: the permit comes back when the call succeeds. */
-export const bareQueue = (permits: number) => {
-  let free = permits
-  const waiters: Array<Resume | undefined> = []
-  let head = 0
-  const release = <A>(value: A): A => {
-    if (head < waiters.length) {
-      const resume = waiters[head]
-      waiters[head++] = undefined
-      if (head === waiters.length) {
-        waiters.length = 0
-        head = 0
-      }
-      resume?.(Effect.void)
-    } else {
-      free++
-    }
-    return value
   }
   const acquire = Effect.suspend(() => {
     if (free > 0 && head === waiters.length) {
@@ -74,8 +45,26 @@ export const bareQueue = (permits: number) => {
       waiters.push(resume)
     })
   })
+  return { acquire, release }
+}
+
+/** `ensuring` around the call; the wait outside it. */
+export const smallestQueue = (permits: number) => {
+  const { acquire, release } = fifo(permits)
+  const released = Effect.sync(release)
   return <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
-    Effect.flatMap(acquire, () => Effect.map(effect, release))
+    Effect.flatMap(acquire, () => Effect.ensuring(effect, released))
+}
+
+/** No region: the permit comes back when the call succeeds. */
+export const bareQueue = (permits: number) => {
+  const { acquire, release } = fifo(permits)
+  const releasing = <A>(value: A): A => {
+    release()
+    return value
+  }
+  return <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
+    Effect.flatMap(acquire, () => Effect.map(effect, releasing))
 }
 
 class Waiter {

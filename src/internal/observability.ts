@@ -257,10 +257,6 @@ export const attemptOutcome = (
   return failure._tag === "Some" ? classOf(failure.value) : Cause.isInterruptedOnly(exit.cause) ? undefined : "hard"
 }
 
-/** @internal One more `llm.attempts{outcome}` of `label`: all an attempt records without a span or a quality score. */
-export const countAttempt = (label: string, outcome: metrics.RequestOutcome): void =>
-  metrics.update(metrics.forLabel(label).attempt(outcome), 1)
-
 /** @internal Records one ladder step: `llm.attempts` and the span's outcome. */
 export const recordAttempt = (
   span: Tracer.Span | undefined,
@@ -273,7 +269,7 @@ export const recordAttempt = (
     span?.attribute("llm.outcome", "interrupted")
     return
   }
-  countAttempt(label, outcome)
+  metrics.update(metrics.forLabel(label).attempt(outcome), 1)
   span?.attribute("llm.outcome", outcome)
   if (Exit.isFailure(exit)) {
     const failure = Cause.failureOption(exit.cause)
